@@ -1,0 +1,231 @@
+"""Task detection: many spellings of "answer in JSON" (DESIGN.md §5), JSON as a topic, code requests."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tsglab.errors import SpecError
+from tsglab.policy.detect import detect_task, normalize
+
+# --------------------------------------------------------------------------------------------------
+# normalize
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("ＪＳＯＮ", "json"),
+        ("Return  JSON\n\tNOW", "return json now"),
+        ("｛＂ａ＂：１｝", '{"a":1}'),
+        ("只输出ＪＳＯＮ。", "只输出json。"),
+        ("  \u3000Straße  ", "strasse"),
+        ("ｆｕｌｌ－ｗｉｄｔｈ？", "full-width?"),
+        ("", ""),
+    ],
+)
+def test_normalize_folds_width_case_and_space(text, expected):
+    assert normalize(text) == expected
+
+
+@given(st.text(max_size=200))
+@settings(max_examples=200, deadline=None)
+def test_normalize_is_idempotent_and_has_no_whitespace_runs(text):
+    once = normalize(text)
+    assert normalize(once) == once
+    assert "  " not in once and "\n" not in once
+    assert once == once.strip()
+
+
+def test_normalize_rejects_non_str():
+    with pytest.raises(SpecError, match=r"`text` must be a str; got NoneType"):
+        normalize(None)
+
+
+# --------------------------------------------------------------------------------------------------
+# JSON: positives (the paper's code missed "只输出JSON")
+
+JSON_REQUESTS = [
+    "Return JSON",
+    "return json",
+    "RETURN JSON",
+    "respond in JSON only",
+    "Respond ONLY with JSON",
+    "Output a JSON object",
+    "answer in json format",
+    "JSON only, no prose",
+    "as json",
+    "in JSON:",
+    "give me a json",
+    "format: json",
+    "output: JSON",
+    "FORMAT：JSON",
+    "只输出JSON",
+    "只输出 json",
+    "只输出ＪＳＯＮ",
+    "请用JSON格式输出",
+    "以 JSON 返回",
+    "输出为json",
+    "返回json对象",
+    "用json回答",
+    "JSON格式",
+    "仅返回 JSON",
+    "给出JSON",
+    "用JSON格式回答下面的问题：地球有几个卫星？",
+    "ＪＳＯＮ",
+    "Return ＪＳＯＮ",
+    "ｒｅｓｐｏｎｄ ｉｎ ｊｓｏｎ",
+    'Reply with {"name": ..., "age": ...}',
+    "Reply with {'name': ..., 'age': ...}",
+    "回复格式：｛＂name＂： …｝",
+    "请按如下格式回复：｛“名字”：…，“年龄”：…｝",
+    "json\n",
+    "List three colors.\njson\n",
+    "List three colors. JSON.",
+    "Summarize the article below. JSON",
+    "Convert this CSV to JSON: a,b\n1,2",
+    "List three fruits in JSON",
+    "Please provide your answer in JSON format.",
+    "Return the result as valid JSON.",
+    "Respond in the following JSON format: {}",
+    "Give the answer as a JSON array",
+    "Use JSON for the answer.",
+    "JSON, please",
+    "Write JSON describing a cat",
+    "Produce strict JSON",
+    "Answer with JSON: what is 2+2?",
+    "What are the planets? Answer in JSON.",
+    "Respond  \n  in\tJSON",
+    "Respond using JSON-formatted output.",
+    "Write a Python function that parses logs. Return JSON only.",
+]
+
+
+@pytest.mark.parametrize("text", JSON_REQUESTS)
+def test_json_output_requests_are_json(text):
+    assert detect_task(text) == "json"
+
+
+def test_there_are_at_least_forty_json_spellings():
+    assert len(set(JSON_REQUESTS)) >= 40
+
+
+# --------------------------------------------------------------------------------------------------
+# JSON as a topic, not as the output format
+
+JSON_TOPICS = [
+    "What is JSON?",
+    "Explain the difference between JSON and XML",
+    "Why is JSONP insecure?",
+    "jsonschema is a library; explain what it does",
+    "Tell me about Jason",
+    "How do I return JSON from a Flask view?",
+    "Write a JSON parser in C",
+    "Describe the history of the JSON format.",
+    "什么是JSON格式？",
+    "用JSON存储数据有什么好处？",
+    "JSON和XML有什么区别？",
+    "Is YAML better than JSON for config files?",
+    "Who created JSON?",
+    "Open settings.json and explain each field.",
+    "Explain nested objects in JSON.",
+    "What does JSON stand for?",
+    "Is JSON a subset of JavaScript?",
+    "What are the best ways to store dates in JSON format?",
+    "Tell me about JSON-LD",
+    "The JSONL format stores one record per line; why?",
+]
+
+
+@pytest.mark.parametrize("text", JSON_TOPICS)
+def test_json_as_topic_is_not_json(text):
+    assert detect_task(text) != "json"
+
+
+def test_schema_makes_any_request_json():
+    assert detect_task("Tell me about Jason", has_schema=True) == "json"
+    assert detect_task("", has_schema=True) == "json"
+
+
+def test_example_object_needs_a_directive():
+    assert detect_task('Reply with {"city": "…"}') == "json"
+    assert detect_task('The dict {"a": 1} has one key; why is it hashable?') == "general"
+
+
+def test_dict_literal_inside_a_code_request_stays_code():
+    assert detect_task('Write a Python function that returns {"a": 1} for empty input') == "code"
+
+
+# --------------------------------------------------------------------------------------------------
+# Code
+
+CODE_REQUESTS = [
+    "Write a Python function to reverse a list",
+    "write a bash script that backs up /home",
+    "Write a SQL query for the top customers",
+    "Create a JavaScript class for a stack",
+    "write a js snippet that debounces input",
+    "write me a small program that prints primes",
+    "Implement quicksort",
+    "def foo(x):\n    return x\nwhat is wrong?",
+    "```\nprint(1)\n```\nwhy does this print 1?",
+    "Give me a regex that matches email addresses",
+    "a regular expression to validate dates",
+    "写一个函数计算斐波那契数列",
+    "编写代码读取文件",
+    "用Python实现二分查找",
+    "用 python 实现二分查找",
+    "SQL 查询：找出工资最高的员工",
+    "Ｗｒｉｔｅ ａ ｐｙｔｈｏｎ ｆｕｎｃｔｉｏｎ",
+    "SELECT * FROM users WHERE id = 1; why is it slow?",
+]
+
+
+@pytest.mark.parametrize("text", CODE_REQUESTS)
+def test_code_requests_are_code(text):
+    assert detect_task(text) == "code"
+
+
+GENERAL_REQUESTS = [
+    "Explain what a function is in mathematics",
+    "Write a short story about a Python programmer",
+    "Write a poem about a function",
+    "写一篇关于算法的文章",
+    "写一篇关于人类的文章",
+    "Select the best option from the list",
+    "Give me the test results summary",
+    "What is a class in sociology?",
+    "What is the capital of France?",
+    "用三句话介绍长城",
+    "",
+]
+
+
+@pytest.mark.parametrize("text", GENERAL_REQUESTS)
+def test_general_requests_are_general(text):
+    assert detect_task(text) == "general"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Write a Python function to reverse a list. Return JSON.",
+        "用Python实现二分查找，只输出JSON",
+        "```\nx = 1\n```\nRespond in JSON only",
+    ],
+)
+def test_json_wins_over_code(text):
+    assert detect_task(text) == "json"
+
+
+def test_detect_task_rejects_non_str():
+    with pytest.raises(SpecError, match=r"`text` must be a str; got bytes"):
+        detect_task(b"Return JSON")
+
+
+@given(st.text(max_size=300))
+@settings(max_examples=300, deadline=None)
+def test_detect_task_always_returns_a_label(text):
+    assert detect_task(text) in ("json", "code", "general")
+    assert detect_task(text, has_schema=True) == "json"

@@ -1,0 +1,50 @@
+"""tsglab — a research workbench for LLM routing experiments.
+
+Importing tsglab is cheap: heavy and optional dependencies load where they are used.
+"""
+
+from __future__ import annotations
+
+from tsglab._version import __version__
+from tsglab.api import report, run
+from tsglab.errors import (
+    BackendError,
+    BackendTimeout,
+    DegenerateStatisticWarning,
+    MissingDependencyError,
+    ModelNotInstalledError,
+    RunError,
+    SpecError,
+    SuiteError,
+    TsglabError,
+    TsglabWarning,
+)
+from tsglab.policy.config import PolicyConfig
+from tsglab.spec import ExperimentSpec, load_spec
+
+__all__ = [
+    "BackendError",
+    "BackendTimeout",
+    "DegenerateStatisticWarning",
+    "ExperimentSpec",
+    "MissingDependencyError",
+    "ModelNotInstalledError",
+    "PolicyConfig",
+    "RunError",
+    "SpecError",
+    "SuiteError",
+    "TsglabError",
+    "TsglabWarning",
+    "__version__",
+    "load_ipython_extension",
+    "load_spec",
+    "report",
+    "run",
+]
+
+
+def load_ipython_extension(ipython) -> None:
+    """``%load_ext tsglab`` registers the ``%tsg`` magic."""
+    from tsglab.jupyter.magics import load_ipython_extension as _load
+
+    _load(ipython)

@@ -1,0 +1,3 @@
+from tsglab.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,50 @@
+"""The one API behind the command line, the ``%tsg`` magics and the notebooks."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tsglab.spec import ExperimentSpec, load_spec
+
+if TYPE_CHECKING:  # the runner and the report pull in pandas and the suite: import them when used
+    from tsglab.load.runner import RunResult
+    from tsglab.report import RunReport
+
+
+def run(
+    spec: str | os.PathLike | ExperimentSpec,
+    *,
+    runs_dir: str | os.PathLike = "runs",
+    run_id: str | None = None,
+    resume: str | os.PathLike | None = None,
+    overrides: dict[str, Any] | None = None,
+    progress: bool = True,
+) -> RunResult:
+    """Run an experiment spec (a YAML path or an :class:`ExperimentSpec`); returns where it landed.
+
+    ``overrides`` are dotted keys applied to the YAML (``{"prompts.limit": 20}``).
+    ``resume`` continues an incomplete run directory without repeating finished requests.
+    """
+    from tsglab.load.runner import run_experiment
+
+    if not isinstance(spec, ExperimentSpec):
+        spec = load_spec(spec, overrides)
+    elif overrides:
+        raise ValueError("overrides apply to a YAML spec path; edit the ExperimentSpec directly instead.")
+    return run_experiment(spec, runs_dir=runs_dir, run_id=run_id, resume=resume, progress=progress)
+
+
+def report(
+    run_dir: str | os.PathLike,
+    *,
+    vs: str | os.PathLike | None = None,
+    baseline_arm: str = "baseline",
+    gateway_arm: str | None = None,
+    write: bool = True,
+) -> RunReport:
+    """Build (and by default write under ``tables/``) the report of a run."""
+    from tsglab.report import build_report
+
+    return build_report(Path(run_dir), vs=vs, baseline_arm=baseline_arm, gateway_arm=gateway_arm, write=write)

@@ -1,0 +1,57 @@
+"""The one interface every serving backend implements."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+
+@dataclass(frozen=True)
+class Message:
+    role: str
+    content: str
+
+
+@dataclass(frozen=True)
+class CompletionRequest:
+    """What a backend is asked to do. ``json_schema`` set means: constrain decoding to that schema."""
+
+    messages: tuple[Message, ...]
+    max_tokens: int
+    json_schema: dict | None = None
+    timeout_s: float | None = None
+    temperature: float = 0.0
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A finished generation with server-side (or in-process) durations in milliseconds.
+
+    ``prompt_eval_ms`` is the time to process the prompt (time to first token for streaming
+    backends), ``eval_ms`` the generation time after it; ``load_ms`` > 0 marks a cold start.
+    """
+
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    prompt_eval_ms: float
+    eval_ms: float
+    total_ms: float
+    ttft_ms: float = math.nan
+    load_ms: float = 0.0
+    finish_reason: str = "stop"
+    model: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+@runtime_checkable
+class Backend(Protocol):
+    name: str
+
+    def complete(self, request: CompletionRequest) -> Completion:
+        """Run one completion; raise :class:`~tsglab.errors.BackendTimeout` past ``request.timeout_s``."""
+        ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,157 @@
+"""In-process llama.cpp backend (llama-cpp-python), the default: real inference with no server.
+
+Durations are measured here by streaming: ``prompt_eval_ms`` is the time to the first token (prompt
+processing plus one decode step), ``eval_ms`` the rest of the generation. Token counts come from
+llama.cpp's per-context counters, reset before each call. One model instance is shared per process
+and guarded by a lock (a llama.cpp context is not thread-safe).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+from tsglab.backends.base import Completion, CompletionRequest
+from tsglab.backends.models import MODELS, resolve_model
+from tsglab.errors import BackendError, BackendTimeout, MissingDependencyError
+
+_CACHE: dict[tuple, tuple] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def _import_llama_cpp():
+    try:
+        import llama_cpp
+    except ImportError as exc:
+        raise MissingDependencyError(
+            "the embedded backend needs llama-cpp-python: run `make setup` or "
+            "`pip install 'tsglab[embedded]'` (it builds from source, ~6 min on 2 cores)."
+        ) from exc
+    return llama_cpp
+
+
+def _load(path: Path, chat_format: str | None, n_ctx: int, n_threads: int):
+    """Load (once per process) a llama.cpp model; returns (llama, lock, load_ms of the first load)."""
+    key = (str(path), chat_format, n_ctx, n_threads)
+    with _CACHE_LOCK:
+        if key in _CACHE:
+            return _CACHE[key]
+        llama_cpp = _import_llama_cpp()
+        started = time.perf_counter_ns()
+        llama = llama_cpp.Llama(
+            model_path=str(path),
+            n_ctx=n_ctx,
+            n_threads=n_threads,
+            n_threads_batch=n_threads,
+            chat_format=chat_format,
+            seed=0,
+            verbose=False,
+        )
+        load_ms = (time.perf_counter_ns() - started) / 1e6
+        _CACHE[key] = (llama, threading.Lock(), load_ms)
+        return _CACHE[key]
+
+
+class EmbeddedBackend:
+    """A GGUF model run in-process by llama.cpp.
+
+    Parameters
+    ----------
+    model : a name from :data:`tsglab.backends.models.MODELS` (e.g. ``"smollm2-135m"``).
+    model_path : an explicit GGUF path instead of a named model.
+    chat_format : llama-cpp-python chat format; default: the model's (Gemma, a base model: ``"gemma"``).
+    n_ctx, n_threads : context length and CPU threads (default: all cores).
+    """
+
+    def __init__(
+        self,
+        model: str = "smollm2-135m",
+        *,
+        model_path: str | os.PathLike | None = None,
+        chat_format: str | None = None,
+        n_ctx: int = 2048,
+        n_threads: int | None = None,
+    ) -> None:
+        self.model = model
+        self.path = Path(model_path) if model_path else resolve_model(model)
+        if chat_format is None and model in MODELS:
+            chat_format = MODELS[model].chat_format
+        self.chat_format = chat_format
+        self.n_ctx = n_ctx
+        self.n_threads = n_threads or os.cpu_count() or 1
+        self.name = f"embedded:{model}"
+        self._cold = True
+
+    def warm_up(self) -> float:
+        """Load the model now; returns the load time in ms (0 when it was already loaded)."""
+        _, _, load_ms = _load(self.path, self.chat_format, self.n_ctx, self.n_threads)
+        first, self._cold = self._cold, False
+        return load_ms if first else 0.0
+
+    def complete(self, request: CompletionRequest) -> Completion:
+        llama, lock, load_ms = _load(self.path, self.chat_format, self.n_ctx, self.n_threads)
+        load_ms = load_ms if self._cold else 0.0
+        self._cold = False
+        llama_cpp = _import_llama_cpp()
+        kwargs: dict = {}
+        if request.json_schema is not None:
+            kwargs["response_format"] = {"type": "json_object", "schema": request.json_schema}
+        messages = [{"role": m.role, "content": m.content} for m in request.messages]
+        with lock:
+            started = time.perf_counter_ns()
+            first_token_ns = None
+            pieces: list[str] = []
+            finish_reason = "stop"
+            llama_cpp.llama_perf_context_reset(llama.ctx)
+            try:
+                stream = llama.create_chat_completion(
+                    messages=messages,
+                    max_tokens=request.max_tokens,
+                    temperature=request.temperature,
+                    seed=request.seed,
+                    stream=True,
+                    **kwargs,
+                )
+                for chunk in stream:
+                    choice = chunk["choices"][0]
+                    piece = choice.get("delta", {}).get("content") or ""
+                    if piece and first_token_ns is None:
+                        first_token_ns = time.perf_counter_ns()
+                    pieces.append(piece)
+                    if choice.get("finish_reason"):
+                        finish_reason = choice["finish_reason"]
+                    elapsed_s = (time.perf_counter_ns() - started) / 1e9
+                    if request.timeout_s is not None and elapsed_s > request.timeout_s:
+                        stream.close()
+                        raise BackendTimeout(
+                            f"{self.name}: no answer within {request.timeout_s:g} s",
+                            elapsed_ms=elapsed_s * 1e3,
+                        )
+            except BackendTimeout:
+                raise
+            except (RuntimeError, ValueError) as exc:
+                raise BackendError(f"{self.name}: llama.cpp failed: {exc}") from exc
+            ended = time.perf_counter_ns()
+            perf = llama_cpp.llama_perf_context(llama.ctx)
+            context_tokens = int(llama.n_tokens)
+        total_ms = (ended - started) / 1e6
+        ttft_ms = (first_token_ns - started) / 1e6 if first_token_ns is not None else total_ms
+        return Completion(
+            text="".join(pieces),
+            # llama.cpp reuses a cached prompt prefix: n_p_eval counts only the new prompt tokens
+            prompt_tokens=max(context_tokens - int(perf.n_eval), int(perf.n_p_eval)),
+            completion_tokens=int(perf.n_eval),
+            prompt_eval_ms=ttft_ms,
+            eval_ms=total_ms - ttft_ms,
+            total_ms=total_ms,
+            ttft_ms=ttft_ms,
+            load_ms=load_ms,
+            finish_reason=finish_reason,
+            model=self.model,
+            extra={"constrained": request.json_schema is not None, "prompt_tokens_evaluated": int(perf.n_p_eval)},
+        )
+
+    def close(self) -> None:
+        """Models stay cached for the process; nothing to release per backend object."""

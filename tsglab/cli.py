@@ -1,0 +1,86 @@
+"""``tsglab`` on the command line: run an experiment, report on runs, install models."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import yaml
+
+from tsglab.errors import TsglabError
+
+
+def _parse_set(pairs: list[str]) -> dict:
+    overrides = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise TsglabError(f"--set expects KEY=VALUE (e.g. --set prompts.limit=20); got {pair!r}.")
+        key, value = pair.split("=", 1)
+        overrides[key.strip()] = yaml.safe_load(value)
+    return overrides
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tsglab", description="LLM routing experiments with an auditable protocol.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run an experiment spec and record every request")
+    run.add_argument("spec", help="experiment spec (YAML), e.g. experiments/quickstart.yaml")
+    run.add_argument("--runs-dir", default="runs")
+    run.add_argument("--run-id", default=None)
+    run.add_argument("--resume", metavar="RUN_DIR", default=None, help="continue an incomplete run")
+    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a spec value, e.g. --set prompts.limit=20")
+    run.add_argument("--no-report", action="store_true", help="do not print the report at the end")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    rep = sub.add_parser("report", help="print and write the report of a run")
+    rep.add_argument("run", help="run directory, e.g. runs/quickstart-20261122-101500")
+    rep.add_argument("--vs", default=None, metavar="RUN", help="take the baseline from another run")
+    rep.add_argument("--baseline", default="baseline", help="baseline arm name (default: baseline)")
+    rep.add_argument("--gateway", default=None, help="gateway arm name (default: the first other arm)")
+
+    models = sub.add_parser("models", help="embedded models")
+    models.add_argument("action", choices=["install", "list"])
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from tsglab import api
+
+    try:
+        if args.command == "run":
+            result = api.run(args.spec, runs_dir=args.runs_dir, run_id=args.run_id, resume=args.resume,
+                             overrides=_parse_set(args.overrides), progress=not args.quiet)
+            print(f"run {result.run_id}: {result.status}, {result.n_events}/{result.n_planned} requests "
+                  f"in {result.run_dir}")
+            if not args.no_report:
+                print(api.report(result.run_dir))
+        elif args.command == "report":
+            print(api.report(args.run, vs=args.vs, baseline_arm=args.baseline, gateway_arm=args.gateway))
+        elif args.command == "models":
+            from tsglab.backends.models import MODELS, install_models, resolve_model
+
+            if args.action == "install":
+                for name, path in install_models().items():
+                    print(f"{name}: {path}")
+            else:
+                for name, info in MODELS.items():
+                    try:
+                        where = str(resolve_model(name))
+                    except TsglabError as exc:
+                        where = f"not installed — {exc}"
+                    print(f"{name}: {info.description}\n    {where}")
+    except TsglabError as exc:
+        print(f"tsglab: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("tsglab: interrupted; the run is marked incomplete — continue it with --resume RUN_DIR",
+              file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

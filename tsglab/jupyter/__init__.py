@@ -1,0 +1,1 @@
+"""Notebook integration: the ``%tsg`` magics."""

@@ -1,0 +1,103 @@
+"""The controlled executor: generate → check → one same-tier repair → bounded upgrades.
+
+A timeout ends the request as a right-censored observation (no repair: retrying a stalled server
+only hides the stall). Every attempt is recorded with its tier, tokens and durations, so cost can be
+summed over the whole cascade.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+
+from tsglab.errors import BackendError, BackendTimeout
+from tsglab.policy.checks import check_answer
+from tsglab.policy.config import TIERS, PolicyConfig, tier_index
+from tsglab.policy.ladder import TierLadder
+
+
+@dataclass(frozen=True)
+class Attempt:
+    tier: str
+    kind: str  # initial | repair | upgrade
+    model: str
+    prompt_tokens: int
+    completion_tokens: int
+    prompt_eval_ms: float
+    eval_ms: float
+    total_ms: float
+    ttft_ms: float
+    load_ms: float
+    finish_reason: str
+    check_ok: bool
+    check_reason: str
+    error_kind: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Execution:
+    text: str
+    attempts: tuple[Attempt, ...]
+    final_tier: str
+    upgrades: int
+    repaired: bool
+    ok: bool  # the final answer passed the executor's checks
+    json_ok: bool | None
+    refusal: bool
+    timed_out: bool
+    error_kind: str  # "" | timeout | backend_error
+    error: str
+
+
+def execute(
+    ladder: TierLadder,
+    config: PolicyConfig,
+    prompt: str,
+    *,
+    tier: str,
+    task: str,
+    json_schema: dict | None,
+    timeout_s: float | None,
+    seed: int = 0,
+) -> Execution:
+    """Run the cascade for one request starting at ``tier``; the baseline policy makes one attempt."""
+    attempts: list[Attempt] = []
+    started = time.perf_counter()
+    current, kind = tier, "initial"
+    upgrades, repaired = 0, False
+    repair_of: tuple[str, str] | None = None
+    text = ""
+    while True:
+        remaining = None if timeout_s is None else max(timeout_s - (time.perf_counter() - started), 1e-3)
+        try:
+            completion = ladder.generate(current, prompt, task=task, json_schema=json_schema,
+                                         timeout_s=remaining, repair_of=repair_of, seed=seed)
+        except BackendError as exc:
+            elapsed_ms = getattr(exc, "elapsed_ms", (time.perf_counter() - started) * 1e3)
+            attempts.append(Attempt(current, kind, ladder.specs[current].model, 0, 0, 0.0, 0.0, elapsed_ms,
+                                    float("nan"), 0.0, exc.error_kind, False, exc.error_kind, exc.error_kind))
+            return Execution(text, tuple(attempts), current, upgrades, repaired, False, None, False,
+                             isinstance(exc, BackendTimeout), exc.error_kind, str(exc))
+        text = completion.text
+        verdict = check_answer(text, task=task, json_schema=json_schema, config=config)
+        attempts.append(Attempt(current, kind, completion.model, completion.prompt_tokens,
+                                completion.completion_tokens, completion.prompt_eval_ms, completion.eval_ms,
+                                completion.total_ms, completion.ttft_ms, completion.load_ms,
+                                completion.finish_reason, verdict.ok, verdict.reason))
+        final = Execution(text, tuple(attempts), current, upgrades, repaired, verdict.ok, verdict.json_ok,
+                          verdict.refusal, False, "", "")
+        if verdict.ok or config.kind == "baseline":
+            return final
+        if config.same_tier_repair and not repaired:
+            repaired, kind = True, "repair"
+            repair_of = (text, verdict.detail or verdict.reason)
+            continue
+        if upgrades < config.max_upgrades and tier_index(current) < len(TIERS) - 1:
+            current, kind = TIERS[tier_index(current) + 1], "upgrade"
+            upgrades += 1
+            repair_of = None
+            continue
+        return final

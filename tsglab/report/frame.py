@@ -1,0 +1,54 @@
+"""Events → one flat DataFrame row per request (the input of every report table)."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from tsglab.errors import RunError
+
+
+def events_frame(events: list[dict]) -> pd.DataFrame:
+    if not events:
+        raise RunError("the run has no events yet; nothing to report.")
+    rows = []
+    for e in events:
+        lat, route, quality, cens = e["latency"], e["route"], e["quality"], e["censoring"]
+        attempts = e["attempts"]
+        rows.append({
+            "run_id": e["run_id"],
+            "arm": e["arm"],
+            "prompt_id": e["prompt_id"],
+            "seq": e["seq"],
+            "segment": e["segment"],
+            "task": e["bucket"].get("task", ""),
+            "ctx_bucket": e["bucket"].get("ctx_bucket", ""),
+            "lang": e["bucket"].get("lang", ""),
+            "detected_task": e["plan"]["task"],
+            "score": e["plan"]["score"],
+            "in_warmup": bool(e["in_warmup"]),
+            "cold_start": bool(e["cold_start"]),
+            "raw_ms": lat["raw_ms"],
+            "co_ms": lat["co_ms"],
+            "dispatch_lag_ms": lat["dispatch_lag_ms"],
+            "ttft_ms": lat["ttft_ms"],
+            "cost_ms": lat["cost_ms"],
+            "eval_ms": lat["eval_ms"],
+            "overhead_ms": lat["overhead_ms"],
+            "timeout": bool(cens["timeout"]),
+            "timeout_ms": float(cens["timeout_s"]) * 1e3,
+            "initial_tier": route["initial"],
+            "final_tier": route["final"],
+            "touched_enh": "enh" in route["tiers_touched"],
+            "upgrades": route["upgrades"],
+            "repaired": bool(route["repaired"]),
+            "fast_lane": bool(route["fast_lane"]),
+            "n_attempts": len(attempts),
+            "completion_tokens": sum(a["completion_tokens"] for a in attempts),
+            "quality": quality["score"],
+            "json_ok": quality["json_ok"],
+            "refusal": bool(quality["refusal"]),
+            "error_kind": (e.get("error") or {}).get("kind", ""),
+        })
+    frame = pd.DataFrame(rows)
+    frame["warm"] = ~frame["in_warmup"] & ~frame["cold_start"]
+    return frame

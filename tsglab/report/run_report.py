@@ -1,0 +1,140 @@
+"""Report v0 of one run (or two runs): tables printed and written under ``runs/<id>/tables/``."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from tsglab._version import __version__
+from tsglab.errors import RunError
+from tsglab.events.log import read_events, read_manifest
+from tsglab.report.frame import events_frame
+from tsglab.report.render import to_html, to_latex, to_markdown
+from tsglab.report.tables import four_view_table, headline_table, task_table, tier_table
+
+
+@dataclass(frozen=True)
+class RunReport:
+    run_dir: Path
+    baseline: str
+    gateway: str
+    status: str
+    headline: pd.DataFrame
+    p95_views: pd.DataFrame
+    tiers: pd.DataFrame
+    tasks: pd.DataFrame
+    notes: dict[str, str] = field(default_factory=dict)
+    frames: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
+
+    def tables(self) -> dict[str, tuple[str, pd.DataFrame]]:
+        return {
+            "headline": ("Headline: baseline vs TSG", self.headline),
+            "p95_views": ("P95 latency, four views (Raw/CO × Overall/Warm-only)", self.p95_views),
+            "tiers": ("Routing and cost by final tier", self.tiers),
+            "tasks": ("Quality and cost by task", self.tasks),
+        }
+
+    def to_markdown(self) -> str:
+        return "\n".join(to_markdown(df, title=title, note=self.notes.get(name, ""))
+                         for name, (title, df) in self.tables().items())
+
+    def __str__(self) -> str:
+        status = "" if self.status == "complete" else f"  [run {self.status}: partial data]"
+        return f"tsglab report — {self.run_dir.name}: {self.gateway} vs {self.baseline}{status}\n\n" + self.to_markdown()
+
+    def _repr_markdown_(self) -> str:
+        return str(self)
+
+
+def _arm_frames(run_dir: Path) -> tuple[pd.DataFrame, dict]:
+    return events_frame(read_events(run_dir)), read_manifest(run_dir)
+
+
+def build_report(
+    run_dir: str | os.PathLike,
+    *,
+    vs: str | os.PathLike | None = None,
+    baseline_arm: str = "baseline",
+    gateway_arm: str | None = None,
+    write: bool = True,
+) -> RunReport:
+    """Compare the gateway arm with the baseline arm of ``run_dir`` (or the baseline of run ``vs``)."""
+    run_dir = Path(run_dir)
+    frame, manifest = _arm_frames(run_dir)
+    arms = list(dict.fromkeys(frame["arm"]))
+    if vs is not None:
+        other, _ = _arm_frames(Path(vs))
+        other_arms = list(dict.fromkeys(other["arm"]))
+        base_name = baseline_arm if baseline_arm in other_arms else other_arms[0]
+        base = other[other["arm"] == base_name]
+        base_label = f"{Path(vs).name}:{base_name}"
+        candidates = [a for a in arms if a != baseline_arm] or arms
+    else:
+        if baseline_arm not in arms:
+            raise RunError(f"{run_dir}: no arm named {baseline_arm!r} (arms: {arms}); pass baseline_arm= "
+                           "(CLI: --baseline ARM) or compare with another run via vs= (CLI: --vs RUN).")
+        base = frame[frame["arm"] == baseline_arm]
+        base_label = baseline_arm
+        candidates = [a for a in arms if a != baseline_arm]
+        if not candidates:
+            raise RunError(f"{run_dir}: only the baseline arm has events; nothing to compare.")
+    gateway_arm = gateway_arm or candidates[0]
+    if gateway_arm not in arms:
+        raise RunError(f"{run_dir}: no arm named {gateway_arm!r} (arms: {arms}).")
+    gate = frame[frame["arm"] == gateway_arm]
+    shared = sorted(set(base["prompt_id"]) & set(gate["prompt_id"]))
+    if not shared:
+        raise RunError(f"{run_dir}: the arms share no prompt ids; a paired comparison needs the same prompts.")
+    base, gate = base[base["prompt_id"].isin(shared)], gate[gate["prompt_id"].isin(shared)]
+    frames = {base_label: base, gateway_arm: gate}
+    load = manifest.get("spec", {}).get("load", {})
+    fingerprint = (f"tsglab {__version__}; run {manifest.get('run_id')}; spec {manifest.get('spec_hash')}; "
+                   f"seed {manifest.get('seed')}; n={len(shared)} paired prompts; warm-up "
+                   f"{load.get('warmup_count', 0)} req / {load.get('warmup_seconds', 0)} s; timeout "
+                   f"{load.get('timeout_s')} s; mode {load.get('mode')}, period {load.get('period_ms')} ms")
+    report = RunReport(
+        run_dir=run_dir,
+        baseline=base_label,
+        gateway=gateway_arm,
+        status=manifest.get("status", "unknown"),
+        headline=headline_table(base, gate, names=(base_label, gateway_arm)),
+        p95_views=four_view_table(frames),
+        tiers=tier_table(frames),
+        tasks=task_table(frames),
+        frames=frames,
+        notes={
+            "headline": "P50: Harrell–Davis on raw E2E latency of warm requests. Eval ms: prompt + generation "
+                        "time summed over every attempt (repairs, upgrades). P95 CO: completed − intended "
+                        f"start; HD, or KM/SLO-cap under censoring. {fingerprint}",
+            "p95_views": "KM: Kaplan–Meier P95 with timeouts right-censored (NaN when censoring > 5 % or the "
+                         "curve never reaches 0.95); SLO-cap: censored values set to the timeout. "
+                         + fingerprint,
+        },
+    )
+    if write:
+        write_report(report)
+    return report
+
+
+def write_report(report: RunReport) -> Path:
+    """Write Markdown, LaTeX and HTML tables under ``tables/``; return that folder."""
+    out = report.run_dir / "tables"
+    out.mkdir(parents=True, exist_ok=True)
+    for name, (title, df) in report.tables().items():
+        note = report.notes.get(name, "")
+        (out / f"{name}.md").write_text(to_markdown(df, title=title, note=note), encoding="utf-8")
+        (out / f"{name}.tex").write_text(to_latex(df, title=title, note=note, label=f"tab:{name}"), encoding="utf-8")
+        (out / f"{name}.html").write_text(to_html(df, title=title, note=note), encoding="utf-8")
+    from tsglab.report.figures import latency_ecdf
+
+    figure = latency_ecdf(report.frames, report.run_dir / "figures" / "latency_ecdf.png")
+    import matplotlib.pyplot as plt
+
+    plt.close(figure)
+    summary = report.headline.copy()
+    summary.insert(0, "run_id", report.run_dir.name)
+    summary.to_parquet(report.run_dir / "metrics_summary.parquet", index=False)
+    return out

@@ -1,0 +1,117 @@
+"""Report v0 tables: headline (paper §6.1 layout), four-view P95, routing by tier, quality by task."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import pandas as pd
+
+from tsglab.errors import DegenerateStatisticWarning
+from tsglab.stats import censoring_summary, harrell_davis
+
+VIEWS = (("Raw", "Overall"), ("Raw", "Warm-only"), ("CO", "Overall"), ("CO", "Warm-only"))
+
+
+def _quietly(fn, *args, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DegenerateStatisticWarning)
+        return fn(*args, **kwargs)
+
+
+def p95_view(frame: pd.DataFrame, column: str) -> dict:
+    """P95 of one latency column with censoring handled: HD without censoring, Kaplan–Meier when
+    censoring ≤ 5 % and the curve reaches 0.95, else the SLO-cap value."""
+    values = frame[column].to_numpy(float)
+    censored = frame["timeout"].to_numpy(bool)
+    n = len(values)
+    if n == 0:
+        return {"n": 0, "p95_ms": math.nan, "estimator": "none", "p95_km_ms": math.nan, "p95_slo_cap_ms": math.nan,
+                "timeouts_rate": math.nan, "censoring_mode": "none"}
+    cap = float(frame["timeout_ms"].max())
+    summary = _quietly(censoring_summary, values, censored, 0.95, cap_ms=cap)
+    if summary.censoring_mode == "none":
+        p95, estimator = _quietly(harrell_davis, values, 0.95), "HD"
+    elif summary.censoring_mode == "km":
+        p95, estimator = summary.p95_km, "KM"
+    else:
+        p95, estimator = summary.p95_slo_cap, "SLO-cap"
+    return {"n": n, "p95_ms": float(p95), "estimator": estimator, "p95_km_ms": float(summary.p95_km),
+            "p95_slo_cap_ms": float(summary.p95_slo_cap), "timeouts_rate": float(summary.timeouts_rate),
+            "censoring_mode": summary.censoring_mode}
+
+
+def arm_metrics(frame: pd.DataFrame) -> dict:
+    """The headline figures of one arm."""
+    warm = frame[frame["warm"]]
+    json_rows = frame[frame["task"] == "json"]
+    p50 = _quietly(harrell_davis, warm["raw_ms"].to_numpy(float), 0.5) if len(warm) else math.nan
+    return {
+        "n": len(frame),
+        "p50_e2e_warm_ms": float(p50),
+        "avg_eval_ms": float(frame["cost_ms"].mean()),
+        "r_costly": float(frame["touched_enh"].mean()),
+        "p95_co_overall_ms": p95_view(frame, "co_ms")["p95_ms"],
+        "json_fail_rate": float(1.0 - json_rows["json_ok"].astype(float).mean()) if len(json_rows) else math.nan,
+        "mean_quality": float(frame["quality"].mean()),
+        "retry_rate": float((frame["n_attempts"] > 1).mean()),
+        "timeouts_rate": float(frame["timeout"].mean()),
+    }
+
+
+HEADLINE_ROWS = (
+    ("p50_e2e_warm_ms", "P50 E2E warm (ms)"),
+    ("avg_eval_ms", "Avg eval ms/req (all attempts)"),
+    ("r_costly", "r_costly (share touching enh)"),
+    ("p95_co_overall_ms", "P95 CO overall (ms)"),
+    ("json_fail_rate", "JSON failure rate"),
+    ("mean_quality", "Mean quality [0,1]"),
+)
+
+
+def headline_table(baseline: pd.DataFrame, gateway: pd.DataFrame, *, names=("baseline", "tsg")) -> pd.DataFrame:
+    """Baseline vs gateway with the relative change, one metric per row."""
+    base, gate = arm_metrics(baseline), arm_metrics(gateway)
+    rows = []
+    for key, label in HEADLINE_ROWS:
+        b, g = base[key], gate[key]
+        change = (g - b) / abs(b) * 100.0 if b and not math.isnan(b) and not math.isnan(g) else math.nan
+        rows.append({"metric": label, names[0]: b, names[1]: g, "change_%": change})
+    return pd.DataFrame(rows)
+
+
+def four_view_table(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    rows = []
+    for arm, frame in frames.items():
+        for kind, scope in VIEWS:
+            subset = frame if scope == "Overall" else frame[frame["warm"]]
+            view = p95_view(subset, "raw_ms" if kind == "Raw" else "co_ms")
+            rows.append({"arm": arm, "view": f"{kind} / {scope}", **view})
+    return pd.DataFrame(rows)
+
+
+def tier_table(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Routing and cost by final tier: how many requests ended where, at what quality and cost."""
+    rows = []
+    for arm, frame in frames.items():
+        for tier in ("light", "std", "enh"):
+            part = frame[frame["final_tier"] == tier]
+            rows.append({"arm": arm, "final_tier": tier, "n": len(part), "share": len(part) / len(frame),
+                         "mean_quality": float(part["quality"].mean()) if len(part) else math.nan,
+                         "avg_eval_ms": float(part["cost_ms"].mean()) if len(part) else math.nan,
+                         "upgraded": int((part["upgrades"] > 0).sum()),
+                         "repaired": int(part["repaired"].sum())})
+    return pd.DataFrame(rows)
+
+
+def task_table(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Quality, JSON compliance and cost per suite task (pre-treatment stratum) and arm."""
+    rows = []
+    for arm, frame in frames.items():
+        for task, part in frame.groupby("task", sort=True):
+            json_ok = part["json_ok"].dropna().astype(float)
+            rows.append({"arm": arm, "task": task, "n": len(part), "mean_quality": float(part["quality"].mean()),
+                         "json_fail_rate": float(1 - json_ok.mean()) if len(json_ok) else math.nan,
+                         "avg_eval_ms": float(part["cost_ms"].mean()),
+                         "p50_raw_ms": float(_quietly(harrell_davis, part["raw_ms"].to_numpy(float), 0.5))})
+    return pd.DataFrame(rows)

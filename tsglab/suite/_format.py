@@ -1,0 +1,413 @@
+"""The suite file format: read a JSONL request suite and validate every line into a :class:`SuiteItem`.
+
+One JSON object per line; blank lines and lines starting with ``#`` are skipped. Every problem raises
+:class:`~tsglab.errors.SuiteError` naming the file, the 1-based line, the field and the fix.
+The format is documented in ``docs/suite-format.md``.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import json
+import math
+import os
+import pathlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, NoReturn
+
+from tsglab.errors import SuiteError
+
+TASKS: tuple[str, ...] = ("json", "classify", "arith", "factual", "code", "open", "multipart")
+LANGS: tuple[str, ...] = ("en", "zh")
+CHECK_KINDS: tuple[str, ...] = ("exact", "regex_any", "must_include", "json_fields", "numeric")
+ALLOWED_FIELDS: tuple[str, ...] = ("id", "prompt", "task", "lang", "json_schema", "check", "strata", "notes")
+REQUIRED_FIELDS: tuple[str, ...] = ("id", "prompt", "task", "check")
+
+# Prompt length (characters) below which a prompt is "short" / "medium"; anything longer is "long".
+CTX_SHORT_MAX_CHARS = 300
+CTX_MEDIUM_MAX_CHARS = 1000
+
+DEFAULT_ABS_TOL = 1e-6
+DEFAULT_REL_TOL = 0.0
+
+# check kind -> (required parameters, optional parameters)
+_CHECK_PARAMS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "exact": (("answer",), ()),
+    "regex_any": (("patterns",), ("example",)),
+    "must_include": (("terms",), ()),
+    "json_fields": (("fields",), ()),
+    "numeric": (("value",), ("abs_tol", "rel_tol")),
+}
+
+_ID_PATTERN = re.compile(r"[A-Za-z0-9_.:-]+")
+_DOCS = "docs/suite-format.md"
+_BUNDLED_RESOURCE = "data/bundled.jsonl"
+
+
+@dataclass(frozen=True)
+class SuiteItem:
+    """One request of a suite, validated.
+
+    ``check`` holds the check parameters with defaults filled in (``numeric`` gets ``abs_tol`` and
+    ``rel_tol``). ``strata`` holds the pre-treatment strata with the defaults ``task``, ``lang``,
+    ``ctx_bucket`` and ``tool_use`` filled in. Treat both dictionaries as read-only.
+    """
+
+    id: str
+    prompt: str
+    task: str
+    lang: str
+    json_schema: dict[str, Any] | None
+    check: dict[str, Any]
+    strata: dict[str, str | bool | int]
+    notes: str = field(default="")
+
+
+def bundled_suite_path() -> pathlib.Path:
+    """Path of the request suite shipped with tsglab (``tsglab/suite/data/bundled.jsonl``)."""
+    resource = importlib.resources.files("tsglab.suite").joinpath(_BUNDLED_RESOURCE)
+    if not isinstance(resource, pathlib.Path):
+        raise SuiteError(
+            f"the bundled suite is not a plain file ({resource!r}); install tsglab from a directory "
+            "or wheel, not a zip archive, or pass a suite path to load_suite()."
+        )
+    return resource
+
+
+def ctx_bucket(prompt: str) -> str:
+    """Context-length bucket of a prompt: ``short`` (< 300 chars), ``medium`` (< 1000) or ``long``."""
+    if len(prompt) < CTX_SHORT_MAX_CHARS:
+        return "short"
+    if len(prompt) < CTX_MEDIUM_MAX_CHARS:
+        return "medium"
+    return "long"
+
+
+def load_suite(path: str | os.PathLike[str] | None = None) -> list[SuiteItem]:
+    """Read and validate a JSONL suite file; ``None`` loads the bundled suite.
+
+    Raises :class:`~tsglab.errors.SuiteError` naming the file, line, field and fix on any problem.
+    """
+    source = bundled_suite_path() if path is None else pathlib.Path(path)
+    text = _read_text(source)
+    items: list[SuiteItem] = []
+    first_line_of_id: dict[str, int] = {}
+    for lineno, line in enumerate(text.split("\n"), start=1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        where = f"{source}:{lineno}"
+        item = _build_item(_parse_line(stripped, where), where)
+        if item.id in first_line_of_id:
+            _fail(
+                where,
+                f"field 'id' value {item.id!r} duplicates the id on line {first_line_of_id[item.id]} "
+                f"(and line {lineno}). Ids must be unique in a file; rename one of them.",
+            )
+        first_line_of_id[item.id] = lineno
+        items.append(item)
+    if not items:
+        raise SuiteError(
+            f"{source}: the file holds no items (it is empty or has only blank and '#' comment lines). "
+            f"Add one JSON object per line; see {_DOCS}."
+        )
+    return items
+
+
+# --------------------------------------------------------------------------------------------- reading
+
+
+def _read_text(source: pathlib.Path) -> str:
+    try:
+        return source.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise SuiteError(
+            f"suite file not found: '{source}'. Check the path, or call load_suite() with no argument "
+            "for the bundled suite."
+        ) from None
+    except IsADirectoryError:
+        raise SuiteError(f"suite path '{source}' is a directory; pass the path of a .jsonl file.") from None
+    except UnicodeDecodeError as exc:
+        raise SuiteError(
+            f"{source}: the file is not valid UTF-8 (byte {exc.start}); save it as UTF-8."
+        ) from None
+
+
+def _parse_line(line: str, where: str) -> dict[str, Any]:
+    try:
+        value = json.loads(line)
+    except json.JSONDecodeError as exc:
+        _fail(
+            where,
+            f"invalid JSON: {exc.msg} (column {exc.colno}). Each non-blank line must hold exactly one "
+            "JSON object; start comment lines with '#'.",
+        )
+    if not isinstance(value, dict):
+        _fail(where, f"expected a JSON object {{...}} on the line; got {_json_type(value)}.")
+    return value
+
+
+# ------------------------------------------------------------------------------------------ validation
+
+
+def _build_item(raw: dict[str, Any], where: str) -> SuiteItem:
+    unknown = [key for key in raw if key not in ALLOWED_FIELDS]
+    if unknown:
+        _fail(
+            where,
+            f"unknown field {unknown[0]!r}; allowed fields are {list(ALLOWED_FIELDS)}. "
+            "Fix the spelling or move the information into 'notes' or 'strata'.",
+        )
+    for name in REQUIRED_FIELDS:
+        if name not in raw:
+            _fail(where, f"missing required field {name!r}; every item needs {list(REQUIRED_FIELDS)}.")
+
+    item_id = _require_str(raw["id"], "id", where)
+    if not _ID_PATTERN.fullmatch(item_id):
+        _fail(
+            where,
+            f"field 'id' must match [A-Za-z0-9_.:-]+; got {item_id!r}. Use letters, digits and _ . : - only.",
+        )
+    prompt = _require_str(raw["prompt"], "prompt", where)
+    if not prompt.strip():
+        _fail(where, "field 'prompt' is empty; write the request text sent to the model.")
+    task = _require_choice(raw["task"], "task", TASKS, where)
+    lang = _require_choice(raw.get("lang", "en"), "lang", LANGS, where)
+    notes = _require_str(raw.get("notes", ""), "notes", where)
+
+    json_schema = raw.get("json_schema")
+    if json_schema is not None:
+        json_schema = _validate_schema(json_schema, where)
+    elif task == "json":
+        _fail(
+            where,
+            "field 'json_schema' is required when task is 'json'; add the JSON Schema of the expected "
+            'answer, e.g. {"type": "object", "required": ["name"]}.',
+        )
+
+    check = _validate_check(raw["check"], where)
+    strata = _validate_strata(raw.get("strata", {}), where)
+    defaults: dict[str, str | bool | int] = {
+        "task": task,
+        "lang": lang,
+        "ctx_bucket": ctx_bucket(prompt),
+        "tool_use": False,
+    }
+    return SuiteItem(
+        id=item_id,
+        prompt=prompt,
+        task=task,
+        lang=lang,
+        json_schema=json_schema,
+        check=check,
+        strata={**defaults, **strata},
+        notes=notes,
+    )
+
+
+def _validate_schema(schema: Any, where: str) -> dict[str, Any]:
+    if not isinstance(schema, dict):
+        _fail(where, f"field 'json_schema' must be an object (a JSON Schema); got {_json_type(schema)}.")
+    import jsonschema
+
+    try:
+        jsonschema.Draft202012Validator.check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        at = "/".join(str(part) for part in exc.path) or "<root>"
+        _fail(
+            where,
+            f"field 'json_schema' is not a valid JSON Schema (draft 2020-12): {exc.message} (at {at}). "
+            "Fix the schema.",
+        )
+    return schema
+
+
+def _validate_check(check: Any, where: str) -> dict[str, Any]:
+    if not isinstance(check, dict):
+        _fail(
+            where,
+            f'field \'check\' must be an object like {{"kind": "exact", ...}}; got {_json_type(check)}.',
+        )
+    if "kind" not in check:
+        _fail(where, f"field 'check.kind' is missing; set it to one of {list(CHECK_KINDS)}.")
+    kind = check["kind"]
+    if kind not in CHECK_KINDS:
+        _fail(where, f"field 'check.kind' must be one of {list(CHECK_KINDS)}; got {kind!r}. Fix the value.")
+    required, optional = _CHECK_PARAMS[kind]
+    for name in check:
+        if name != "kind" and name not in required and name not in optional:
+            _fail(
+                where,
+                f"field 'check.{name}' is not a parameter of check kind {kind!r}; "
+                f"allowed: {list(required + optional)}.",
+            )
+    for name in required:
+        if name not in check:
+            _fail(where, f"field 'check.{name}' is required for check kind {kind!r}.")
+    validator = _CHECK_VALIDATORS[kind]
+    return {"kind": kind, **validator(check, where)}
+
+
+def _check_exact(check: Mapping[str, Any], where: str) -> dict[str, Any]:
+    answer = _require_str(check["answer"], "check.answer", where)
+    if not answer.strip():
+        _fail(where, "field 'check.answer' is empty; write the expected answer.")
+    return {"answer": answer}
+
+
+def _check_regex_any(check: Mapping[str, Any], where: str) -> dict[str, Any]:
+    patterns = _require_str_list(check["patterns"], "check.patterns", where)
+    compiled = []
+    for index, pattern in enumerate(patterns):
+        try:
+            compiled.append(re.compile(pattern, re.IGNORECASE))
+        except re.error as exc:
+            _fail(
+                where,
+                f"field 'check.patterns[{index}]' is not a valid regular expression ({exc}): {pattern!r}. "
+                "Fix the pattern (remember to escape backslashes in JSON).",
+            )
+    params: dict[str, Any] = {"patterns": patterns}
+    if "example" in check:
+        example = _require_str(check["example"], "check.example", where)
+        if not any(regex.search(example) for regex in compiled):
+            _fail(
+                where,
+                f"field 'check.example' {example!r} matches none of check.patterns; "
+                "fix the patterns or the example.",
+            )
+        params["example"] = example
+    return params
+
+
+def _check_must_include(check: Mapping[str, Any], where: str) -> dict[str, Any]:
+    terms = _require_str_list(check["terms"], "check.terms", where)
+    for index, term in enumerate(terms):
+        if not term.strip():
+            _fail(where, f"field 'check.terms[{index}]' is empty; remove it or write the term.")
+    return {"terms": terms}
+
+
+def _check_json_fields(check: Mapping[str, Any], where: str) -> dict[str, Any]:
+    fields = check["fields"]
+    if not isinstance(fields, dict) or not fields:
+        _fail(
+            where,
+            'field \'check.fields\' must be a non-empty object like {"name": "Ada", "address.city": "Oslo"}; '
+            f"got {_describe(fields)}.",
+        )
+    for key, expected in fields.items():
+        if not key or any(not part for part in key.split(".")):
+            _fail(where, f"field 'check.fields' has an invalid key {key!r}; use names or dotted paths (a.b).")
+        if not _is_gold_value(expected):
+            _fail(
+                where,
+                f"field 'check.fields.{key}' must be a string, number, boolean, null or a list of those; "
+                f"got {_describe(expected)}. Use a dotted key ('{key}.child') for nested objects.",
+            )
+    return {"fields": fields}
+
+
+def _check_numeric(check: Mapping[str, Any], where: str) -> dict[str, Any]:
+    value = _require_number(check["value"], "check.value", where)
+    abs_tol = _require_number(check.get("abs_tol", DEFAULT_ABS_TOL), "check.abs_tol", where)
+    rel_tol = _require_number(check.get("rel_tol", DEFAULT_REL_TOL), "check.rel_tol", where)
+    for name, tol in (("abs_tol", abs_tol), ("rel_tol", rel_tol)):
+        if tol < 0:
+            _fail(where, f"field 'check.{name}' must be >= 0; got {tol!r}.")
+    return {"value": value, "abs_tol": abs_tol, "rel_tol": rel_tol}
+
+
+_CHECK_VALIDATORS = {
+    "exact": _check_exact,
+    "regex_any": _check_regex_any,
+    "must_include": _check_must_include,
+    "json_fields": _check_json_fields,
+    "numeric": _check_numeric,
+}
+
+
+def _validate_strata(strata: Any, where: str) -> dict[str, str | bool | int]:
+    if not isinstance(strata, dict):
+        _fail(
+            where, f'field \'strata\' must be an object like {{"domain": "legal"}}; got {_json_type(strata)}.'
+        )
+    for key, value in strata.items():
+        if not isinstance(value, (str, bool, int)):
+            _fail(
+                where,
+                f"field 'strata.{key}' must be a string, boolean or integer; got {_describe(value)}. "
+                "Bucket continuous values into labels.",
+            )
+    return dict(strata)
+
+
+# ----------------------------------------------------------------------------------------------- helpers
+
+
+def _fail(where: str, message: str) -> NoReturn:
+    raise SuiteError(f"{where}: {message} See {_DOCS}.")
+
+
+def _require_str(value: Any, name: str, where: str) -> str:
+    if not isinstance(value, str):
+        _fail(where, f"field {name!r} must be a string; got {_describe(value)}.")
+    return value
+
+
+def _require_choice(value: Any, name: str, choices: tuple[str, ...], where: str) -> str:
+    if value not in choices:
+        _fail(where, f"field {name!r} must be one of {list(choices)}; got {value!r}. Fix the value.")
+    return value
+
+
+def _require_number(value: Any, name: str, where: str) -> float | int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        _fail(where, f"field {name!r} must be a finite number; got {_describe(value)}.")
+    return value
+
+
+def _require_str_list(value: Any, name: str, where: str) -> list[str]:
+    if not isinstance(value, list) or not value or not all(isinstance(entry, str) for entry in value):
+        _fail(where, f"field {name!r} must be a non-empty list of strings; got {_describe(value)}.")
+    return list(value)
+
+
+def _is_gold_value(value: Any, *, nested: bool = False) -> bool:
+    if value is None or isinstance(value, (str, bool, int)):
+        return True
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, list) and not nested:
+        return all(_is_gold_value(entry, nested=True) for entry in value)
+    return False
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
+def _describe(value: Any) -> str:
+    try:
+        shown = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        shown = repr(value)
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
+    return f"{_json_type(value)} {shown}"
