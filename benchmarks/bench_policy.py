@@ -16,8 +16,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tsglab.policy.config import PolicyConfig  # noqa: E402
@@ -63,7 +61,10 @@ EN_FILLER = (
     "Each department submitted figures that the finance team reconciled against the ledger. "
     "Several line items changed after the audit, and the notes explain the adjustments in detail. "
 )
-ZH_FILLER = "季度报告涵盖了收入、运营成本以及下一财年的展望。各部门提交的数据已由团队与总账核对。审计后若干项目有所调整，附注中详细说明了这些调整。"
+ZH_FILLER = (
+    "季度报告涵盖了收入、运营成本以及下一财年的展望。各部门提交的数据已由团队与总账核对。"
+    "审计后若干项目有所调整，附注中详细说明了这些调整。"
+)
 
 
 def build_prompts(seed: int = 0) -> list[str]:
@@ -99,27 +100,35 @@ def bench(calls: int = 20_000, seed: int = 0, config: PolicyConfig | None = None
     order = [rng.randrange(len(prompts)) for _ in range(calls)]
     for prompt in prompts * 5:  # warm-up: regex caches, allocator, branch predictors
         route(plan(prompt, config), config)
-    elapsed = np.empty(calls, dtype=np.int64)
+    elapsed = [0] * calls
     clock = time.perf_counter_ns
     for i, index in enumerate(order):
         prompt = prompts[index]
         start = clock()
         route(plan(prompt, config), config)
         elapsed[i] = clock() - start
-    micros = elapsed / 1000.0
-    lengths = np.array([len(prompts[i]) for i in order])
-    long_mask = lengths >= 1500
+    micros = [ns / 1000.0 for ns in elapsed]
+    long_micros = [us for us, index in zip(micros, order, strict=True) if len(prompts[index]) >= 1500]
     return {
         "prompts": len(prompts),
         "long_prompts": sum(len(p) >= 1500 for p in prompts),
         "max_chars": max(len(p) for p in prompts),
         "calls": calls,
-        "p50_us": float(np.percentile(micros, 50)),
-        "p99_us": float(np.percentile(micros, 99)),
-        "max_us": float(micros.max()),
-        "long_p50_us": float(np.percentile(micros[long_mask], 50)),
-        "long_p99_us": float(np.percentile(micros[long_mask], 99)),
+        "p50_us": percentile(micros, 50),
+        "p99_us": percentile(micros, 99),
+        "max_us": max(micros),
+        "long_p50_us": percentile(long_micros, 50),
+        "long_p99_us": percentile(long_micros, 99),
     }
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Linear-interpolation percentile (numpy's default); plain Python so the script needs no numpy."""
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * q / 100.0
+    low = int(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -147,7 +147,8 @@ def load_spec(path: str | os.PathLike, overrides: dict[str, Any] | None = None) 
 
     path = Path(path)
     if not path.is_file():
-        raise SpecError(f"spec file {path} does not exist; specs live in experiments/ (e.g. experiments/quickstart.yaml).")
+        raise SpecError(f"spec file {path} does not exist; specs live in experiments/ "
+                        "(e.g. experiments/quickstart.yaml).")
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:

@@ -13,9 +13,10 @@ the topic of a question ("What is JSON?", "Explain JSON vs XML") is not a JSON t
 
 Speed (the planner's budget is ~100 µs per request, prompts run to thousands of characters): a regex
 scan costs 10–20 ns per character in CPython, so no pattern is run over a whole long prompt. The text
-is analysed once (:func:`_analyse`): its ASCII words become a set (bytes ``translate`` + ``split``, all
-in C), Chinese keywords are found by one regex whose first characters are rare, and every pattern then
-runs only in a small window around an occurrence of the word it needs.
+is analysed once (:func:`_analyse`): its ASCII words (bytes ``translate`` + ``split``, all in C) are
+intersected with the vocabulary the detectors use, Chinese keywords are found by one regex whose first
+characters are rare, and every pattern then runs only in a small window around an occurrence of the
+word it needs.
 """
 
 from __future__ import annotations
@@ -64,16 +65,19 @@ _ZH_KEYWORD_SCAN = re.compile("|".join(_ZH_KEYWORDS))
 
 @dataclass(frozen=True)
 class _Analysed:
-    """A request prepared once for every detector: folded text, its ASCII words, its Chinese keywords."""
+    """A request prepared once for every detector: folded text, its keywords (ASCII and Chinese)."""
 
     folded: str  # NFKC + casefold; whitespace kept as sent
-    words: frozenset[bytes]
+    words: frozenset[bytes]  # the vocabulary words that occur as whole ASCII words
     zh_hits: tuple[tuple[str, int], ...]  # (keyword, position) of each Chinese keyword, in order
 
 
-def _analyse(text: str) -> _Analysed:
+def _analyse(text: str, vocabulary: frozenset[bytes] | None = None) -> _Analysed:
+    """Fold ``text`` and find the words of ``vocabulary`` (default: the detector's) and Chinese keywords."""
     folded = unicodedata.normalize("NFKC", text).casefold()
-    words = frozenset(folded.encode("ascii", "replace").translate(_WORD_BYTES).split())
+    # Intersecting with the vocabulary, rather than building a set of every word, halves the cost.
+    tokens = folded.encode("ascii", "replace").translate(_WORD_BYTES).split()
+    words = (_DETECT_VOCABULARY if vocabulary is None else vocabulary).intersection(tokens)
     if folded.isascii():
         zh_hits: tuple[tuple[str, int], ...] = ()
     else:
@@ -81,25 +85,34 @@ def _analyse(text: str) -> _Analysed:
     return _Analysed(folded, words, zh_hits)
 
 
-def _occurrences(text: str, needle: str):
+_WORD_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
+
+
+def _occurrences(text: str, needle: str) -> list[int]:
     """Start of every occurrence of ``needle`` that is a whole ASCII word (Chinese neighbours allowed)."""
-    end_offset = len(needle)
+    size = len(needle)
+    length = len(text)
+    found = []
     position = text.find(needle)
     while position != -1:
-        if _is_word_start(text, position) and not _is_word_char(text, position + end_offset):
-            yield position
-        position = text.find(needle, position + 1)
+        end = position + size
+        if (position == 0 or text[position - 1] not in _WORD_CHARS) and (
+            end == length or text[end] not in _WORD_CHARS
+        ):
+            found.append(position)
+        position = text.find(needle, end)
+    return found
 
 
-def _is_word_char(text: str, position: int) -> bool:
-    if position < 0 or position >= len(text):
-        return False
-    char = text[position]
-    return ("a" <= char <= "z") or ("0" <= char <= "9") or char == "_"
-
-
-def _is_word_start(text: str, position: int) -> bool:
-    return not _is_word_char(text, position - 1)
+def _occurrences_prefix(text: str, prefix: str) -> list[int]:
+    """Start of every occurrence of ``prefix`` at the start of an ASCII word."""
+    found = []
+    position = text.find(prefix)
+    while position != -1:
+        if position == 0 or text[position - 1] not in _WORD_CHARS:
+            found.append(position)
+        position = text.find(prefix, position + 1)
+    return found
 
 
 # --------------------------------------------------------------------------------------------------
@@ -193,7 +206,7 @@ def _segment_before(text: str, position: int) -> str:
 
 
 def _json_stands_alone(text: str, position: int) -> bool:
-    """"json" (at ``position``) is a whole sentence or line: "List colors. JSON.", "…\njson", "JSON: …"."""
+    """ "json" (at ``position``) is a whole sentence or line: "List colors. JSON.", "…\njson", "JSON: …"."""
     before = position
     while before > 0 and text[before - 1] in _HORIZONTAL_WHITESPACE:
         before -= 1
@@ -359,13 +372,8 @@ def _asks_for_code(request: _Analysed) -> bool:
     return False
 
 
-def _occurrences_prefix(text: str, prefix: str):
-    """Start of every occurrence of ``prefix`` at the start of an ASCII word."""
-    position = text.find(prefix)
-    while position != -1:
-        if _is_word_start(text, position):
-            yield position
-        position = text.find(prefix, position + 1)
+_MARKER_WORDS = frozenset(word for word, _pattern in _CODE_LINE_MARKERS)
+_DETECT_VOCABULARY = frozenset({b"json"}) | _ARTIFACT_WORDS | _REGEX_WORDS | _IMPLEMENT_WORDS | _MARKER_WORDS
 
 
 # --------------------------------------------------------------------------------------------------

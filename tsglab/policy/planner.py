@@ -21,52 +21,73 @@ from typing import Any
 
 from tsglab.errors import SpecError
 from tsglab.policy.config import PolicyConfig
-from tsglab.policy.detect import _detect_normalized, _normalize_lines, _require_str
+from tsglab.policy.detect import (
+    _DETECT_VOCABULARY,
+    _analyse,
+    _Analysed,
+    _detect_analysed,
+    _require_str,
+)
 
-__all__ = ["PlanReport", "plan"]
+__all__ = ["PlanReport", "heavy_keywords", "json_skeleton", "plan"]
 
 LONG_CONTEXT_CHARS = 800  # risk factor "long_context" above this many characters
 MULTI_QUESTION_MARKS = 2  # risk factor "multi_question" at this many question marks or more
 
-_MARKS = ("?", "？", ":", "：", "\n")
-_QUESTION_MARKS = ("?", "？")
 
-# (canonical name, substring that must occur, optional regex that confirms it). The substring test is a
-# cheap pre-filter; the regex adds word boundaries where a bare substring would over-match
-# ("rag" in "storage", "sort" in "resort", "legal" in "illegal").
-_START = r"(?<![a-z0-9_])"
-_END = r"(?![a-z0-9_])"
-_HEAVY_TABLE: tuple[tuple[str, str, re.Pattern[str] | None], ...] = (
-    ("legal", "legal", re.compile(rf"{_START}(?:il|para)?legal")),
-    ("compliance", "complian", re.compile(rf"{_START}complian(?:ce|t){_END}")),
-    ("finance", "financ", re.compile(rf"{_START}financ(?:e|es|ial|ially){_END}")),
-    ("medical", "medical", re.compile(rf"{_START}medical(?:ly)?{_END}")),
-    ("diagnosis", "diagnos", re.compile(rf"{_START}diagnos(?:is|es|e|ed|ing|tic|tics){_END}")),
-    ("complex_algorithm", "complex", re.compile(rf"{_START}complex\s+algorithms?{_END}")),
-    ("pseudocode", "pseudo", re.compile(rf"{_START}pseudo[\s-]?code{_END}")),
-    ("regex", "reg", re.compile(rf"{_START}(?:regex(?:es|p|ps)?|regular\s+expressions?){_END}")),
-    ("multi_step", "multi", re.compile(rf"{_START}multi[\s-]?steps?{_END}")),
-    ("rag", "rag", re.compile(rf"{_START}rag{_END}")),
-    ("retrieval", "retriev", re.compile(rf"{_START}retrieval{_END}")),
-    ("compare", "compar", re.compile(rf"{_START}compar(?:e|es|ed|ing|ison|isons){_END}")),
-    ("sort", "sort", re.compile(rf"{_START}sort")),
-    ("explain_why", "explain", re.compile(rf"{_START}explain\s+why{_END}")),
-    ("legal", "法律", None),
-    ("compliance", "合规", None),
-    ("finance", "金融", None),
-    ("finance", "财务", None),
-    ("medical", "医疗", None),
-    ("medical", "医学", None),
-    ("diagnosis", "诊断", None),
-    ("complex_algorithm", "复杂算法", None),
-    ("pseudocode", "伪代码", None),
-    ("regex", "正则", None),
-    ("multi_step", "多步", None),
-    ("retrieval", "检索", None),
-    ("compare", "比较", None),
-    ("compare", "对比", None),
-    ("sort", "排序", None),
-    ("explain_why", "解释为什么", None),
+# Heavy keywords, by canonical name (the order of ``heavy_keywords``). English keywords are whole ASCII
+# words (so "rag" is not found in "storage", nor "sort" in "resort"); each entry lists the word forms
+# that count, and two-word keywords name a first word and a pattern matched where it occurs. Chinese
+# keywords are substrings (Chinese has no spaces).
+_HEAVY_WORDS: tuple[tuple[str, frozenset[bytes]], ...] = tuple(
+    (name, frozenset(form.encode() for form in forms.split()))
+    for name, forms in (
+        ("legal", "legal legally legality illegal illegally paralegal paralegals"),
+        ("compliance", "compliance compliant noncompliance"),
+        ("finance", "finance finances financial financially financing"),
+        ("medical", "medical medically"),
+        ("diagnosis", "diagnosis diagnoses diagnose diagnosed diagnosing diagnostic diagnostics"),
+        ("complex_algorithm", ""),
+        ("pseudocode", "pseudocode"),
+        ("regex", "regex regexes regexp regexps"),
+        ("multi_step", "multistep multisteps"),
+        ("rag", "rag"),
+        ("retrieval", "retrieval"),
+        ("compare", "compare compares compared comparing comparison comparisons"),
+        ("sort", "sort sorts sorted sorting sorter sorters sortable"),
+        ("explain_why", ""),
+    )
+)
+# Two-word keywords: (first word, pattern). The pattern starts with the literal first word, so CPython's
+# regex engine finds candidates with a fast substring search; the lookbehind after it is the word start.
+_HEAVY_PHRASES: dict[str, tuple[bytes, re.Pattern[str]]] = {
+    "complex_algorithm": (b"complex", re.compile(r"complex(?<![a-z0-9_]complex)\s+algorithms?(?![a-z0-9_])")),
+    "pseudocode": (b"pseudo", re.compile(r"pseudo(?<![a-z0-9_]pseudo)[\s-]*code(?![a-z0-9_])")),
+    "regex": (b"regular", re.compile(r"regular(?<![a-z0-9_]regular)\s+expressions?(?![a-z0-9_])")),
+    "multi_step": (b"multi", re.compile(r"multi(?<![a-z0-9_]multi)[\s-]*steps?(?![a-z0-9_])")),
+    "explain_why": (b"explain", re.compile(r"explain(?<![a-z0-9_]explain)\s+why(?![a-z0-9_])")),
+}
+_HEAVY_ZH: dict[str, str] = {
+    "法律": "legal",
+    "合规": "compliance",
+    "金融": "finance",
+    "财务": "finance",
+    "医疗": "medical",
+    "医学": "medical",
+    "诊断": "diagnosis",
+    "复杂算法": "complex_algorithm",
+    "伪代码": "pseudocode",
+    "正则": "regex",
+    "多步": "multi_step",
+    "检索": "retrieval",
+    "比较": "compare",
+    "对比": "compare",
+    "排序": "sort",
+    "解释为什么": "explain_why",
+}
+_HEAVY_ORDER = tuple(name for name, _forms in _HEAVY_WORDS)
+_PLANNER_VOCABULARY = _DETECT_VOCABULARY.union(
+    *(forms for _name, forms in _HEAVY_WORDS), (first for first, _phrase in _HEAVY_PHRASES.values())
 )
 
 
@@ -98,15 +119,24 @@ class PlanReport:
         return values
 
 
-def heavy_keywords(folded: str) -> tuple[str, ...]:
-    """Canonical names of the heavy keywords in already-normalised text, in table order, no repeats."""
-    found: list[str] = []
-    for name, needle, confirm in _HEAVY_TABLE:
-        if name in found or needle not in folded:
+def heavy_keywords(text: str) -> tuple[str, ...]:
+    """Canonical names of the heavy keywords in ``text`` (any case or width), in table order, no repeats."""
+    _require_str(text, "text")
+    return _heavy_keywords(_analyse(text, _PLANNER_VOCABULARY))
+
+
+def _heavy_keywords(request: _Analysed) -> tuple[str, ...]:
+    found: set[str] = set()
+    words = request.words
+    for name, forms in _HEAVY_WORDS:
+        if not words.isdisjoint(forms):
+            found.add(name)
             continue
-        if confirm is None or confirm.search(folded):
-            found.append(name)
-    return tuple(found)
+        phrase = _HEAVY_PHRASES.get(name)
+        if phrase is not None and phrase[0] in words and phrase[1].search(request.folded):
+            found.add(name)
+    found.update(_HEAVY_ZH[keyword] for keyword, _position in request.zh_hits if keyword in _HEAVY_ZH)
+    return tuple(name for name in _HEAVY_ORDER if name in found)
 
 
 def plan(prompt: str, config: PolicyConfig, *, json_schema: dict | None = None) -> PlanReport:
@@ -123,12 +153,17 @@ def plan(prompt: str, config: PolicyConfig, *, json_schema: dict | None = None) 
         The request's JSON Schema, if any; a schema makes the task ``"json"`` and fills ``skeleton``.
     """
     _validate_plan_inputs(prompt, config, json_schema)
-    folded = _normalize_lines(prompt)
-    task = _detect_normalized(folded, has_schema=json_schema is not None)
-    keywords = heavy_keywords(folded)
+    request = _analyse(prompt, _PLANNER_VOCABULARY)
+    task = _detect_analysed(request, has_schema=json_schema is not None)
+    keywords = _heavy_keywords(request)
     heavy = bool(keywords)
     chars = len(prompt)
-    marks = sum(prompt.count(mark) for mark in _MARKS)
+    questions = prompt.count("?")
+    marks = questions + prompt.count(":") + prompt.count("\n")
+    if not prompt.isascii():
+        full_width_questions = prompt.count("？")
+        questions += full_width_questions
+        marks += full_width_questions + prompt.count("：")
 
     raw_score = chars / config.chars_per_unit
     if config.scorer == "paper":
@@ -143,7 +178,7 @@ def plan(prompt: str, config: PolicyConfig, *, json_schema: dict | None = None) 
     risks.extend(f"heavy:{name}" for name in keywords)
     if chars > LONG_CONTEXT_CHARS:
         risks.append("long_context")
-    if sum(prompt.count(mark) for mark in _QUESTION_MARKS) >= MULTI_QUESTION_MARKS:
+    if questions >= MULTI_QUESTION_MARKS:
         risks.append("multi_question")
 
     return PlanReport(

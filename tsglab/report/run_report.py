@@ -13,7 +13,7 @@ from tsglab.errors import RunError
 from tsglab.events.log import read_events, read_manifest
 from tsglab.report.frame import events_frame
 from tsglab.report.render import to_html, to_latex, to_markdown
-from tsglab.report.tables import four_view_table, headline_table, task_table, tier_table
+from tsglab.report.tables import arm_metrics, four_view_table, headline_table, task_table, tier_table
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,8 @@ class RunReport:
 
     def __str__(self) -> str:
         status = "" if self.status == "complete" else f"  [run {self.status}: partial data]"
-        return f"tsglab report — {self.run_dir.name}: {self.gateway} vs {self.baseline}{status}\n\n" + self.to_markdown()
+        title = f"tsglab report — {self.run_dir.name}: {self.gateway} vs {self.baseline}{status}"
+        return f"{title}\n\n{self.to_markdown()}"
 
     def _repr_markdown_(self) -> str:
         return str(self)
@@ -119,6 +120,19 @@ def build_report(
     return report
 
 
+def metrics_summary(report: RunReport) -> pd.DataFrame:
+    """Long format, one row per (arm, metric): the headline metrics and the four P95 views."""
+    rows = []
+    for arm, frame in report.frames.items():
+        rows += [{"arm": arm, "metric": key, "value": value} for key, value in arm_metrics(frame).items()]
+    for view in report.p95_views.itertuples(index=False):
+        for key in ("p95_ms", "p95_km_ms", "p95_slo_cap_ms", "timeouts_rate"):
+            rows.append({"arm": view.arm, "metric": f"{key} [{view.view}]", "value": float(getattr(view, key))})
+    summary = pd.DataFrame(rows)
+    summary.insert(0, "run_id", report.run_dir.name)
+    return summary
+
+
 def write_report(report: RunReport) -> Path:
     """Write Markdown, LaTeX and HTML tables under ``tables/``; return that folder."""
     out = report.run_dir / "tables"
@@ -134,7 +148,5 @@ def write_report(report: RunReport) -> Path:
     import matplotlib.pyplot as plt
 
     plt.close(figure)
-    summary = report.headline.copy()
-    summary.insert(0, "run_id", report.run_dir.name)
-    summary.to_parquet(report.run_dir / "metrics_summary.parquet", index=False)
+    metrics_summary(report).to_parquet(report.run_dir / "metrics_summary.parquet", index=False)
     return out

@@ -396,7 +396,8 @@ def slo_cap_quantile(
 
     where :math:`c` is ``cap_ms`` and :math:`Q_q` the chosen estimator. Every censored latency is
     at least its elapsed time, and a timeout at the SLO is at least the cap, so the estimate is
-    never below the quantile of the times taken at face value. It is a well-defined stand-in when the Kaplan–Meier quantile is not identified.
+    never below the quantile of the times taken at face value. It is a well-defined stand-in when
+    the Kaplan–Meier quantile is not identified.
 
     References
     ----------

@@ -103,8 +103,9 @@ def load_suite(path: str | os.PathLike[str] | None = None) -> list[SuiteItem]:
         if item.id in first_line_of_id:
             _fail(
                 where,
-                f"field 'id' value {item.id!r} duplicates the id on line {first_line_of_id[item.id]} "
-                f"(and line {lineno}). Ids must be unique in a file; rename one of them.",
+                f"field 'id' value {item.id!r} is already used on line {first_line_of_id[item.id]}; ids must "
+                f"be unique in a file. Rename one of the two items (lines {first_line_of_id[item.id]} "
+                f"and {lineno}).",
             )
         first_line_of_id[item.id] = lineno
         items.append(item)

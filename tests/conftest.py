@@ -1,0 +1,20 @@
+from __future__ import annotations
+
+import pytest
+
+from tsglab.backends.scripted import ScriptedBackend
+from tsglab.policy.config import TIERS
+from tsglab.policy.ladder import TierLadder, TierSpec
+
+
+def scripted_ladder(replies: dict[str, object] | object, **backend_options) -> TierLadder:
+    """A ladder whose tiers answer from scripts: one reply for all tiers or a dict per tier."""
+    per_tier = replies if isinstance(replies, dict) else {t: replies for t in TIERS}
+    specs = {t: TierSpec(name=t, backend="scripted", model=f"scripted-{t}", max_tokens=64) for t in TIERS}
+    backends = {t: ScriptedBackend(per_tier[t], name=f"scripted-{t}", **backend_options) for t in TIERS}
+    return TierLadder(specs, backends)
+
+
+@pytest.fixture
+def make_ladder():
+    return scripted_ladder

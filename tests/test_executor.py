@@ -1,0 +1,117 @@
+from __future__ import annotations
+
+import pytest
+from conftest import scripted_ladder
+
+from tsglab.errors import BackendError, BackendTimeout
+from tsglab.policy.config import ABLATIONS, BASELINE, PolicyConfig
+from tsglab.policy.executor import execute
+
+SCHEMA = {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}}
+GOOD = '{"name": "Ada"}'
+
+
+def sequence(*replies):
+    """A reply function that returns the given replies in order (the last one repeats)."""
+    calls = {"n": 0}
+
+    def reply(_request):
+        i = min(calls["n"], len(replies) - 1)
+        calls["n"] += 1
+        return replies[i]
+
+    return reply
+
+
+PAPER = PolicyConfig()
+
+
+def run(ladder, config=PAPER, tier="light", task="json", schema=SCHEMA, timeout_s=None):
+    return execute(ladder, config, "Return JSON with the name.", tier=tier, task=task, json_schema=schema,
+                   timeout_s=timeout_s)
+
+
+def test_first_attempt_passes_makes_one_attempt():
+    result = run(scripted_ladder(GOOD))
+    assert [a.kind for a in result.attempts] == ["initial"]
+    assert result.ok and result.json_ok and result.final_tier == "light" and result.upgrades == 0
+
+
+def test_failed_json_gets_one_same_tier_repair():
+    ladder = scripted_ladder(sequence("not json", GOOD))
+    result = run(ladder)
+    assert [(a.tier, a.kind) for a in result.attempts] == [("light", "initial"), ("light", "repair")]
+    assert result.repaired and result.ok and result.final_tier == "light"
+    # the repair turn shows the model its failed answer and the failure
+    repair_request = ladder.backends["light"].requests[1]
+    assert repair_request.messages[1].content == "not json"
+    assert "failed a check" in repair_request.messages[2].content
+
+
+def test_persistent_failure_repairs_once_then_upgrades_up_to_the_cap():
+    result = run(scripted_ladder("never json"))
+    assert [(a.tier, a.kind) for a in result.attempts] == [
+        ("light", "initial"), ("light", "repair"), ("std", "upgrade"), ("enh", "upgrade")]
+    assert result.upgrades == 2 and not result.ok and result.json_ok is False
+
+
+def test_max_upgrades_bounds_the_cascade():
+    result = run(scripted_ladder("never json"), PolicyConfig(max_upgrades=1))
+    assert [a.tier for a in result.attempts] == ["light", "light", "std"]
+    result = run(scripted_ladder("never json"), PolicyConfig(max_upgrades=0))
+    assert [a.kind for a in result.attempts] == ["initial", "repair"]
+
+
+def test_no_repair_ablation_upgrades_directly():
+    config = PolicyConfig(**ABLATIONS["F_no_repair"])
+    result = run(scripted_ladder({"light": "no", "std": GOOD, "enh": GOOD}), config)
+    assert [(a.tier, a.kind) for a in result.attempts] == [("light", "initial"), ("std", "upgrade")]
+    assert not result.repaired and result.ok
+
+
+def test_upgrade_never_passes_enh():
+    result = run(scripted_ladder("never json"), tier="enh")
+    assert [a.tier for a in result.attempts] == ["enh", "enh"]
+
+
+def test_timeout_is_censored_without_repair():
+    ladder = scripted_ladder(BackendTimeout("stalled", elapsed_ms=1234.0))
+    result = run(ladder, timeout_s=1.2)
+    assert result.timed_out and result.error_kind == "timeout"
+    assert len(result.attempts) == 1 and result.attempts[0].total_ms == 1234.0
+    assert not result.repaired and result.upgrades == 0
+
+
+def test_backend_error_is_recorded_not_raised():
+    result = run(scripted_ladder(BackendError("connection refused")))
+    assert result.error_kind == "backend_error" and not result.timed_out
+    assert "connection refused" in result.error
+
+
+def test_baseline_makes_a_single_attempt_even_when_the_check_fails():
+    result = run(scripted_ladder("never json"), BASELINE, tier="enh")
+    assert len(result.attempts) == 1 and not result.ok and result.json_ok is False
+
+
+def test_refusal_and_short_answers_fail_the_check():
+    result = run(scripted_ladder(sequence("I'm sorry, but I can't help with that.", "Paris")), task="general",
+                 schema=None)
+    assert result.attempts[0].check_reason == "refusal" and result.repaired and result.ok
+    config = PolicyConfig(min_answer_chars=10)
+    result = run(scripted_ladder("short"), config, task="general", schema=None)
+    assert result.attempts[0].check_reason == "too_short"
+
+
+def test_schema_violation_fails_the_contract():
+    result = run(scripted_ladder(sequence('{"name": 5}', GOOD)))
+    assert result.attempts[0].check_reason == "json_contract" and result.ok
+
+
+@pytest.mark.parametrize("text", ['```json\n{"name": "Ada"}\n```', 'Sure! {"name": "Ada"} Hope it helps.'])
+def test_json_contract_tolerates_fences_and_prose(text):
+    assert run(scripted_ladder(text)).ok
+
+
+def test_attempt_durations_are_recorded_per_attempt():
+    result = run(scripted_ladder("never json", prompt_ms=2.0, eval_ms_per_token=3.0))
+    assert all(a.prompt_eval_ms == 2.0 and a.eval_ms == 6.0 for a in result.attempts)

