@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.resources
 import json
 from collections import Counter
 from pathlib import Path
@@ -421,9 +422,7 @@ LINE_ERRORS: list[tuple[str, list[dict[str, Any] | str], str]] = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("rows", "pattern"), [case[1:] for case in LINE_ERRORS], ids=[c[0] for c in LINE_ERRORS]
-)
+@pytest.mark.parametrize(("rows", "pattern"), [case[1:] for case in LINE_ERRORS], ids=[c[0] for c in LINE_ERRORS])
 def test_malformed_lines_raise_suite_error(tmp_path: Path, rows: list[Any], pattern: str) -> None:
     path = write_suite(tmp_path, *rows)
     with pytest.raises(SuiteError, match=pattern) as caught:
@@ -455,10 +454,18 @@ def test_empty_file_is_rejected(tmp_path: Path, content: str) -> None:
 def test_non_utf8_file_is_rejected(tmp_path: Path) -> None:
     path = tmp_path / "latin.jsonl"
     path.write_bytes(json.dumps(row(prompt="café")).encode("latin-1").replace(b"\\u00e9", b"\xe9"))
-    with pytest.raises(
-        SuiteError, match=r"latin\.jsonl: the file is not valid UTF-8 \(byte \d+\); save it as UTF-8"
-    ):
+    with pytest.raises(SuiteError, match=r"latin\.jsonl: the file is not valid UTF-8 \(byte \d+\); save it as UTF-8"):
         load_suite(path)
+
+
+def test_bundled_path_outside_a_directory_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    class ZipEntry:
+        def joinpath(self, name: str) -> ZipEntry:
+            return self
+
+    monkeypatch.setattr(importlib.resources, "files", lambda package: ZipEntry())
+    with pytest.raises(SuiteError, match=r"the bundled suite is not a plain file .*pass a suite path to load_suite"):
+        load_suite()
 
 
 def test_score_answer_rejects_non_text(tmp_path: Path) -> None:
@@ -580,10 +587,7 @@ def test_json_fields_contract_failure_scores_zero(person: SuiteItem) -> None:
 def test_json_fields_value_rules(tmp_path: Path) -> None:
     fields = {"total": 1250, "paid": True, "ref": None, "tags": ["Red", "blue"], "rate": 0.1, "code": "007"}
     item = make_item(tmp_path, {"kind": "json_fields", "fields": fields})
-    good = (
-        '{"total": "1,250", "paid": true, "ref": null, "tags": [" red", "BLUE"], '
-        '"rate": 0.1000000001, "code": 7}'
-    )
+    good = '{"total": "1,250", "paid": true, "ref": null, "tags": [" red", "BLUE"], "rate": 0.1000000001, "code": 7}'
     assert score_answer(item, good).score == 1.0
     bad = '{"total": 1251, "paid": 1, "ref": "", "tags": ["red"], "rate": 0.2, "code": "008"}'
     assert score_answer(item, bad).score == 0.0
@@ -597,9 +601,7 @@ def test_json_fields_literal_dotted_key(tmp_path: Path) -> None:
 
 
 def test_json_ok_reported_for_any_check_kind_with_a_schema(tmp_path: Path) -> None:
-    item = make_item(
-        tmp_path, {"kind": "must_include", "terms": ["Ada"]}, task="open", json_schema=PERSON_SCHEMA
-    )
+    item = make_item(tmp_path, {"kind": "must_include", "terms": ["Ada"]}, task="open", json_schema=PERSON_SCHEMA)
     assert score_answer(item, '{"name": "Ada", "age": 3}').json_ok is True
     assert score_answer(item, "Ada").json_ok is False
 

@@ -131,9 +131,7 @@ def _read_text(source: pathlib.Path) -> str:
     except IsADirectoryError:
         raise SuiteError(f"suite path '{source}' is a directory; pass the path of a .jsonl file.") from None
     except UnicodeDecodeError as exc:
-        raise SuiteError(
-            f"{source}: the file is not valid UTF-8 (byte {exc.start}); save it as UTF-8."
-        ) from None
+        raise SuiteError(f"{source}: the file is not valid UTF-8 (byte {exc.start}); save it as UTF-8.") from None
 
 
 def _parse_line(line: str, where: str) -> dict[str, Any]:
@@ -219,8 +217,7 @@ def _validate_schema(schema: Any, where: str) -> dict[str, Any]:
         at = "/".join(str(part) for part in exc.path) or "<root>"
         _fail(
             where,
-            f"field 'json_schema' is not a valid JSON Schema (draft 2020-12): {exc.message} (at {at}). "
-            "Fix the schema.",
+            f"field 'json_schema' is not a valid JSON Schema (draft 2020-12): {exc.message} (at {at}). Fix the schema.",
         )
     return schema
 
@@ -276,8 +273,7 @@ def _check_regex_any(check: Mapping[str, Any], where: str) -> dict[str, Any]:
         if not any(regex.search(example) for regex in compiled):
             _fail(
                 where,
-                f"field 'check.example' {example!r} matches none of check.patterns; "
-                "fix the patterns or the example.",
+                f"field 'check.example' {example!r} matches none of check.patterns; fix the patterns or the example.",
             )
         params["example"] = example
     return params
@@ -332,9 +328,7 @@ _CHECK_VALIDATORS = {
 
 def _validate_strata(strata: Any, where: str) -> dict[str, str | bool | int]:
     if not isinstance(strata, dict):
-        _fail(
-            where, f'field \'strata\' must be an object like {{"domain": "legal"}}; got {_json_type(strata)}.'
-        )
+        _fail(where, f'field \'strata\' must be an object like {{"domain": "legal"}}; got {_json_type(strata)}.')
     for key, value in strata.items():
         if not isinstance(value, (str, bool, int)):
             _fail(

@@ -15,6 +15,7 @@ import pathlib
 import random
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 SEED = 20250611
@@ -110,9 +111,7 @@ def _unique(make: Callable[[], str], seen: set[str], *, tries: int = 50) -> str:
         if candidate not in seen:
             seen.add(candidate)
             return candidate
-    raise RuntimeError(
-        f"no new prompt after {tries} draws (last: {candidate[:60]!r}); extend the word lists."
-    )
+    raise RuntimeError(f"no new prompt after {tries} draws (last: {candidate[:60]!r}); extend the word lists.")
 
 
 def _cycle(rng: random.Random, options: Sequence[Any], count: int) -> list[Any]:
@@ -206,13 +205,13 @@ ZH_JSON_INSTRUCTIONS = [
 ]
 
 
+@dataclass(frozen=True)
 class _JsonCase:
     """One extraction case: the note, the expected object (possibly nested) and its schema properties."""
 
-    def __init__(self, note: str, answer: dict[str, Any], properties: dict[str, Any]) -> None:
-        self.note = note
-        self.answer = answer
-        self.properties = properties
+    note: str
+    answer: dict[str, Any]
+    properties: dict[str, Any]
 
     def schema(self) -> dict[str, Any]:
         return _object_schema(self.properties)
@@ -274,9 +273,7 @@ def _json_person(rng: random.Random) -> _JsonCase:
 def _json_order(rng: random.Random) -> _JsonCase:
     order_id = f"{rng.choice('ABKQR')}-{rng.randint(1000, 9999)}"
     quantity, product = rng.randint(2, 40), rng.choice(PRODUCTS)
-    note = (
-        f"Order {order_id} was placed this morning: {quantity} x {product}, shipping to {rng.choice(CITIES)}."
-    )
+    note = f"Order {order_id} was placed this morning: {quantity} x {product}, shipping to {rng.choice(CITIES)}."
     return _JsonCase(
         note,
         {"order_id": order_id, "product": product, "quantity": quantity},
@@ -287,9 +284,7 @@ def _json_order(rng: random.Random) -> _JsonCase:
 def _json_meeting(rng: random.Random) -> _JsonCase:
     day, time, room = rng.choice(WEEKDAYS), _clock(rng), _room(rng)
     note = f"Reminder: the {rng.choice(MEETING_TOPICS)} review is on {day} at {time} in room {room}."
-    return _JsonCase(
-        note, {"day": day, "time": time, "room": room}, {"day": _STRING, "time": _STRING, "room": _STRING}
-    )
+    return _JsonCase(note, {"day": day, "time": time, "room": room}, {"day": _STRING, "time": _STRING, "room": _STRING})
 
 
 def _json_product(rng: random.Random) -> _JsonCase:
@@ -350,12 +345,8 @@ def _json_address(rng: random.Random) -> _JsonCase:
 def _json_attendees(rng: random.Random) -> _JsonCase:
     people = rng.sample(FIRST_NAMES, 3)
     event = rng.choice(EVENTS)
-    note = (
-        f"{people[0]}, {people[1]} and {people[2]} have confirmed for the {event} on {rng.choice(WEEKDAYS)}."
-    )
-    return _JsonCase(
-        note, {"event": event, "attendees": people}, {"event": _STRING, "attendees": _STRING_LIST}
-    )
+    note = f"{people[0]}, {people[1]} and {people[2]} have confirmed for the {event} on {rng.choice(WEEKDAYS)}."
+    return _JsonCase(note, {"event": event, "attendees": people}, {"event": _STRING, "attendees": _STRING_LIST})
 
 
 def _json_zh_person(rng: random.Random) -> _JsonCase:
@@ -380,9 +371,7 @@ def _json_zh_order(rng: random.Random) -> _JsonCase:
 def _json_zh_meeting(rng: random.Random) -> _JsonCase:
     day, time, room = rng.choice(ZH_WEEKDAYS), _clock(rng), _room(rng)
     note = f"提醒：项目评审会定于{day} {time}在{room}会议室召开。"
-    return _JsonCase(
-        note, {"day": day, "time": time, "room": room}, {"day": _STRING, "time": _STRING, "room": _STRING}
-    )
+    return _JsonCase(note, {"day": day, "time": time, "room": room}, {"day": _STRING, "time": _STRING, "room": _STRING})
 
 
 def _json_zh_product(rng: random.Random) -> _JsonCase:
@@ -639,9 +628,7 @@ def _arith_single(rng: random.Random) -> tuple[str, float | int]:
     if kind == "add":
         return rng.choice([f"What is {a} + {b}?", f"Add {a} and {b}.", f"{a} plus {b} = ?"]), a + b
     if kind == "sub":
-        return rng.choice(
-            [f"What is {a} - {b}?", f"{a} minus {b} equals what? Answer with the number only."]
-        ), a - b
+        return rng.choice([f"What is {a} - {b}?", f"{a} minus {b} equals what? Answer with the number only."]), a - b
     if kind == "mul":
         a, b = rng.randint(3, 19), rng.randint(3, 12)
         return rng.choice([f"What is {a} * {b}?", f"Compute {a} × {b}.", f"Multiply {a} by {b}."]), a * b
@@ -721,9 +708,7 @@ def _factual_case(rng: random.Random, kind: str) -> tuple[str, dict[str, Any]]:
         return prompt, _regex_check([_token_pattern(room)], room)
     if kind == "day":
         room, day = _room(rng), rng.choice(WEEKDAYS)
-        prompt = (
-            f"The {rng.choice(MEETING_TOPICS)} workshop takes place on {day} in room {room}. Which day is it?"
-        )
+        prompt = f"The {rng.choice(MEETING_TOPICS)} workshop takes place on {day} in room {room}. Which day is it?"
         return prompt, _regex_check([_word_pattern(day)], day)
     if kind == "invoice":
         amount = rng.randint(1100, 48000)
@@ -751,9 +736,7 @@ def _factual_case(rng: random.Random, kind: str) -> tuple[str, dict[str, Any]]:
     if kind == "gate":
         gate = f"{rng.choice('ABCDE')}{rng.randint(1, 40)}"
         flight = f"{rng.choice(AIRLINE_CODES)}{rng.randint(100, 1999)}"
-        prompt = (
-            f"Flight {flight} boards at gate {gate} at {_clock(rng)}. Which gate? Answer with the gate only."
-        )
+        prompt = f"Flight {flight} boards at gate {gate} at {_clock(rng)}. Which gate? Answer with the gate only."
         return prompt, {"kind": "exact", "answer": gate}
     if kind == "code":
         code = f"{rng.choice('KMPTX')}{rng.randint(2, 9)}-{rng.randint(10, 99)}{rng.choice('QRWZ')}"
@@ -762,9 +745,7 @@ def _factual_case(rng: random.Random, kind: str) -> tuple[str, dict[str, Any]]:
     if kind == "car":
         first, second = rng.sample(FIRST_NAMES, 2)
         color_a, color_b = rng.sample(COLORS, 2)
-        prompt = (
-            f"{first}'s car is {color_a}, and {second}'s car is {color_b}. What colour is {second}'s car?"
-        )
+        prompt = f"{first}'s car is {color_a}, and {second}'s car is {color_b}. What colour is {second}'s car?"
         return prompt, _regex_check([_word_pattern(color_b)], color_b)
     company, year = rng.choice(COMPANIES), rng.randint(1890, 2015)
     prompt = f"{company} was founded in {year} in {rng.choice(CITIES)}. In which year was it founded?"
@@ -904,8 +885,7 @@ def _code_items(rng: random.Random) -> list[Item]:
         ),
         (
             "en",
-            f"Write an SQLite query that returns the {limit} most expensive rows of the table products "
-            "(column price).",
+            f"Write an SQLite query that returns the {limit} most expensive rows of the table products (column price).",
             _terms_check(["select", "from products", "order by", "desc", f"limit {limit}"]),
         ),
         (
@@ -974,8 +954,7 @@ def _code_items(rng: random.Random) -> list[Item]:
         ),
         (
             "en",
-            f"Write a Python function {words}(words) that returns a dict counting how often each "
-            "word appears.",
+            f"Write a Python function {words}(words) that returns a dict counting how often each word appears.",
             _terms_check([f"def {words}", "return"]),
         ),
         (
@@ -986,8 +965,7 @@ def _code_items(rng: random.Random) -> list[Item]:
         ),
         (
             "en",
-            f"Write a Python function {parse}(text) that converts text to an int and returns None "
-            "if that fails.",
+            f"Write a Python function {parse}(text) that converts text to an int and returns None if that fails.",
             _terms_check([f"def {parse}", "try", "except", "return none"]),
         ),
         (
@@ -1071,16 +1049,14 @@ def _open_items(rng: random.Random) -> list[Item]:
 # -------------------------------------------------------------------------------------------- multipart
 
 
+@dataclass(frozen=True)
 class _Case:
     """A multipart case: context sentences, questions paired with their answer terms, filler sentences."""
 
-    def __init__(
-        self, domain: str, context: str, qa: list[tuple[str, list[str]]], fillers: list[str]
-    ) -> None:
-        self.domain = domain
-        self.context = context
-        self.qa = qa
-        self.fillers = fillers
+    domain: str
+    context: str
+    qa: list[tuple[str, list[str]]]
+    fillers: list[str]
 
 
 GENERIC_FILLERS = [
@@ -1120,8 +1096,7 @@ def _legal_case(rng: random.Random) -> _Case:
         "Invoices are payable within thirty days of receipt unless the Client disputes them in good faith.",
         "Confidential information must not be disclosed to third parties without prior written consent.",
         "Neither party is liable for delays caused by events beyond its reasonable control.",
-        "Amendments are valid only if made in writing and signed by authorised representatives of "
-        "both parties.",
+        "Amendments are valid only if made in writing and signed by authorised representatives of both parties.",
     ]
     return _Case("legal", context, qa, fillers)
 
@@ -1361,9 +1336,7 @@ MULTIPART_CLOSINGS = [
 ]
 
 
-def _multipart_prompt(
-    rng: random.Random, case: _Case, *, n_questions: int, min_chars: int
-) -> tuple[str, list[str]]:
+def _multipart_prompt(rng: random.Random, case: _Case, *, n_questions: int, min_chars: int) -> tuple[str, list[str]]:
     selected = sorted(rng.sample(range(len(case.qa)), n_questions))
     questions = [case.qa[i][0] for i in selected]
     terms = [term for i in selected for term in case.qa[i][1]]
@@ -1541,16 +1514,12 @@ def _sanity_check(items: list[Item]) -> None:
     prompts: dict[str, str] = {}
     for item in items:
         if item["prompt"] in prompts:
-            raise RuntimeError(
-                f"{item['id']} repeats the prompt of {prompts[item['prompt']]}; vary the word lists."
-            )
+            raise RuntimeError(f"{item['id']} repeats the prompt of {prompts[item['prompt']]}; vary the word lists.")
         prompts[item["prompt"]] = item["id"]
         check = item["check"]
         if item["task"] == "multipart":
             if len(item["prompt"]) < 600:
-                raise RuntimeError(
-                    f"{item['id']} has a {len(item['prompt'])}-char prompt; multipart needs >= 600."
-                )
+                raise RuntimeError(f"{item['id']} has a {len(item['prompt'])}-char prompt; multipart needs >= 600.")
             terms = check["terms"]
             missing = [term for term in terms if term.casefold() not in item["prompt"].casefold()]
             if missing:

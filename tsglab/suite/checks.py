@@ -62,9 +62,7 @@ def normalize_answer(text: str) -> str:
     """NFKC, casefold, strip, then drop trailing punctuation (``"B12."`` -> ``"b12"``)."""
     normalized = unicodedata.normalize("NFKC", text).casefold().strip()
     end = len(normalized)
-    while end > 0 and (
-        unicodedata.category(normalized[end - 1]).startswith("P") or normalized[end - 1].isspace()
-    ):
+    while end > 0 and (unicodedata.category(normalized[end - 1]).startswith("P") or normalized[end - 1].isspace()):
         end -= 1
     return normalized[:end]
 
