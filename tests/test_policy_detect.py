@@ -179,6 +179,11 @@ CODE_REQUESTS = [
     "SQL 查询：找出工资最高的员工",
     "Ｗｒｉｔｅ ａ ｐｙｔｈｏｎ ｆｕｎｃｔｉｏｎ",
     "SELECT * FROM users WHERE id = 1; why is it slow?",
+    "Write unit tests for this class",
+    "write a one-liner to flatten a list",
+    "Write a regular expression for ISO dates",
+    "写一段Python代码",
+    "用Java写一个单例",
 ]
 
 
@@ -229,3 +234,80 @@ def test_detect_task_rejects_non_str():
 def test_detect_task_always_returns_a_label(text):
     assert detect_task(text) in ("json", "code", "general")
     assert detect_task(text, has_schema=True) == "json"
+
+
+# --------------------------------------------------------------------------------------------------
+# Fast paths against their plain twins
+
+_MIXED_PIECES = st.sampled_from(
+    [
+        "法律",
+        "复杂算法",
+        "算法",
+        "写",
+        "代码",
+        "json",
+        "JSON",
+        "，",
+        "：",
+        "Ａ",
+        "ｊｓｏｎ",
+        "abc ",
+        "x" * 300,
+        "中文" * 150,
+        "\n",
+    ]
+)
+
+
+@given(st.lists(_MIXED_PIECES, max_size=40))
+@settings(max_examples=200, deadline=None)
+def test_chunked_chinese_keyword_scan_equals_one_scan(pieces):
+    from tsglab.policy.detect import _ZH_KEYWORD_SCAN, _analyse
+
+    text = "".join(pieces)
+    request = _analyse(text)
+    one_scan = [(match[0], match.start()) for match in _ZH_KEYWORD_SCAN.finditer(request.text)]
+    assert request.zh_hits == one_scan
+
+
+@given(st.lists(_MIXED_PIECES, max_size=40))
+@settings(max_examples=200, deadline=None)
+def test_width_folding_matches_nfkc_on_ascii_words_and_chinese(pieces):
+    import unicodedata
+
+    from tsglab.policy.detect import _fold_width
+
+    text = "".join(pieces)
+    assert unicodedata.normalize("NFKC", _fold_width(text)) == unicodedata.normalize("NFKC", text)
+    # and detection does not depend on whether the caller normalised first
+    assert detect_task(unicodedata.normalize("NFKC", text)) == detect_task(text)
+
+
+# --------------------------------------------------------------------------------------------------
+# Long prompts: detection looks at the whole text, not only its ends
+
+EN_FILLER = "The river flows past the old mill and the town sleeps quietly under the stars. " * 10
+ZH_FILLER = "季度报告涵盖了收入、运营成本以及下一财年的展望。各部门提交的数据已由团队与总账核对。" * 20
+ALL_REQUESTS = JSON_REQUESTS + JSON_TOPICS + CODE_REQUESTS + GENERAL_REQUESTS
+
+
+@pytest.mark.parametrize("filler", [EN_FILLER, ZH_FILLER], ids=["english", "chinese"])
+@pytest.mark.parametrize("text", ALL_REQUESTS)
+def test_a_request_inside_a_long_document_keeps_its_label(text, filler):
+    document = f"{filler}\n{text}\n{filler}"
+    assert len(document) > 1500
+    assert detect_task(document) == detect_task(text)
+
+
+@pytest.mark.parametrize("offset", [250, 253, 254, 255, 256, 257, 508, 510, 511, 512, 513])
+@pytest.mark.parametrize(
+    ("request_text", "expected"),
+    [("只输出ＪＳＯＮ", "json"), ("写一个函数", "code"), ("Return ＪＳＯＮ", "json"), ("用Python实现排序", "code")],
+)
+def test_requests_across_internal_chunk_borders(offset, request_text, expected):
+    # The analysis works in chunks of 256 and 512 characters; a request split by a border still counts.
+    prefix = ("x " * 400)[: offset - 1] + " "
+    assert len(prefix) == offset
+    document = prefix + request_text + "。" + "y " * 400
+    assert detect_task(document) == expected

@@ -439,3 +439,18 @@ def test_plan_report_is_frozen():
     report = plan("hello", PAPER)
     with pytest.raises(dataclasses.FrozenInstanceError, match="cannot assign"):
         report.score = 0.0  # type: ignore[misc]
+
+
+_MARK_PIECES = st.sampled_from(
+    ["?", "？", ":", "：", "\n", "，", "Ａ", "ｊｓｏｎ", "法律", "abc ", "x" * 300, "中文" * 200]
+)
+
+
+@given(st.lists(_MARK_PIECES, max_size=30))
+@settings(max_examples=200, deadline=None)
+def test_marks_and_chars_match_a_naive_count_of_the_original(pieces):
+    prompt = "".join(pieces)
+    report = plan(prompt, PAPER)
+    assert report.chars == len(prompt)
+    assert report.marks == sum(prompt.count(mark) for mark in ("?", "？", ":", "：", "\n"))
+    assert ("multi_question" in report.risk_factors) == (prompt.count("?") + prompt.count("？") >= 2)

@@ -2,9 +2,10 @@
 
 The paper's released code missed "只输出JSON" (no space between the directive and the word), which
 silently disabled the JSON floor, the repair loop and the JSON gate (DESIGN.md §5). Detection here
-works on NFKC-normalised, case-folded text, so full-width letters, digits, punctuation and braces
-("ＪＳＯＮ", "｛｝", "：") look like their ASCII forms, and "json" is matched with ASCII-only word
-boundaries: "jsonp", "jsonschema" and "jason" are not "json", yet "输出json格式" is.
+works on text with NFKC's compatibility mappings applied and case ignored, so full-width letters,
+digits, punctuation and braces ("ＪＳＯＮ", "｛｝", "：") look like their ASCII forms, and "json" is
+matched with ASCII-only word boundaries: "jsonp", "jsonschema" and "jason" are not "json", yet
+"输出json格式" is.
 
 A request is a JSON task when a schema is given, or when the word "json" stands next to an output
 directive (return, respond, reply, output, answer, give, format, only, as, in …, 输出, 返回, 格式,
@@ -12,18 +13,18 @@ directive (return, respond, reply, output, answer, give, format, only, as, in �
 the topic of a question ("What is JSON?", "Explain JSON vs XML") is not a JSON task.
 
 Speed (the planner's budget is ~100 µs per request, prompts run to thousands of characters): a regex
-scan costs 10–20 ns per character in CPython, so no pattern is run over a whole long prompt. The text
-is analysed once (:func:`_analyse`): its ASCII words (bytes ``translate`` + ``split``, all in C) are
-intersected with the vocabulary the detectors use, Chinese keywords are found by one regex whose first
-characters are rare, and every pattern then runs only in a small window around an occurrence of the
-word it needs.
+scan costs 5–20 ns per character in CPython, so no English pattern is run over a whole long prompt.
+The text is analysed once (:func:`_analyse`): width folding (NFKC's mappings, see :func:`_fold_width`),
+then a lower-cased bytes copy in which every non-word character is a space (``encode`` + ``translate``,
+C speed, same indices as the text); its words are intersected with the vocabulary the detectors use,
+Chinese keywords are found by one scan for their first characters, and every other pattern runs only
+in a small window around an occurrence of the word it needs.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
 from typing import Literal
 
 from tsglab.errors import SpecError
@@ -39,7 +40,81 @@ def normalize(text: str) -> str:
     Full-width letters, digits, punctuation and braces become ASCII ("ＪＳＯＮ｛：｝" → "json{:}").
     """
     _require_str(text, "text")
-    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+    return " ".join(unicodedata.normalize("NFKC", _replace_common_full_width(text)).casefold().split())
+
+
+# Full-width punctuation of ordinary Chinese text, with its NFKC image. Replacing these first is exact
+# (each is a starter that maps to one ASCII starter) and lets most Chinese text pass NFKC's quick check:
+# CPython's NFKC recomposition costs ~130 ns per CJK character once a text fails it.
+_COMMON_FULL_WIDTH = (
+    ("，", ","), ("：", ":"), ("？", "?"), ("！", "!"), ("；", ";"), ("（", "("), ("）", ")"), ("\u3000", " "),
+)  # fmt: skip
+
+
+def _replace_common_full_width(text: str) -> str:
+    if text.isascii():
+        return text
+    for full_width, ascii_form in _COMMON_FULL_WIDTH:
+        if full_width in text:
+            text = text.replace(full_width, ascii_form)
+    return text
+
+
+def _fold_width(text: str) -> str:
+    """Text with NFKC's compatibility mappings applied: full-width forms, ideographic space, ligatures.
+
+    Equal to NFKC for text that holds no compatibility character beyond common full-width
+    punctuation; otherwise NFKD, which maps every compatibility character as NFKC does but skips the
+    recomposition (NFKC takes ~400 µs on a 3 000-character Chinese prompt with one full-width letter).
+    Detection only reads ASCII words and Chinese characters, which NFKC and NFKD leave alike.
+    """
+    return _fold(text)[1]
+
+
+_FOLD_CHUNK = 512
+
+
+def _fold(text: str) -> tuple[str, str, list[tuple[int, int]] | None]:
+    """Fold ``text`` chunk by chunk; see :func:`_fold_width`.
+
+    Returns the text with common full-width punctuation replaced (nothing else: "？" is "?" there, so
+    marks can be counted), the width-folded text, and the spans of the folded text that hold non-ASCII
+    characters (``None`` when a decomposition moved positions, i.e. "look everywhere").
+
+    Chunks let a long English text with one Chinese or full-width sentence pay for that sentence only.
+    The replacements map one character to one; NFKD of a chunk may order combining marks differently
+    from NFKD of the whole text where a border splits them, which no detector can see.
+    """
+    if text.isascii():
+        return text, text, []
+    plain_pieces = []
+    folded_pieces = []
+    decomposed = False
+    spans: list[tuple[int, int]] = []
+    for start in range(0, len(text), _FOLD_CHUNK):
+        chunk = text[start : start + _FOLD_CHUNK]
+        folded = chunk
+        if not chunk.isascii():
+            # Chinese prose often needs "，" alone; the quick check then spares the other seven scans.
+            chunk = folded = chunk.replace("，", ",")
+            if not unicodedata.is_normalized("NFKC", chunk):
+                for full_width, ascii_form in _COMMON_FULL_WIDTH[1:]:
+                    if full_width in chunk:
+                        chunk = folded = chunk.replace(full_width, ascii_form)
+            if not unicodedata.is_normalized("NFKC", chunk):
+                folded = unicodedata.normalize("NFKD", chunk)
+                decomposed = True
+            stop = start + len(chunk)
+            if spans and spans[-1][1] == start:
+                spans[-1] = (spans[-1][0], stop)
+            else:
+                spans.append((start, stop))
+        plain_pieces.append(chunk)
+        folded_pieces.append(folded)
+    plain = "".join(plain_pieces)
+    if not decomposed:
+        return plain, plain, spans
+    return plain, "".join(folded_pieces), None
 
 
 def _require_str(value: object, name: str) -> None:
@@ -51,8 +126,18 @@ def _require_str(value: object, name: str) -> None:
 # One analysis per request
 # --------------------------------------------------------------------------------------------------
 
-# Bytes that belong to an ASCII word ([a-z0-9_]); everything else, non-ASCII included, separates words.
-_WORD_BYTES = bytes(c if (97 <= c <= 122 or 48 <= c <= 57 or c == 95) else 32 for c in range(256))
+# Bytes that belong to an ASCII word ([a-z0-9_], upper case lowered); everything else, non-ASCII
+# included, becomes a space.
+_WORD_BYTES = bytes(
+    c + 32 if 65 <= c <= 90 else c if (97 <= c <= 122 or 48 <= c <= 57 or c == 95) else 32 for c in range(256)
+)
+_SPACE = 32
+
+
+def _compile_ci(pattern: str) -> re.Pattern[str]:
+    """Patterns run on width-folded text whose case is kept (case-folding a long text costs more)."""
+    return re.compile(pattern, re.IGNORECASE)
+
 
 # Chinese keywords of the detector and the planner, longest first where one contains another.
 _ZH_KEYWORDS = (
@@ -63,55 +148,77 @@ _ZH_KEYWORDS = (
 _ZH_KEYWORD_SCAN = re.compile("|".join(_ZH_KEYWORDS))
 
 
-@dataclass(frozen=True)
 class _Analysed:
-    """A request prepared once for every detector: folded text, its keywords (ASCII and Chinese)."""
+    """A request prepared once for every detector (and the planner)."""
 
-    folded: str  # NFKC + casefold; whitespace kept as sent
-    words: frozenset[bytes]  # the vocabulary words that occur as whole ASCII words
-    zh_hits: tuple[tuple[str, int], ...]  # (keyword, position) of each Chinese keyword, in order
+    __slots__ = ("plain", "text", "ascii_bytes", "word_bytes", "words", "zh_hits")
+
+    def __init__(self, text: str, vocabulary: frozenset[bytes]) -> None:
+        # plain: common full-width punctuation replaced, nothing else ("？" is "?" here: marks can be
+        # counted); text: width-folded (see _fold_width), case and whitespace kept as sent.
+        self.plain, self.text, non_ascii_spans = _fold(text)
+        # One byte per character of ``text`` ("replace" writes one "?" per non-ASCII character), so
+        # indices agree; searching bytes is much faster than searching a str that holds Chinese.
+        self.ascii_bytes = self.text.encode("ascii", "replace")
+        # The same with ASCII word characters lowered and every other byte a space.
+        self.word_bytes = self.ascii_bytes.translate(_WORD_BYTES)
+        # Intersecting with the vocabulary, rather than building a set of every word, halves the cost.
+        self.words = vocabulary.intersection(self.word_bytes.split())
+        # (keyword, position) of each Chinese keyword, in order.
+        self.zh_hits = _chinese_keywords(self.text, non_ascii_spans)
+
+
+_ZH_LONGEST = max(len(keyword) for keyword in _ZH_KEYWORDS)
+
+
+def _chinese_keywords(text: str, spans: list[tuple[int, int]] | None) -> list[tuple[str, int]]:
+    """(keyword, position) of every Chinese keyword, left to right, without overlaps.
+
+    The scan costs ~5 ns per character, ASCII or not, so only ``spans`` (the parts of the text that
+    hold non-ASCII characters; ``None``: all of it) are scanned: a keyword starts with a Chinese
+    character.
+    """
+    if spans is None:
+        return [(match[0], match.start()) for match in _ZH_KEYWORD_SCAN.finditer(text)]
+    hits = []
+    length = len(text)
+    resume = 0  # where the previous match ended: matches do not overlap, as in one scan
+    for start, stop in spans:
+        for match in _ZH_KEYWORD_SCAN.finditer(text, max(start, resume), min(length, stop + _ZH_LONGEST - 1)):
+            if match.start() >= stop:
+                break
+            hits.append((match[0], match.start()))
+            resume = match.end()
+    return hits
 
 
 def _analyse(text: str, vocabulary: frozenset[bytes] | None = None) -> _Analysed:
     """Fold ``text`` and find the words of ``vocabulary`` (default: the detector's) and Chinese keywords."""
-    folded = unicodedata.normalize("NFKC", text).casefold()
-    # Intersecting with the vocabulary, rather than building a set of every word, halves the cost.
-    tokens = folded.encode("ascii", "replace").translate(_WORD_BYTES).split()
-    words = (_DETECT_VOCABULARY if vocabulary is None else vocabulary).intersection(tokens)
-    if folded.isascii():
-        zh_hits: tuple[tuple[str, int], ...] = ()
-    else:
-        zh_hits = tuple((hit.group(), hit.start()) for hit in _ZH_KEYWORD_SCAN.finditer(folded))
-    return _Analysed(folded, words, zh_hits)
+    return _Analysed(text, _DETECT_VOCABULARY if vocabulary is None else vocabulary)
 
 
-_WORD_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
-
-
-def _occurrences(text: str, needle: str) -> list[int]:
-    """Start of every occurrence of ``needle`` that is a whole ASCII word (Chinese neighbours allowed)."""
-    size = len(needle)
-    length = len(text)
+def _occurrences(word_bytes: bytes, word: bytes) -> list[int]:
+    """Start of every occurrence of ``word`` as a whole ASCII word (Chinese neighbours allowed)."""
+    size = len(word)
+    length = len(word_bytes)
     found = []
-    position = text.find(needle)
+    position = word_bytes.find(word)
     while position != -1:
         end = position + size
-        if (position == 0 or text[position - 1] not in _WORD_CHARS) and (
-            end == length or text[end] not in _WORD_CHARS
-        ):
+        if (position == 0 or word_bytes[position - 1] == _SPACE) and (end == length or word_bytes[end] == _SPACE):
             found.append(position)
-        position = text.find(needle, end)
+        position = word_bytes.find(word, end)
     return found
 
 
-def _occurrences_prefix(text: str, prefix: str) -> list[int]:
+def _occurrences_prefix(word_bytes: bytes, prefix: bytes) -> list[int]:
     """Start of every occurrence of ``prefix`` at the start of an ASCII word."""
     found = []
-    position = text.find(prefix)
+    position = word_bytes.find(prefix)
     while position != -1:
-        if position == 0 or text[position - 1] not in _WORD_CHARS:
+        if position == 0 or word_bytes[position - 1] == _SPACE:
             found.append(position)
-        position = text.find(prefix, position + 1)
+        position = word_bytes.find(prefix, position + 1)
     return found
 
 
@@ -124,42 +231,54 @@ _JSON = r"(?<![a-z0-9_])json(?![a-z0-9_])"
 
 # Words that may stand between a directive and "json": "respond ONLY with valid JSON",
 # "provide your answer in the following JSON", "return the result as JSON".
-_FILLER = (
-    r"(?:me|us|a|an|the|only|just|strictly|exclusively|in|as|with|using|valid|strict|pure|plain|raw|"
-    r"proper|well-formed|minified|compact|pretty-printed|single|one|your|final|whole|entire|answer|"
-    r"response|reply|result|results|output|data|everything|it|this|that|back|following|below|same|"
-    r"properly|correctly|formatted|machine-readable|parseable|parsable)"
-)
-_GAP = rf"(?:[\s:,=-]+{_FILLER})*[\s:,=-]*"
-
+_FILLER_WORDS = (
+    "me us a an the only just strictly exclusively in as with using valid strict pure plain raw proper "
+    "well-formed minified compact pretty-printed single one your final whole entire answer response reply "
+    "result results output data everything it this that back following below same properly correctly "
+    "formatted machine-readable parseable parsable"
+).split()
 # Strong directives name the output; weak ones ("in", "as", "use") only do so outside a topic question.
-_EN_STRONG = (
-    r"return|respond|reply|output|answer|give|provide|produce|emit|generate|print|format|formatted|"
-    r"only|write|serialize|encode|convert|structure|structured|render|dump"
-)
-_EN_WEAK = r"in|as|use|using|into|to"
-_EN_STRONG_BEFORE = re.compile(rf"(?<![a-z0-9_])(?:{_EN_STRONG})(?![a-z0-9_]){_GAP}{_JSON}")
-_EN_WEAK_BEFORE = re.compile(rf"(?<![a-z0-9_])(?:{_EN_WEAK}){_GAP}{_JSON}")
+_STRONG_WORDS = (
+    "return respond reply output answer give provide produce emit generate print format formatted only "
+    "write serialize encode convert structure structured render dump"
+).split()
+_WEAK_WORDS = "in as use using into to".split()
+_SEPARATORS = r"[\s:,=-]"
+
+
+def _reversed_directive(directives: list[str]) -> re.Pattern[str]:
+    """``directive (filler)* json`` read backwards from "json", for an anchored ``match``.
+
+    A forward search would try every position of a 200-character window; matching the reversed
+    window at its start costs only as much as the gap is long.
+    """
+    fillers = "|".join(re.escape(word[::-1]) for word in _FILLER_WORDS)
+    words = "|".join(re.escape(word[::-1]) for word in directives)
+    return _compile_ci(rf"nosj{_SEPARATORS}*(?:(?:{fillers}){_SEPARATORS}+)*(?<![a-z0-9_])(?:{words})(?![a-z0-9_])")
+
+
+_STRONG_BEFORE_REVERSED = _reversed_directive(_STRONG_WORDS)
+_WEAK_BEFORE_REVERSED = _reversed_directive(_WEAK_WORDS)
 # Matched at a "json" occurrence: "JSON only", "JSON, please".
-_EN_AFTER = re.compile(r"json[\s-]*(?:only|please|output only|response only|,\s*please)(?![a-z0-9_])")
+_EN_AFTER = _compile_ci(r"json[\s-]*(?:only|please|output only|response only|,\s*please)(?![a-z0-9_])")
 # A weak directive made explicit: "in JSON:", "as JSON format", "in JSON only".
-_EXPLICIT_SUFFIX = re.compile(r"json(?:\s*:|\s+(?:format|formatted|only|object|array)(?![a-z0-9_]))")
+_EXPLICIT_SUFFIX = _compile_ci(r"json(?:\s*:|\s+(?:format|formatted|only|object|array)(?![a-z0-9_]))")
 # After a lone "json": optional "." "!" ":", then the end of the line or text ("JSON.", a "json" line).
-_LONE_AFTER = re.compile(r"json[^\S\n]*[.!:]?[^\S\n]*(?:\n|\Z)")
-_LABEL_AFTER = re.compile(r"json\s*:")
+_LONE_AFTER = _compile_ci(r"json[^\S\n]*[.!:]?[^\S\n]*(?:\n|\Z)")
+_LABEL_AFTER = _compile_ci(r"json\s*:")
 # "json" used as an adjective of an artefact: "Write a JSON parser", "the only JSON library".
-_JSON_ARTIFACT = re.compile(
+_JSON_ARTIFACT = _compile_ci(
     rf"{_JSON}[\s-]*(?:parser|parsers|parsing|library|libraries|lib|serializer|serialiser|"
     r"deserializer|decoder|encoder|validator|tokenizer|lexer|linter|module|package|api|spec|"
     r"specification|standard|rfc|vs\.?|versus)(?![a-z0-9_])"
 )
 # A question about JSON, not a request for JSON: weak directives do not count in such a segment.
-_EN_TOPIC_START = re.compile(
+_EN_TOPIC_START = _compile_ci(
     r"^\s*(?:what|why|how|when|where|who|which|explain|describe|tell me|discuss|compare|define|is|are|"
     r"does|do|can|could|should|would)(?![a-z0-9_])"
 )
 # "how do I return JSON from Flask": even a strong directive is the topic here.
-_EN_HOW_TO = re.compile(
+_EN_HOW_TO = _compile_ci(
     r"(?<![a-z0-9_])(?:how\s+(?:to|do|does|did|can|could|should|would)|explain\s+how|ways?\s+to)"
     r"(?![a-z0-9_])"
 )
@@ -169,19 +288,17 @@ _HORIZONTAL_WHITESPACE = " \t\r\f\v"
 _ZH_STRONG = r"输出|返回|回答|回复|给出|生成|提供|只|仅|仅仅|必须|打印|转换|转成|转为|整理|格式"
 _ZH_WEAK = r"用|以|按|按照|采用|使用|为|成|请"
 # At most a few characters between a Chinese directive and "json" ("只输出 json", "输出为json").
-_ZH_BEFORE_STRONG = re.compile(rf"(?:{_ZH_STRONG})[^。！？!?\n]{{0,6}}?{_JSON}")
-_ZH_BEFORE_WEAK = re.compile(rf"(?:{_ZH_WEAK})[^。！？!?\n]{{0,4}}?{_JSON}")
-_ZH_AFTER = re.compile(
-    r"json\s*(?:格式|对象|数组|形式|结构|字符串|输出|返回|回答|回复|表示|来回答|来输出|来返回)"
-)
+_ZH_BEFORE_STRONG = _compile_ci(rf"(?:{_ZH_STRONG})[^。！？!?\n]{{0,6}}?{_JSON}")
+_ZH_BEFORE_WEAK = _compile_ci(rf"(?:{_ZH_WEAK})[^。！？!?\n]{{0,4}}?{_JSON}")
+_ZH_AFTER = _compile_ci(r"json\s*(?:格式|对象|数组|形式|结构|字符串|输出|返回|回答|回复|表示|来回答|来输出|来返回)")
 _ZH_TOPIC = re.compile(
-    r"什么是|是什么|有什么|为什么|区别|介绍|解释|优缺点|好处|历史|原理|含义|意思|吗\s*[?？]?\s*$|的定义|如何解析|怎么解析"
+    r"什么是|是什么|有什么|为什么|区别|介绍|解释|优缺点|好处|历史|原理|含义|意思|吗\s*[?？]|的定义|如何解析|怎么解析"
 )
 
 # An inline example object: {"name": …}, {'age': 3}, {“名字”: …} (after NFKC: ｛ → {, ： → :).
 _EXAMPLE_OBJECT = re.compile(r"\{\s*[\"'“‘「]\s*[^\W\d][\w \-]{0,40}?\s*[\"'”’」]\s*:")
 # A directive shortly before the example object: "Reply with {…}", "format: {…}", "如下格式：{…}".
-_OBJECT_DIRECTIVE = re.compile(
+_OBJECT_DIRECTIVE = _compile_ci(
     r"(?:(?<![a-z0-9_])(?:return|respond|reply|output|answer|give|provide|produce|emit|format|only|"
     r"print|like|follows|following|shape|schema|template|exactly|example)(?![a-z0-9_])|"
     r"输出|返回|回答|回复|格式|只|仅|按|给出|如下|模板|示例|例如)"
@@ -217,48 +334,45 @@ def _json_stands_alone(text: str, position: int) -> bool:
     return after_boundary and _LONE_AFTER.match(text, position) is not None
 
 
-_JSON_BEFORE = 200  # characters a directive and its filler words may stand before "json"
+_JSON_BEFORE = 160  # characters a directive and its filler words may stand before "json"
 _ZH_JSON_BEFORE = 12
+_ZH_TOPIC_AROUND = 40  # a topic word ("什么是", "有什么好处") this close to "json" makes it the topic
 
 
 def _asks_for_json_word(request: _Analysed) -> bool:
     if b"json" not in request.words:
         return False
-    text = request.folded
-    for position in _occurrences(text, "json"):
+    text = request.text
+    for position in _occurrences(request.word_bytes, b"json"):
         end = position + 4
-        lo = max(0, position - _JSON_BEFORE)
-        for match in _EN_STRONG_BEFORE.finditer(text, lo, end):
-            if _JSON_ARTIFACT.match(text, match.end() - 4):
-                continue
-            if _EN_HOW_TO.search(_segment_before(text, match.start())):
-                continue
-            return True
         if _EN_AFTER.match(text, position) or _json_stands_alone(text, position):
             return True
-        weak_matches = list(_EN_WEAK_BEFORE.finditer(text, lo, end))
-        if weak_matches and not _JSON_ARTIFACT.match(text, position):
+        artifact = _JSON_ARTIFACT.match(text, position) is not None  # "a JSON parser": json is not the output
+        backwards = text[max(0, position - _JSON_BEFORE) : end][::-1]
+        strong = _STRONG_BEFORE_REVERSED.match(backwards)
+        if strong and not artifact and not _EN_HOW_TO.search(_segment_before(text, end - strong.end())):
+            return True
+        weak = _WEAK_BEFORE_REVERSED.match(backwards)
+        if weak and not artifact:
+            segment = _segment_before(text, end - weak.end())
             explicit = _EXPLICIT_SUFFIX.match(text, position) is not None
-            for match in weak_matches:
-                segment = _segment_before(text, match.start())
-                if _EN_HOW_TO.search(segment):
-                    continue
-                if explicit or not _EN_TOPIC_START.search(segment):
-                    return True
+            if not _EN_HOW_TO.search(segment) and (explicit or not _EN_TOPIC_START.search(segment)):
+                return True
         zh_lo = max(0, position - _ZH_JSON_BEFORE)
         if _ZH_BEFORE_STRONG.search(text, zh_lo, end):
             return True
         if _ZH_BEFORE_WEAK.search(text, zh_lo, end) or _ZH_AFTER.match(text, position):
             # "用JSON存储数据有什么好处？" asks about JSON; "请用JSON格式输出" asks for it.
-            if _ZH_TOPIC.search(text) is None:
+            lo_topic = max(0, position - _ZH_TOPIC_AROUND)
+            if not _ZH_TOPIC.search(text, lo_topic, min(len(text), end + _ZH_TOPIC_AROUND)):
                 return True
     return False
 
 
 def _has_example_object(request: _Analysed) -> bool:
-    text = request.folded
-    if "{" not in text:
+    if b"{" not in request.ascii_bytes:
         return False
+    text = request.text
     for obj in _EXAMPLE_OBJECT.finditer(text):
         brace = obj.start()
         # The directive must lead straight into this object's brace.
@@ -272,11 +386,12 @@ def _has_example_object(request: _Analysed) -> bool:
 # Code
 # --------------------------------------------------------------------------------------------------
 
-_LANGUAGES = (
-    r"python|py|javascript|js|typescript|ts|node|node\.js|sql|postgres|postgresql|mysql|sqlite|bash|"
-    r"shell|sh|zsh|powershell|c\+\+|cpp|c#|c|java|kotlin|scala|go|golang|rust|ruby|php|swift|r|perl|"
-    r"haskell|lua|matlab|julia|dart|elixir|html|css|react|vue|numpy|pandas"
-)
+_LANGUAGE_NAMES = (
+    "python py javascript js typescript ts node node.js sql postgres postgresql mysql sqlite bash shell sh "
+    "zsh powershell c++ cpp c# c java kotlin scala go golang rust ruby php swift r perl haskell lua matlab "
+    "julia dart elixir html css react vue numpy pandas"
+).split()
+# Artefact words (as the word bytes spell them) and, for those that need one, the word before them.
 _ARTIFACT_WORDS = frozenset(
     word.encode()
     for word in (
@@ -288,31 +403,45 @@ _ARTIFACT_WORDS = frozenset(
         "classifier classifiers"
     ).split()
 )
-_ARTIFACTS = (
-    r"functions?|scripts?|programs?|class(?:es)?|methods?|quer(?:y|ies)|snippets?|code|regex(?:es)?|"
-    r"regexps?|regular expressions?|one-liners?|modules?|decorators?|lambdas?|endpoints?|unit tests?|"
-    r"implementations?|routines?|subroutines?|procedures?|commands?|cli|api|algorithms?|"
-    r"components?|macros?|structs?|parsers?|classifiers?"
-)
-_CODE_VERBS = (
-    r"write|code|create|build|generate|implement|make|develop|fix|debug|refactor|optimi[sz]e|complete|"
-    r"rewrite|port|translate|convert|give me|show me|provide|design"
-)
-# Up to four words between verb and artefact, none of which turns it into a topic ("a poem about a function").
-_CODE_GAP = r"(?:(?!about\b|on\b|of\b|regarding\b|explaining\b|describing\b)[\w+#.'-]+\s+){0,4}?"
-_CODE_REQUEST = re.compile(rf"(?<![a-z0-9_])(?:{_CODE_VERBS})\s+{_CODE_GAP}(?:{_ARTIFACTS})(?![a-z0-9_])")
-_LANGUAGE_ARTIFACT = re.compile(rf"(?<![a-z0-9_+#])(?:{_LANGUAGES})\s+(?:{_ARTIFACTS})(?![a-z0-9_])")
-_CODE_REQUEST_BEFORE = 120  # characters a verb and its gap words may stand before the artefact
-_LANGUAGE_BEFORE = 30
+_ARTIFACT_QUALIFIERS: dict[bytes, re.Pattern[str]] = {
+    word: _compile_ci(rf"(?<![a-z0-9_]){qualifier}$")
+    for words, qualifier in (
+        ((b"test", b"tests"), r"unit\s+"),
+        ((b"expression", b"expressions"), r"regular\s+"),
+        ((b"liner", b"liners"), r"one-"),
+    )
+    for word in words
+}
+_CODE_VERB_WORDS = (
+    "write code create build generate implement make develop fix debug refactor optimize optimise complete "
+    "rewrite port translate convert provide design"
+).split() + ["give me", "show me"]
+# Gap words that make the artefact a topic: "write a poem about a function".
+_CODE_GAP_STOPS = "about on of regarding explaining describing".split()
 
-_REGEX_REQUEST = re.compile(
+
+def _reversed_alternation(words: list[str]) -> str:
+    return "|".join(re.escape(word[::-1]) for word in sorted(words, key=len, reverse=True))
+
+
+# Read backwards from the artefact: whitespace, up to four gap words, a verb ("write a small python
+# function"); or whitespace and a language name ("python function"). Matched at the start of the
+# reversed text before the artefact, so the cost is the length of the gap, not of a window.
+_CODE_REQUEST_REVERSED = _compile_ci(
+    rf"\s+(?:(?!(?:{_reversed_alternation(_CODE_GAP_STOPS)})\s)[\w+#.'-]+\s+){{0,4}}?"
+    rf"(?:{_reversed_alternation(_CODE_VERB_WORDS)})(?![a-z0-9_])"
+)
+_LANGUAGE_REVERSED = _compile_ci(rf"\s+(?:{_reversed_alternation(_LANGUAGE_NAMES)})(?![a-z0-9_+#])")
+_CODE_REQUEST_BEFORE = 120  # characters a verb and its gap words may stand before the artefact
+
+_REGEX_REQUEST = _compile_ci(
     r"(?:regexp?s?|regexes|regular\s+expressions?)\s+(?:that|which|to|for)\s+(?:match|matches|"
     r"validate|validates|extract|extracts|find|finds|capture|captures)(?![a-z0-9_])"
 )
-_DEFINITION = re.compile(r"(?:def|fn|func|function)\s+[a-z_]\w*\s*\(")
-_CLASS_DEFINITION = re.compile(r"class\s+[a-z_]\w*\s*[:({]")
-_SQL_SELECT = re.compile(r"select\s+(?:\*|distinct\s|count\s*\(|[a-z_][\w.]*\s*,)")
-_IMPORT = re.compile(r"import\s+[a-z_][\w.]*[^\S\n]*(?:\n|;|\Z)")
+_DEFINITION = _compile_ci(r"(?:def|fn|func|function)\s+[a-z_]\w*\s*\(")
+_CLASS_DEFINITION = _compile_ci(r"class\s+[a-z_]\w*\s*[:({]")
+_SQL_SELECT = _compile_ci(r"select\s+(?:\*|distinct\s|count\s*\(|[a-z_][\w.]*\s*,)")
+_IMPORT = _compile_ci(r"import\s+[a-z_][\w.]*[^\S\n]*(?:\n|;|\Z)")
 _ARROW_BLOCK = re.compile(r"=>\s*\{")
 # (word that must be in the request, pattern matched at each of its occurrences)
 _CODE_LINE_MARKERS: tuple[tuple[bytes, re.Pattern[str]], ...] = (
@@ -323,51 +452,75 @@ _CODE_LINE_MARKERS: tuple[tuple[bytes, re.Pattern[str]], ...] = (
     (b"class", _CLASS_DEFINITION),
     (b"select", _SQL_SELECT),
     (b"import", _IMPORT),
-    (b"include", re.compile(r"include\s*<")),
-    (b"static", re.compile(r"static\s+void(?![a-z0-9_])")),
-    (b"console", re.compile(r"console\.log\(")),
+    (b"include", _compile_ci(r"include\s*<")),
+    (b"static", _compile_ci(r"static\s+void(?![a-z0-9_])")),
+    (b"console", _compile_ci(r"console\.log\(")),
 )
 _REGEX_WORDS = frozenset({b"regex", b"regexes", b"regexp", b"regexps", b"regular"})
 _IMPLEMENT_WORDS = frozenset({b"implement", b"implementing"})
 
-# Chinese: a verb shortly before an artefact, "用Python实现", "SQL 查询", or code named outright.
-_ZH_CODE = re.compile(
-    r"(?:写|编写|实现|生成|给出|创建|设计|开发|完成|修复|重构|优化|补全|提供)(?:(?!关于|介绍)[^。！？!?\n]){0,10}?"
-    r"(?:函数|代码|程序|脚本|查询|正则|算法|接口|模块|命令)|"
-    rf"(?:用|使用|以|基于)\s*(?:{_LANGUAGES})\s*(?:来)?\s*(?:实现|写|编写|完成|开发|解决)|"
-    rf"(?<![a-z0-9_+#])(?:{_LANGUAGES})\s*(?:查询|语句|代码|函数|脚本|程序|实现)|"
-    r"代码|正则表达式"
+# Chinese, checked backwards from each keyword the scan found: a verb shortly before an artefact
+# ("写一个函数", "编写代码"), a language name before an artefact ("SQL 查询", "python实现"), or
+# "用 <language> 实现/写". "代码", "伪代码" and "正则表达式" name code outright.
+_ZH_ARTIFACTS = frozenset("函数 代码 程序 脚本 查询 正则 算法 复杂算法 伪代码 接口 模块 命令".split())
+_ZH_LANGUAGE_ARTIFACTS = frozenset("查询 语句 代码 函数 脚本 程序 实现".split())
+_ZH_USE_VERBS = frozenset("实现 写 编写 完成 开发 解决".split())
+_ZH_VERB_REVERSED = re.compile(
+    r"(?:(?!于关|绍介)[^。！？!?\n]){0,10}?(?:写编|写|现实|成生|出给|建创|计设|发开|成完|复修|构重|化优|全补|供提)"
 )
-_ZH_CODE_BEFORE = 30
+_ZH_LANGUAGE_REVERSED = _compile_ci(rf"\s*(?:{_reversed_alternation(_LANGUAGE_NAMES)})(?![a-z0-9_+#])")
+_ZH_USE_LANGUAGE_REVERSED = _compile_ci(
+    rf"\s*(?:来)?\s*(?:{_reversed_alternation(_LANGUAGE_NAMES)})\s*(?:用使|用|以|于基)"
+)
+_ZH_CODE_BEFORE = 24
 
 
 def _asks_for_code(request: _Analysed) -> bool:
-    text = request.folded
+    text = request.text
+    word_bytes = request.word_bytes
     words = request.words
-    if not words.isdisjoint(_IMPLEMENT_WORDS):
+    ascii_bytes = request.ascii_bytes
+    if not words.isdisjoint(_IMPLEMENT_WORDS) or b"```" in ascii_bytes:
         return True
     for word in words & _ARTIFACT_WORDS:
-        needle = word.decode()
-        for position in _occurrences(text, needle):
-            end = position + len(needle)
-            if _CODE_REQUEST.search(text, max(0, position - _CODE_REQUEST_BEFORE), end):
-                return True
-            if _LANGUAGE_ARTIFACT.search(text, max(0, position - _LANGUAGE_BEFORE), end):
+        qualifier = _ARTIFACT_QUALIFIERS.get(word)
+        for position in _occurrences(word_bytes, word):
+            if qualifier is not None:
+                qualified = qualifier.search(text, max(0, position - 12), position)
+                if qualified is None:
+                    continue
+                position = qualified.start()
+            backwards = text[max(0, position - _CODE_REQUEST_BEFORE) : position][::-1]
+            if _CODE_REQUEST_REVERSED.match(backwards) or _LANGUAGE_REVERSED.match(backwards):
                 return True
     if not words.isdisjoint(_REGEX_WORDS):
-        for needle in ("regex", "regular"):
-            for position in _occurrences_prefix(text, needle):
+        for prefix in (b"regex", b"regular"):
+            for position in _occurrences_prefix(word_bytes, prefix):
                 if _REGEX_REQUEST.match(text, position):
                     return True
     for word, pattern in _CODE_LINE_MARKERS:
         if word in words:
-            for position in _occurrences(text, word.decode()):
+            for position in _occurrences(word_bytes, word):
                 if pattern.match(text, position):
                     return True
-    if "```" in text or ("=>" in text and _ARROW_BLOCK.search(text)):
+    if b"=>" in ascii_bytes and _ARROW_BLOCK.search(text):
         return True
-    for _keyword, position in request.zh_hits:
-        if _ZH_CODE.search(text, max(0, position - _ZH_CODE_BEFORE), min(len(text), position + 6)):
+    return any(_chinese_code_at(text, keyword, position) for keyword, position in request.zh_hits)
+
+
+def _chinese_code_at(text: str, keyword: str, position: int) -> bool:
+    if keyword in ("代码", "伪代码") or (keyword == "正则" and text.startswith("表达式", position + 2)):
+        return True
+    backwards = None
+    if keyword in _ZH_ARTIFACTS:
+        backwards = text[max(0, position - _ZH_CODE_BEFORE) : position][::-1]
+        if _ZH_VERB_REVERSED.match(backwards):
+            return True
+    if keyword in _ZH_LANGUAGE_ARTIFACTS or keyword in _ZH_USE_VERBS:
+        backwards = backwards or text[max(0, position - _ZH_CODE_BEFORE) : position][::-1]
+        if keyword in _ZH_LANGUAGE_ARTIFACTS and _ZH_LANGUAGE_REVERSED.match(backwards):
+            return True
+        if keyword in _ZH_USE_VERBS and _ZH_USE_LANGUAGE_REVERSED.match(backwards):
             return True
     return False
 

@@ -19,7 +19,7 @@ from tsglab.errors import SpecError
 from tsglab.policy.config import PolicyConfig, tier_index
 from tsglab.policy.planner import PlanReport
 
-__all__ = ["RouteDecision", "route"]
+__all__ = ["RouteDecision", "route", "score_tier"]
 
 _FLOOR_FIELD = {"json": "json_floor", "code": "code_floor", "general": "def_floor"}
 _SCORE_REASON = {"light": "score<thr_std", "std": "thr_std<=score<thr_enh", "enh": "score>=thr_enh"}
@@ -86,9 +86,7 @@ def route(plan: PlanReport, config: PolicyConfig) -> RouteDecision:
 
 def _validate_route_inputs(plan: object, config: object) -> None:
     if not isinstance(plan, PlanReport):
-        raise SpecError(
-            f"`plan` must be a PlanReport; got {type(plan).__name__}. Build it with plan(prompt, config)."
-        )
+        raise SpecError(f"`plan` must be a PlanReport; got {type(plan).__name__}. Build it with plan(prompt, config).")
     if not isinstance(config, PolicyConfig):
         raise SpecError(
             f"`config` must be a PolicyConfig; got {type(config).__name__}. "
@@ -97,6 +95,4 @@ def _validate_route_inputs(plan: object, config: object) -> None:
     if plan.task not in _FLOOR_FIELD:
         raise SpecError(f"`plan.task` must be one of {tuple(_FLOOR_FIELD)}; got {plan.task!r}.")
     if not math.isfinite(plan.score):
-        raise SpecError(
-            f"`plan.score` must be finite; got {plan.score}. Build the plan with plan(prompt, config)."
-        )
+        raise SpecError(f"`plan.score` must be finite; got {plan.score}. Build the plan with plan(prompt, config).")
