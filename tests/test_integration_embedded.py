@@ -62,3 +62,21 @@ def test_embedded_timeout_raises_a_censoring_error():
     with pytest.raises(BackendTimeout, match="no answer within 0.05 s") as info:
         backend.complete(request)
     assert info.value.elapsed_ms >= 50
+
+
+def test_an_answer_does_not_depend_on_the_request_before_it():
+    # With llama.cpp's prefix cache reused, this prompt asked twice in a row gave two different greedy
+    # answers (batch splits change the arithmetic); each request now starts from an empty context.
+    from tsglab.backends.base import CompletionRequest, Message
+    from tsglab.backends.embedded import EmbeddedBackend
+    from tsglab.suite import load_suite
+
+    prompt = next(item.prompt for item in load_suite() if item.id == "code-en-005")
+    backend = EmbeddedBackend("smollm2-135m")
+    system = Message("system", "Answer the request directly and concisely.")
+    request = CompletionRequest(messages=(system, Message("user", prompt)), max_tokens=128)
+    other = CompletionRequest(messages=(system, Message("user", "What is 2 + 2?")), max_tokens=8)
+    backend.complete(other)
+    after_other = backend.complete(request).text
+    after_itself = backend.complete(request).text
+    assert after_other == after_itself

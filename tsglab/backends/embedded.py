@@ -1,5 +1,9 @@
 """In-process llama.cpp backend (llama-cpp-python), the default: real inference with no server.
 
+Each request is computed from an empty context by default: llama.cpp's prompt-prefix cache changes
+the arithmetic of prompt processing (batch splits), and with it, now and then, a greedy answer, so an
+answer would depend on which request ran before. ``reuse_prefix_cache=True`` trades that for speed.
+
 Durations are measured here by streaming: ``prompt_eval_ms`` is the time to the first token (prompt
 processing plus one decode step), ``eval_ms`` the rest of the generation. Token counts come from
 llama.cpp's per-context counters, reset before each call. One model instance is shared per process
@@ -63,6 +67,8 @@ class EmbeddedBackend:
     model_path : an explicit GGUF path instead of a named model.
     chat_format : llama-cpp-python chat format; default: the model's (Gemma, a base model: ``"gemma"``).
     n_ctx, n_threads : context length and CPU threads (default: all cores).
+    reuse_prefix_cache : reuse the KV cache of a shared prompt prefix (faster, but answers then
+        depend on the previous request; off by default so every answer is reproducible alone).
     """
 
     def __init__(
@@ -73,6 +79,7 @@ class EmbeddedBackend:
         chat_format: str | None = None,
         n_ctx: int = 2048,
         n_threads: int | None = None,
+        reuse_prefix_cache: bool = False,
     ) -> None:
         self.model = model
         self.path = Path(model_path) if model_path else resolve_model(model)
@@ -81,6 +88,7 @@ class EmbeddedBackend:
         self.chat_format = chat_format
         self.n_ctx = n_ctx
         self.n_threads = n_threads or os.cpu_count() or 1
+        self.reuse_prefix_cache = reuse_prefix_cache
         self.name = f"embedded:{model}"
         self._cold = True
 
@@ -105,6 +113,8 @@ class EmbeddedBackend:
             pieces: list[str] = []
             finish_reason = "stop"
             llama_cpp.llama_perf_context_reset(llama.ctx)
+            if not self.reuse_prefix_cache:
+                llama.reset()
             try:
                 stream = llama.create_chat_completion(
                     messages=messages,
