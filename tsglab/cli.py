@@ -76,9 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"tsglab: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("tsglab: interrupted; the run is marked incomplete — continue it with --resume RUN_DIR",
-              file=sys.stderr)
-        return 130
+        return 130  # the runner has said which run is incomplete and how to resume it
     return 0
 
 

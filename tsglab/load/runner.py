@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -166,6 +167,10 @@ def run_experiment(
         else:
             _run_open_loop(spec, remaining, recorder)
         status = "complete"
+    except KeyboardInterrupt:
+        print(f"\ntsglab: interrupted; {run_dir} is marked incomplete. Continue it with "
+              f"`tsglab run SPEC --resume {run_dir}`.", file=sys.stderr)
+        raise
     finally:
         if bar is not None:
             bar.close()
