@@ -1,6 +1,11 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import settings
+
+# Shared 2-core CI machines are noisy: timing is measured in benchmarks/, never by test deadlines.
+settings.register_profile("tsglab", deadline=None, derandomize=True)
+settings.load_profile("tsglab")
 
 from tsglab.backends.scripted import ScriptedBackend
 from tsglab.policy.config import TIERS
