@@ -180,3 +180,22 @@ def test_report_errors_name_the_problem(tmp_path):
                             progress=False)
     with pytest.raises(RunError, match="no arm named 'control'"):
         build_report(result.run_dir, baseline_arm="control")
+
+
+def test_switchback_blocks_keep_one_arms_backlog_out_of_the_other_arm(tmp_path):
+    calls = {"n": 0}
+
+    def stall_second(request):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            time.sleep(0.4)  # a stall in the middle of the first block (baseline arm)
+        return answer(request)
+
+    spec = make_spec(arm_order="switchback", switchback_block=3, period_ms=50, warmup_count=0)
+    result = run_experiment(spec, runs_dir=tmp_path, run_id="sbs", ladder=scripted_ladder(stall_second),
+                            progress=False)
+    events = sorted(read_events(result.run_dir), key=lambda e: e["seq"])
+    wait = [e["latency"]["co_ms"] - e["latency"]["raw_ms"] for e in events]
+    assert [e["arm"] for e in events[:4]] == ["baseline"] * 3 + ["tsg"]
+    assert wait[2] > 250  # the same arm's next request waited behind the stall: CO shows it
+    assert wait[3] < 40  # the other arm's block starts on a fresh schedule: no inherited backlog

@@ -189,13 +189,17 @@ def _in_warmup(spec: ExperimentSpec, k: int, intended_ns: int, t0: int) -> bool:
 
 def _run_paced(spec: ExperimentSpec, work: list[WorkItem], recorder: _Recorder) -> None:
     period_ns = int(spec.load.period_ms * 1e6)
-    t0 = time.monotonic_ns()
+    start = t0 = time.monotonic_ns()
+    slot, block = 0, work[0].block if work else 0
     for k, item in enumerate(work):
         now = time.monotonic_ns()
-        intended = t0 + k * period_ns if period_ns > 0 else now
+        if item.block != block:  # a new switchback block starts its own schedule once the last one drained
+            block, t0, slot = item.block, max(now, t0 + slot * period_ns), 0
+        intended = t0 + slot * period_ns if period_ns > 0 else now
+        slot += 1
         if intended > now:
             time.sleep((intended - now) / 1e9)
-        recorder.run(item, intended, _in_warmup(spec, k, intended, t0))
+        recorder.run(item, intended, _in_warmup(spec, k, intended, start))
 
 
 def _run_open_loop(spec: ExperimentSpec, work: list[WorkItem], recorder: _Recorder) -> None:

@@ -16,6 +16,7 @@ class WorkItem:
     seq: int  # position in the full schedule (stable across resumes)
     arm: str
     item: SuiteItem
+    block: int = 0  # paced runs re-anchor their schedule when the block changes (switchback)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -61,17 +62,18 @@ def select_prompts(items: list[SuiteItem], selection: PromptSelection) -> list[S
 
 def build_schedule(spec: ExperimentSpec, items: list[SuiteItem]) -> list[WorkItem]:
     """Every arm runs the same prompts. ``interleaved`` alternates which arm goes first per prompt
-    (ABBA); ``switchback`` runs blocks of prompts per arm, alternating the arm order per block."""
+    (ABBA), all on one schedule; ``switchback`` runs blocks of prompts per arm, alternating the arm
+    order per block, each block on its own schedule so one arm's backlog never delays the other."""
     arms = list(spec.arms)
-    order: list[tuple[str, SuiteItem]] = []
+    order: list[tuple[str, SuiteItem, int]] = []
     if spec.load.arm_order == "interleaved":
         for i, item in enumerate(items):
             for arm in arms if i % 2 == 0 else arms[::-1]:
-                order.append((arm, item))
+                order.append((arm, item, 0))
     else:
-        block = spec.load.switchback_block
-        for b, start in enumerate(range(0, len(items), block)):
-            chunk = items[start : start + block]
-            for arm in arms if b % 2 == 0 else arms[::-1]:
-                order.extend((arm, item) for item in chunk)
-    return [WorkItem(seq, arm, item) for seq, (arm, item) in enumerate(order)]
+        size = spec.load.switchback_block
+        for b, start in enumerate(range(0, len(items), size)):
+            chunk = items[start : start + size]
+            for a, arm in enumerate(arms if b % 2 == 0 else arms[::-1]):
+                order.extend((arm, item, b * len(arms) + a) for item in chunk)
+    return [WorkItem(seq, arm, item, block) for seq, (arm, item, block) in enumerate(order)]
