@@ -3,13 +3,13 @@ from __future__ import annotations
 import pytest
 from hypothesis import settings
 
-# Shared 2-core CI machines are noisy: timing is measured in benchmarks/, never by test deadlines.
-settings.register_profile("tsglab", deadline=None, derandomize=True)
-settings.load_profile("tsglab")
-
 from tsglab.backends.scripted import ScriptedBackend
 from tsglab.policy.config import TIERS
 from tsglab.policy.ladder import TierLadder, TierSpec
+
+# Shared 2-core CI machines are noisy: timing is measured in benchmarks/, never by test deadlines.
+settings.register_profile("tsglab", deadline=None, derandomize=True)
+settings.load_profile("tsglab")
 
 
 def scripted_ladder(replies: dict[str, object] | object, **backend_options) -> TierLadder:

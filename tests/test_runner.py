@@ -48,7 +48,8 @@ def test_run_writes_paired_interleaved_events_and_a_complete_manifest(tmp_path):
         assert s["intended_start_ns"] <= s["dispatched_ns"] <= s["completed_ns"]
         assert e["latency"]["co_ms"] >= e["latency"]["raw_ms"] >= 0
         assert e["schema_version"] == 1 and e["fingerprint"]["policy_hash"]
-    assert [e["in_warmup"] for e in events][:3] == [True, True, False]
+    # warm-up counts per arm: ABBA order puts each arm's first two requests in the first four slots
+    assert [e["in_warmup"] for e in events][:6] == [True, True, True, True, False, False]
     assert all(e["route"]["initial"] == "enh" for e in events if e["arm"] == "baseline")
     assert read_manifest(result.run_dir)["status"] == "complete"
 

@@ -34,7 +34,8 @@ class PromptSelection:
 @dataclass(frozen=True)
 class LoadSpec:
     """Arrival pattern. ``paced``: one request every ``period_ms`` (0 = back-to-back), sequential.
-    ``open_loop``: constant ``rate_per_s`` with at most ``concurrency`` requests in flight."""
+    ``open_loop``: constant ``rate_per_s`` with at most ``concurrency`` requests in flight.
+    ``warmup_count`` counts requests per arm."""
 
     mode: str = "paced"
     period_ms: float = 0.0

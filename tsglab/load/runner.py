@@ -17,6 +17,7 @@ import os
 import sys
 import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -183,15 +184,25 @@ def run_experiment(
     return RunResult(run_id, run_dir, status, n_events, len(schedule))
 
 
-def _in_warmup(spec: ExperimentSpec, k: int, intended_ns: int, t0: int) -> bool:
-    return k < spec.load.warmup_count or (intended_ns - t0) < spec.load.warmup_seconds * 1e9
+class _WarmupWindow:
+    """The first ``warmup_count`` requests *of each arm* (so paired arms lose the same number), and
+    everything scheduled within ``warmup_seconds`` of the segment's start."""
+
+    def __init__(self, spec: ExperimentSpec, start_ns: int) -> None:
+        self.count, self.seconds, self.start_ns = spec.load.warmup_count, spec.load.warmup_seconds, start_ns
+        self.seen: Counter[str] = Counter()
+
+    def __call__(self, arm: str, intended_ns: int) -> bool:
+        self.seen[arm] += 1
+        return self.seen[arm] <= self.count or (intended_ns - self.start_ns) < self.seconds * 1e9
 
 
 def _run_paced(spec: ExperimentSpec, work: list[WorkItem], recorder: _Recorder) -> None:
     period_ns = int(spec.load.period_ms * 1e6)
-    start = t0 = time.monotonic_ns()
+    t0 = time.monotonic_ns()
+    in_warmup = _WarmupWindow(spec, t0)
     slot, block = 0, work[0].block if work else 0
-    for k, item in enumerate(work):
+    for item in work:
         now = time.monotonic_ns()
         if item.block != block:  # a new switchback block starts its own schedule once the last one drained
             block, t0, slot = item.block, max(now, t0 + slot * period_ns), 0
@@ -199,12 +210,13 @@ def _run_paced(spec: ExperimentSpec, work: list[WorkItem], recorder: _Recorder) 
         slot += 1
         if intended > now:
             time.sleep((intended - now) / 1e9)
-        recorder.run(item, intended, _in_warmup(spec, k, intended, start))
+        recorder.run(item, intended, in_warmup(item.arm, intended))
 
 
 def _run_open_loop(spec: ExperimentSpec, work: list[WorkItem], recorder: _Recorder) -> None:
     interval_ns = int(1e9 / spec.load.rate_per_s)
     t0 = time.monotonic_ns()
+    in_warmup = _WarmupWindow(spec, t0)
     pool = ThreadPoolExecutor(max_workers=spec.load.concurrency, thread_name_prefix="tsglab-load")
     futures = []
     try:
@@ -213,7 +225,7 @@ def _run_open_loop(spec: ExperimentSpec, work: list[WorkItem], recorder: _Record
             delay = intended - time.monotonic_ns()
             if delay > 0:
                 time.sleep(delay / 1e9)
-            futures.append(pool.submit(recorder.run, item, intended, _in_warmup(spec, k, intended, t0)))
+            futures.append(pool.submit(recorder.run, item, intended, in_warmup(item.arm, intended)))
         for future in futures:
             future.result()
     finally:
