@@ -29,7 +29,7 @@ def test_quickstart_spec_runs_end_to_end_on_real_models(tmp_path):
         assert e["latency"]["raw_ms"] >= first["total_ms"]
         assert 0.0 <= e["quality"]["score"] <= 1.0
     assert read_manifest(result.run_dir)["status"] == "complete"
-    report = tsglab.report(result.run_dir)
+    report = tsglab.build_report(result.run_dir)
     assert (result.run_dir / "tables" / "headline.tex").exists()
     summary = pd.read_parquet(result.run_dir / "metrics_summary.parquet")
     assert set(summary["arm"]) == {"baseline", "tsg"} and "p50_e2e_warm_ms" in set(summary["metric"])

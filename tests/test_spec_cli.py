@@ -120,3 +120,9 @@ def test_public_api_is_sorted_and_import_is_cheap():
             "'ollama', 'pynvml', 'ipywidgets') if m in sys.modules]; print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_build_report_stays_a_function_after_the_report_package_is_imported():
+    import tsglab.report  # noqa: F401  (a subpackage import rebinds its name on the parent package)
+
+    assert callable(tsglab.build_report) and callable(tsglab.run)

@@ -6,7 +6,7 @@ Importing tsglab is cheap: heavy and optional dependencies load where they are u
 from __future__ import annotations
 
 from tsglab._version import __version__
-from tsglab.api import report, run
+from tsglab.api import build_report, run
 from tsglab.errors import (
     BackendError,
     BackendTimeout,
@@ -36,9 +36,9 @@ __all__ = [
     "TsglabError",
     "TsglabWarning",
     "__version__",
+    "build_report",
     "load_ipython_extension",
     "load_spec",
-    "report",
     "run",
 ]
 

@@ -1,4 +1,7 @@
-"""The one API behind the command line, the ``%tsg`` magics and the notebooks."""
+"""The one API behind the command line, the ``%tsg`` magics and the notebooks.
+
+(The report function is ``build_report``, not ``report``: ``tsglab.report`` is the report package.)
+"""
 
 from __future__ import annotations
 
@@ -36,7 +39,7 @@ def run(
     return run_experiment(spec, runs_dir=runs_dir, run_id=run_id, resume=resume, progress=progress)
 
 
-def report(
+def build_report(
     run_dir: str | os.PathLike,
     *,
     vs: str | os.PathLike | None = None,
@@ -45,6 +48,6 @@ def report(
     write: bool = True,
 ) -> RunReport:
     """Build (and by default write under ``tables/``) the report of a run."""
-    from tsglab.report import build_report
+    from tsglab.report import build_report as _build
 
-    return build_report(Path(run_dir), vs=vs, baseline_arm=baseline_arm, gateway_arm=gateway_arm, write=write)
+    return _build(Path(run_dir), vs=vs, baseline_arm=baseline_arm, gateway_arm=gateway_arm, write=write)

@@ -56,9 +56,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"run {result.run_id}: {result.status}, {result.n_events}/{result.n_planned} requests "
                   f"in {result.run_dir}")
             if not args.no_report:
-                print(api.report(result.run_dir))
+                print(api.build_report(result.run_dir))
         elif args.command == "report":
-            print(api.report(args.run, vs=args.vs, baseline_arm=args.baseline, gateway_arm=args.gateway))
+            print(api.build_report(args.run, vs=args.vs, baseline_arm=args.baseline, gateway_arm=args.gateway))
         elif args.command == "models":
             from tsglab.backends.models import MODELS, install_models, resolve_model
 

@@ -34,9 +34,9 @@ def tsg(line: str):
         if args.command == "run":
             result = api.run(args.spec, runs_dir=args.runs_dir, run_id=args.run_id, resume=args.resume,
                              overrides=_parse_set(args.overrides), progress=not args.quiet)
-            return result if args.no_report else api.report(result.run_dir)
+            return result if args.no_report else api.build_report(result.run_dir)
         if args.command == "report":
-            return api.report(args.run, vs=args.vs, baseline_arm=args.baseline, gateway_arm=args.gateway)
+            return api.build_report(args.run, vs=args.vs, baseline_arm=args.baseline, gateway_arm=args.gateway)
         raise UsageError(f"%tsg supports 'run' and 'report'.\nUsage:\n{USAGE}")
     except TsglabError as exc:
         raise UsageError(str(exc)) from None
