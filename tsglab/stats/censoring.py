@@ -16,6 +16,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from tsglab.errors import DegenerateStatisticWarning
+from tsglab.stats._config import KM_TOLERANCE  # re-exported; see _config for why it exists
 from tsglab.stats.quantiles import _as_probabilities, _as_sample, harrell_davis, sample_quantile
 
 if TYPE_CHECKING:
@@ -32,10 +33,6 @@ __all__ = [
     "km_quantile",
     "slo_cap_quantile",
 ]
-
-#: Slack in ``1 - S(t) >= q``: a product of factors like ``1 - 1/k`` misses an exact 0.05 by ~1e-17,
-#: which would otherwise move the P95 to the next event time.
-KM_TOLERANCE = 1e-12
 
 CensoringMode = Literal["none", "km", "slo_cap"]
 
