@@ -40,6 +40,13 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--baseline", default="baseline", help="baseline arm name (default: baseline)")
     rep.add_argument("--gateway", default=None, help="gateway arm name (default: the first other arm)")
 
+    legacy = sub.add_parser("import-legacy", help="convert the paper's legacy bench output into tsglab runs")
+    legacy.add_argument("dir", help="folder of <mode>_<YYYYmmdd_HHMMSS>_events.jsonl / _summary.json files")
+    legacy.add_argument("--runs-dir", default="runs")
+    legacy.add_argument("--force", action="store_true", help="replace run directories that exist already")
+    legacy.add_argument("--allow-mismatch", action="store_true",
+                        help="import even when a legacy summary value is not reproduced (the row is flagged)")
+
     models = sub.add_parser("models", help="embedded models")
     models.add_argument("action", choices=["install", "list"])
     return parser
@@ -59,6 +66,16 @@ def main(argv: list[str] | None = None) -> int:
                 print(api.build_report(result.run_dir))
         elif args.command == "report":
             print(api.build_report(args.run, vs=args.vs, baseline_arm=args.baseline, gateway_arm=args.gateway))
+        elif args.command == "import-legacy":
+            from tsglab.legacy import import_legacy
+
+            imported = import_legacy(args.dir, runs_dir=args.runs_dir, strict=not args.allow_mismatch,
+                                     overwrite=args.force)
+            for result in imported:
+                print(f"run {result.run_id}: arms {', '.join(result.arms)} "
+                      f"({sum(result.n_events.values())} events) in {result.run_dir}")
+            for result in imported:
+                print(f"\n{result}")
         elif args.command == "models":
             from tsglab.backends.models import MODELS, install_models, resolve_model
 
