@@ -1,7 +1,8 @@
 """Offline quantile estimators: Harrell–Davis and the type-7 sample quantile.
 
-Both are pure functions of a float64 sample, so a later numba kernel can replace the inner loop
-without changing the public wrapper. The validation helpers here are shared with
+Both are pure functions of a float64 sample. Harrell–Davis weighs only the order statistics where
+the Beta weights are non-negligible (``_hd_windows``) and sums them in a numba kernel
+(:mod:`tsglab.stats._quantile_kernels`). The validation helpers here are shared with
 :mod:`tsglab.stats.censoring`.
 """
 
@@ -11,9 +12,11 @@ import warnings
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy.special import betainc
+from scipy.special import betainc, betaincc, betainccinv, betaincinv
 
 from tsglab.errors import DegenerateStatisticWarning
+from tsglab.stats._config import HD_TAIL_MASS
+from tsglab.stats._quantile_kernels import hd_window_sum
 
 __all__ = ["harrell_davis", "sample_quantile"]
 
@@ -71,16 +74,54 @@ def _empty_result(q_arr: np.ndarray, *, what: str) -> float | np.ndarray:
     return np.full(q_arr.shape, np.nan)
 
 
-def _harrell_davis_sorted(sorted_x: np.ndarray, q_flat: np.ndarray) -> np.ndarray:
-    """Harrell–Davis estimates for a sorted, non-empty sample and a 1-D array of probabilities."""
-    n = sorted_x.size
+def _hd_windows(n: int, q_flat: np.ndarray, tail_mass: float) -> tuple[np.ndarray, np.ndarray]:
+    """Order-statistic windows ``[lo, hi)`` (0-based) outside which each Beta tail holds ``<= tail_mass``.
+
+    ``lo = floor(n * I^{-1}(tail_mass))`` and ``hi = ceil(n * Ic^{-1}(tail_mass))`` (``betaincinv``,
+    ``betainccinv``); the tails are then re-checked with ``betainc``/``betaincc`` and widened if
+    the inverse was off, so ``I_{lo/n}(a, b) <= tail_mass`` and ``1 - I_{hi/n}(a, b) <= tail_mass``
+    hold for the values the estimate uses.
+    """
     a = q_flat * (n + 1)
     b = (1.0 - q_flat) * (n + 1)
-    grid = np.arange(n + 1, dtype=np.float64) / n
-    # I_{i/n}(a, b) for i = 0..n: the Beta(a, b) CDF at the grid; rows are probabilities.
-    cdf = betainc(a[:, None], b[:, None], grid[None, :])
-    weights = np.diff(cdf, axis=1)
-    return weights @ sorted_x
+    lo = np.floor(n * betaincinv(a, b, tail_mass)).astype(np.int64)
+    hi = np.ceil(n * betainccinv(a, b, tail_mass)).astype(np.int64)
+    lo = np.clip(lo, 0, n - 1)
+    hi = np.clip(hi, lo + 1, n)
+    for k in range(q_flat.size):
+        step = 1
+        while lo[k] > 0 and betainc(a[k], b[k], lo[k] / n) > tail_mass:
+            lo[k] = max(0, lo[k] - step)
+            step *= 2
+        step = 1
+        while hi[k] < n and betaincc(a[k], b[k], hi[k] / n) > tail_mass:
+            hi[k] = min(n, hi[k] + step)
+            step *= 2
+    return lo, hi
+
+
+def _harrell_davis_windowed(sample: np.ndarray, q_flat: np.ndarray, tail_mass: float) -> np.ndarray:
+    """Harrell–Davis estimates of a non-empty sample (any order) for a 1-D array of probabilities.
+
+    Only the order statistics in each probability's window get a weight (see ``_hd_windows``); the
+    Beta mass outside is folded onto the window's end points, so the weights still sum to one.
+    """
+    n = sample.size
+    lo, hi = _hd_windows(n, q_flat, tail_mass)
+    # One full sort: at n = 1e6 numpy's SIMD sort (~6 ms) beats np.partition at the window edges
+    # (~16 ms for four edges), and the Beta CDF on the windows dominates either way.
+    ordered = np.sort(sample)
+    a = q_flat * (n + 1)
+    b = (1.0 - q_flat) * (n + 1)
+    estimates = np.empty(q_flat.size)
+    for k in range(q_flat.size):
+        window = ordered[lo[k] : hi[k]]
+        cdf = np.empty(window.size + 1)
+        cdf[0] = 0.0
+        cdf[-1] = 1.0
+        cdf[1:-1] = betainc(a[k], b[k], np.arange(lo[k] + 1, hi[k], dtype=np.float64) / n)
+        estimates[k] = hd_window_sum(window, cdf)
+    return estimates
 
 
 def harrell_davis(x: ArrayLike, q: ArrayLike) -> float | np.ndarray:
@@ -118,6 +159,13 @@ def harrell_davis(x: ArrayLike, q: ArrayLike) -> float | np.ndarray:
     The weights are positive and sum to one, so the estimate lies in :math:`[x_{(1)}, x_{(n)}]` and
     is non-decreasing in :math:`q`.
 
+    The weights are computed only on a window ``lo < i <= hi`` of order statistics with
+    :math:`I_{lo/n}(a, b) \le \varepsilon` and :math:`1 - I_{hi/n}(a, b) \le \varepsilon`,
+    :math:`\varepsilon` = ``HD_TAIL_MASS`` = 1e-17; the dropped mass goes to the window's end points,
+    so the estimate moves by at most :math:`2\varepsilon\,(x_{(n)} - x_{(1)})`, below the rounding
+    of the weights. The window spans about :math:`\pm 8.5\sqrt{q(1-q)n}` order statistics, so
+    after one sort the cost is :math:`O(\sqrt{n})` Beta-CDF evaluations instead of :math:`O(n)`.
+
     This is *not* the "binomial weights" estimator
     :math:`W_i = \binom{n-1}{i-1} q^{i-1}(1-q)^{n-i}` found in some code bases (DESIGN.md §5): that
     one is a different (Bernstein-polynomial) smoother and gives different values.
@@ -143,7 +191,7 @@ def harrell_davis(x: ArrayLike, q: ArrayLike) -> float | np.ndarray:
     if sample.size == 1:
         value = float(sample[0])
         return value if q_arr.ndim == 0 else np.full(q_arr.shape, value)
-    estimates = _harrell_davis_sorted(np.sort(sample), q_arr.reshape(-1))
+    estimates = _harrell_davis_windowed(sample, q_arr.reshape(-1), HD_TAIL_MASS)
     if q_arr.ndim == 0:
         return float(estimates[0])
     return estimates.reshape(q_arr.shape)
