@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
-from dataclasses import dataclass, field
+import warnings
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -12,6 +14,7 @@ from tsglab._version import __version__
 from tsglab.errors import RunError
 from tsglab.events.log import read_events, read_manifest
 from tsglab.report.frame import events_frame
+from tsglab.report.protocol import ProtocolSettings, family_a, family_b, family_c, routing_cost, verdict
 from tsglab.report.render import to_html, to_latex, to_markdown
 from tsglab.report.tables import arm_metrics, four_view_table, headline_table, task_table, tier_table
 
@@ -26,6 +29,12 @@ class RunReport:
     p95_views: pd.DataFrame
     tiers: pd.DataFrame
     tasks: pd.DataFrame
+    family_a: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+    family_b: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+    family_c: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+    routing: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+    verdict: dict = field(default_factory=dict)
+    meta: dict = field(default_factory=dict, repr=False)
     notes: dict[str, str] = field(default_factory=dict)
     frames: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
 
@@ -35,19 +44,49 @@ class RunReport:
             "p95_views": ("P95 latency, four views (Raw/CO × Overall/Warm-only)", self.p95_views),
             "tiers": ("Routing and cost by final tier", self.tiers),
             "tasks": ("Quality and cost by task", self.tasks),
+            "family_A": ("Family A: quality non-inferiority per stratum (paired, BH)", _a_view(self.family_a)),
+            "family_B": ("Family B: P95 guardrail per stratum and view", _b_view(self.family_b)),
+            "family_C": ("Family C: JSON compliance gate", _c_view(self.family_c)),
+            "routing": ("Routing and cost breakdown", self.routing),
         }
 
     def to_markdown(self) -> str:
         return "\n".join(to_markdown(df, title=title, note=self.notes.get(name, ""))
                          for name, (title, df) in self.tables().items())
 
+    def verdict_line(self) -> str:
+        if not self.verdict:
+            return ""
+        marks = ", ".join(f"{k} {'pass' if v else 'FAIL'}" for k, v in self.verdict.items()
+                          if k.startswith("family"))
+        power = " (some tests are underpowered: see notes)" if self.verdict.get("underpowered") else ""
+        return f"Verdict: {'PASS' if self.verdict['overall'] else 'FAIL'} — {marks}{power}"
+
     def __str__(self) -> str:
         status = "" if self.status == "complete" else f"  [run {self.status}: partial data]"
         title = f"tsglab report — {self.run_dir.name}: {self.gateway} vs {self.baseline}{status}"
-        return f"{title}\n\n{self.to_markdown()}"
+        return f"{title}\n{self.verdict_line()}\n\n{self.to_markdown()}"
 
     def _repr_markdown_(self) -> str:
         return str(self)
+
+
+def _a_view(table: pd.DataFrame) -> pd.DataFrame:
+    cols = ["stratum", "n_pairs", "quality_baseline", "quality_gateway", "mean_diff", "ci_low", "p_value",
+            "q_value", "passed", "underpowered"]
+    return table[cols] if len(table) else table
+
+
+def _b_view(table: pd.DataFrame) -> pd.DataFrame:
+    cols = ["view", "stratum", "n_pairs", "p95_baseline", "p95_gateway", "ratio", "ratio_ci_high", "p_value",
+            "q_value", "passed"]
+    return table[cols] if len(table) else table
+
+
+def _c_view(table: pd.DataFrame) -> pd.DataFrame:
+    cols = ["arm", "stratum", "n", "failures", "rate", "upper_bound", "p_value", "passed_point", "passed_test",
+            "underpowered"]
+    return table[cols] if len(table) else table
 
 
 def _arm_frames(run_dir: Path) -> tuple[pd.DataFrame, dict]:
@@ -60,6 +99,7 @@ def build_report(
     vs: str | os.PathLike | None = None,
     baseline_arm: str = "baseline",
     gateway_arm: str | None = None,
+    settings: ProtocolSettings | None = None,
     write: bool = True,
 ) -> RunReport:
     """Compare the gateway arm with the baseline arm of ``run_dir`` (or the baseline of run ``vs``)."""
@@ -96,6 +136,27 @@ def build_report(
                    f"seed {manifest.get('seed')}; n={len(shared)} paired prompts; warm-up "
                    f"{load.get('warmup_count', 0)} req / {load.get('warmup_seconds', 0)} s; timeout "
                    f"{load.get('timeout_s')} s; mode {load.get('mode')}, period {load.get('period_ms')} ms")
+    settings = settings or ProtocolSettings(seed=int(manifest.get("seed") or 0))
+    choice = {arm: _serial_choice(f) for arm, f in frames.items()}
+    block = max((c.block_length or 0 for c in choice.values() if c is not None), default=0) or None
+    table_a = family_a(base, gate, settings)
+    table_b = family_b(base, gate, settings, block_length=block)
+    table_c = family_c(frames, settings)
+    meta = {
+        "n_resamples": settings.n_resamples,
+        "seed": settings.seed,
+        "family_A": {"method": "paired bootstrap of prompt-level quality differences (iid over prompts)",
+                     "margin": settings.quality_margin, "alpha": settings.alpha},
+        "family_B": {"method": "joint resampling of prompt ids for both arms, "
+                               + (f"stationary bootstrap, mean block length {block}" if block else "iid"),
+                     "block_length": block, "statistic": "type-1 P95 (order statistic)",
+                     "latency": "co_ms" if settings.co_correction else "raw_ms", "delta": settings.p95_delta},
+        "serial_correlation": {arm: (asdict(c) if c is not None else None) for arm, c in choice.items()},
+        "fdr": {"method": settings.fdr_method, "q": settings.fdr_q},
+        "estimators": {"p50_p95": "harrell-davis (Beta weights)", "censored": "kaplan-meier / slo-cap",
+                       "online": "tsglab-tdigest"},
+        "settings": settings.to_dict(),
+    }
     report = RunReport(
         run_dir=run_dir,
         baseline=base_label,
@@ -105,6 +166,12 @@ def build_report(
         p95_views=four_view_table(frames),
         tiers=tier_table(frames),
         tasks=task_table(frames),
+        family_a=table_a,
+        family_b=table_b,
+        family_c=table_c,
+        routing=routing_cost(frames),
+        verdict=verdict(table_a, table_b, table_c, gateway_arm),
+        meta=meta,
         frames=frames,
         notes={
             "headline": "P50: Harrell–Davis on raw E2E latency of warm requests. Eval ms: prompt + generation "
@@ -133,6 +200,55 @@ def metrics_summary(report: RunReport) -> pd.DataFrame:
     return summary
 
 
+def _serial_choice(frame: pd.DataFrame):
+    """Ljung–Box on the arm's CO latencies in time order; None when too short to test."""
+    from tsglab.stats import choose_bootstrap
+
+    series = frame.sort_values("seq")["co_ms"].to_numpy(float)
+    if len(series) < 30:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return choose_bootstrap(series)
+
+
+def seed_manifest(report: RunReport) -> str:
+    """Every seed and version that makes the run and its report reproducible."""
+    import platform
+
+    import numba
+    import numpy
+    import scipy
+
+    manifest = read_manifest(report.run_dir)
+    spec = manifest.get("spec", {})
+    lines = [
+        f"run_id: {manifest.get('run_id')}",
+        f"spec_hash: {manifest.get('spec_hash')}",
+        f"spec_seed: {manifest.get('seed')}",
+        f"prompt_selection_seed: {spec.get('prompts', {}).get('seed')}",
+        f"protocol_seed: {report.meta.get('seed')}",
+        f"n_resamples: {report.meta.get('n_resamples')}",
+        f"suite: {manifest.get('suite')} sha256[:16]={manifest.get('suite_sha256')}",
+        f"tsglab: {__version__}",
+        f"python: {platform.python_version()}",
+        f"numpy: {numpy.__version__}",
+        f"scipy: {scipy.__version__}",
+        f"numba: {numba.__version__}",
+        f"pandas: {pd.__version__}",
+    ]
+    try:
+        import llama_cpp
+
+        lines.append(f"llama_cpp_python: {llama_cpp.__version__}")
+    except ImportError:
+        lines.append("llama_cpp_python: not installed")
+    for tier, tier_spec in spec.get("tiers", {}).items():
+        lines.append(f"tier {tier}: model={tier_spec.get('model')} max_tokens={tier_spec.get('max_tokens')} "
+                     f"constrained_json={tier_spec.get('constrained_json')} temperature=0")
+    return "\n".join(lines) + "\n"
+
+
 def write_report(report: RunReport) -> Path:
     """Write Markdown, LaTeX and HTML tables under ``tables/``; return that folder."""
     out = report.run_dir / "tables"
@@ -149,4 +265,9 @@ def write_report(report: RunReport) -> Path:
 
     plt.close(figure)
     metrics_summary(report).to_parquet(report.run_dir / "metrics_summary.parquet", index=False)
+    for name, table in (("A", report.family_a), ("B", report.family_b), ("C", report.family_c)):
+        table.to_csv(report.run_dir / f"tests_family_{name}.csv", index=False)
+    meta = {**report.meta, "verdict": report.verdict}
+    (report.run_dir / "bootstrap_meta.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
+    (report.run_dir / "seed_manifest.txt").write_text(seed_manifest(report))
     return out

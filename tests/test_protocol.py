@@ -1,0 +1,122 @@
+"""The protocol's families on constructed arms whose answers are known."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import scripted_ladder
+
+from tsglab.errors import SpecError
+from tsglab.load.runner import run_experiment
+from tsglab.report import build_report
+from tsglab.report.protocol import ProtocolSettings, family_a, family_b, family_c, routing_cost, verdict
+from tsglab.spec import spec_from_dict
+
+TASKS = ("json", "code", "open", "arith")
+
+
+def arm(n_per_task=60, *, quality=0.8, latency=1000.0, seed=0, json_fail=0, drop=None):
+    """A synthetic arm frame with the columns the protocol reads; ``drop`` lowers one task's quality."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for t, task in enumerate(TASKS):
+        for i in range(n_per_task):
+            q = float(np.clip(quality + rng.normal(0, 0.05), 0, 1))
+            if drop and task == drop[0]:
+                q = max(0.0, q - drop[1])
+            lat = float(latency * rng.lognormal(0, 0.3))
+            rows.append({"prompt_id": f"{task}-{i}", "task": task, "ctx_bucket": "short", "lang": "en",
+                         "seq": t * n_per_task + i, "warm": i >= 2, "quality": q, "co_ms": lat * 1.1,
+                         "raw_ms": lat, "json_ok": (i >= json_fail) if task == "json" else None,
+                         "initial_tier": "std", "touched_enh": i % 3 == 0, "n_attempts": 1 + (i % 5 == 0),
+                         "upgrades": int(i % 10 == 0), "refusal": False, "cost_ms": lat * 0.9,
+                         "completion_tokens": 20})
+    return pd.DataFrame(rows)
+
+
+SETTINGS = ProtocolSettings(n_resamples=500)
+
+
+def test_family_a_flags_the_stratum_whose_quality_drops_and_only_that_one():
+    base = arm(seed=1)
+    gate = arm(seed=2, drop=("code", 0.3))
+    table = family_a(base, gate, SETTINGS).set_index("stratum")
+    assert not table.loc["code", "passed"]
+    assert table.loc[["json", "open", "arith"], "passed"].all()
+    strata = table.drop(index="overall")
+    assert (strata["q_value"] >= strata["p_value"] - 1e-12).all()  # BH never lowers a p-value
+
+
+def test_family_a_pairs_by_prompt_id_not_by_row_order():
+    base = arm(seed=1)
+    gate = base.sample(frac=1.0, random_state=3).reset_index(drop=True)  # same answers, shuffled rows
+    table = family_a(base, gate, SETTINGS).set_index("stratum")
+    assert (table["mean_diff"] == 0).all() and table["passed"].all()
+
+
+def test_family_b_passes_equal_latency_and_fails_a_doubled_tail():
+    base = arm(seed=1)
+    same = family_b(base, arm(seed=1), SETTINGS)
+    assert same["passed"].all()
+    slower = arm(seed=1, latency=2000.0)
+    table = family_b(base, slower, SETTINGS)
+    assert not table["passed"].any()
+    assert set(table["view"]) == {"Overall", "Warm-only"}
+    assert (table.loc[table["stratum"] == "overall", "ratio"] > 1.9).all()
+
+
+def test_family_b_uses_co_latency_unless_co_correction_is_off():
+    base, gate = arm(seed=1), arm(seed=1)
+    gate["co_ms"] = gate["co_ms"] * 3  # a backlog only the CO view sees
+    assert not family_b(base, gate, SETTINGS)["passed"].any()
+    assert family_b(base, gate, ProtocolSettings(n_resamples=500, co_correction=False))["passed"].all()
+
+
+def test_family_c_gate_counts_failures_and_says_when_n_is_too_small():
+    table = family_c({"base": arm(json_fail=0), "tsg": arm(json_fail=6)}, SETTINGS)
+    overall = table[table["stratum"] == "overall"].set_index("arm")
+    assert overall.loc["tsg", "failures"] == 6 and not overall.loc["tsg", "passed_point"]
+    assert overall.loc["base", "failures"] == 0 and overall.loc["base", "passed_point"]
+    assert overall.loc["base", "underpowered"] and not overall.loc["base", "passed_test"]
+    assert "too small" in overall.loc["base", "note"]
+
+
+def test_verdict_fails_when_any_family_fails():
+    base, gate = arm(seed=1), arm(seed=1, drop=("open", 0.4))
+    a, b, c = family_a(base, gate, SETTINGS), family_b(base, gate, SETTINGS), family_c({"tsg": gate}, SETTINGS)
+    result = verdict(a, b, c, "tsg")
+    assert not result["family_A"] and not result["overall"]
+
+
+def test_routing_cost_counts_every_attempt():
+    table = routing_cost({"tsg": arm()}).iloc[0]
+    assert table["retry_rate"] == pytest.approx(0.2) and table["r_std"] == 1.0
+    assert table["r_costly"] == pytest.approx(1 / 3, abs=0.01)
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"strata": ("final_tier",)}, "post-treatment"),
+    ({"fdr_method": "holm"}, "fdr_method must be 'bh' or 'by'"),
+    ({"n_resamples": 10}, "n_resamples must be >= 100"),
+])
+def test_settings_errors(kwargs, match):
+    with pytest.raises(SpecError, match=match):
+        ProtocolSettings(**kwargs)
+
+
+def test_report_writes_the_protocol_artifacts(tmp_path):
+    spec = spec_from_dict({"name": "p", "prompts": {"limit": 14}, "tiers": {t: {} for t in ("light", "std", "enh")},
+                           "load": {"timeout_s": 5}})
+    result = run_experiment(spec, runs_dir=tmp_path, run_id="p", ladder=scripted_ladder('{"a": 1} the answer'),
+                            progress=False)
+    report = build_report(result.run_dir, settings=ProtocolSettings(n_resamples=200))
+    for name in ("tests_family_A.csv", "tests_family_B.csv", "tests_family_C.csv"):
+        assert len(pd.read_csv(result.run_dir / name)) > 0
+    meta = json.loads((result.run_dir / "bootstrap_meta.json").read_text())
+    assert meta["n_resamples"] == 200 and "verdict" in meta and meta["fdr"]["method"] == "bh"
+    manifest = (result.run_dir / "seed_manifest.txt").read_text()
+    assert "protocol_seed: 0" in manifest and "numba:" in manifest
+    assert "Verdict:" in str(report) and (result.run_dir / "tables" / "family_A.tex").exists()
