@@ -120,3 +120,20 @@ def test_report_writes_the_protocol_artifacts(tmp_path):
     manifest = (result.run_dir / "seed_manifest.txt").read_text()
     assert "protocol_seed: 0" in manifest and "numba:" in manifest
     assert "Verdict:" in str(report) and (result.run_dir / "tables" / "family_A.tex").exists()
+
+
+def test_ablation_table_has_one_row_per_arm_and_the_cli_prints_it(tmp_path, capsys):
+    from tsglab.cli import main
+    from tsglab.report import build_ablation
+    from tsglab.spec import load_spec
+
+    spec = load_spec("experiments/ablations.yaml", {"prompts.limit": 4})
+    result = run_experiment(spec, runs_dir=tmp_path, run_id="abl", ladder=scripted_ladder("an answer"),
+                            progress=False)
+    table = build_ablation([result.run_dir])
+    assert list(table["arm"]) == ["baseline", "tsg", "A_two_stage", "B_no_fast_lane", "E_no_planner",
+                                  "F_no_repair"]
+    assert table.set_index("arm").loc["baseline", "r_costly"] == 1.0
+    assert main(["ablation", str(result.run_dir)]) == 0
+    assert "F_no_repair" in capsys.readouterr().out
+    assert (result.run_dir / "tables" / "ablation.tex").exists()

@@ -29,7 +29,7 @@ def write(tmp_path, text, name="spec.yaml"):
 
 
 def test_bundled_specs_load():
-    for name in ("quickstart", "tiers"):
+    for name in ("quickstart", "tiers", "ablations"):
         spec = load_spec(f"experiments/{name}.yaml")
         assert set(spec.tiers) == {"light", "std", "enh"}
     quick = load_spec("experiments/quickstart.yaml")

@@ -45,9 +45,14 @@ def build_report(
     vs: str | os.PathLike | None = None,
     baseline_arm: str = "baseline",
     gateway_arm: str | None = None,
+    settings=None,
     write: bool = True,
 ) -> RunReport:
-    """Build (and by default write under ``tables/``) the report of a run."""
+    """Build (and by default write) the report of a run: tables, family tests, metadata.
+
+    ``settings`` is a :class:`tsglab.report.ProtocolSettings` (strata, margins, B, seed, FDR method).
+    """
     from tsglab.report import build_report as _build
 
-    return _build(Path(run_dir), vs=vs, baseline_arm=baseline_arm, gateway_arm=gateway_arm, write=write)
+    return _build(Path(run_dir), vs=vs, baseline_arm=baseline_arm, gateway_arm=gateway_arm, settings=settings,
+                  write=write)

@@ -39,6 +39,12 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--vs", default=None, metavar="RUN", help="take the baseline from another run")
     rep.add_argument("--baseline", default="baseline", help="baseline arm name (default: baseline)")
     rep.add_argument("--gateway", default=None, help="gateway arm name (default: the first other arm)")
+    rep.add_argument("--strata", default="task", help="pre-treatment strata keys, comma-separated (default: task)")
+    rep.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples (default: 2000)")
+    rep.add_argument("--no-co", action="store_true", help="ablation C: Family B on raw instead of CO latency")
+
+    abl = sub.add_parser("ablation", help="one row per arm of the given runs: cost, r_costly, retries, P50, P95 CO")
+    abl.add_argument("runs", nargs="+", help="run directories")
 
     legacy = sub.add_parser("import-legacy", help="convert the paper's legacy bench output into tsglab runs")
     legacy.add_argument("dir", help="folder of <mode>_<YYYYmmdd_HHMMSS>_events.jsonl / _summary.json files")
@@ -65,7 +71,12 @@ def main(argv: list[str] | None = None) -> int:
             if not args.no_report:
                 print(api.build_report(result.run_dir))
         elif args.command == "report":
-            print(api.build_report(args.run, vs=args.vs, baseline_arm=args.baseline, gateway_arm=args.gateway))
+            from tsglab.report import ProtocolSettings
+
+            settings = ProtocolSettings(strata=tuple(s.strip() for s in args.strata.split(",") if s.strip()),
+                                        n_resamples=args.resamples, co_correction=not args.no_co)
+            print(api.build_report(args.run, vs=args.vs, baseline_arm=args.baseline, gateway_arm=args.gateway,
+                                   settings=settings))
         elif args.command == "import-legacy":
             from tsglab.legacy import import_legacy
 
@@ -76,6 +87,12 @@ def main(argv: list[str] | None = None) -> int:
                       f"({sum(result.n_events.values())} events) in {result.run_dir}")
             for result in imported:
                 print(f"\n{result}")
+        elif args.command == "ablation":
+            from tsglab.report import build_ablation
+            from tsglab.report.render import to_markdown
+
+            table = build_ablation(args.runs, write_to=args.runs[0])
+            print(to_markdown(table, title="Ablations"))
         elif args.command == "models":
             from tsglab.backends.models import MODELS, install_models, resolve_model
 

@@ -16,7 +16,7 @@ from tsglab.events.log import read_events, read_manifest
 from tsglab.report.frame import events_frame
 from tsglab.report.protocol import ProtocolSettings, family_a, family_b, family_c, routing_cost, verdict
 from tsglab.report.render import to_html, to_latex, to_markdown
-from tsglab.report.tables import arm_metrics, four_view_table, headline_table, task_table, tier_table
+from tsglab.report.tables import ablation_table, arm_metrics, four_view_table, headline_table, task_table, tier_table
 
 
 @dataclass(frozen=True)
@@ -247,6 +247,26 @@ def seed_manifest(report: RunReport) -> str:
         lines.append(f"tier {tier}: model={tier_spec.get('model')} max_tokens={tier_spec.get('max_tokens')} "
                      f"constrained_json={tier_spec.get('constrained_json')} temperature=0")
     return "\n".join(lines) + "\n"
+
+
+def build_ablation(run_dirs: list[str | os.PathLike], *, write_to: str | os.PathLike | None = None) -> pd.DataFrame:
+    """The ablation table over every arm of the given runs (rows named ``run:arm`` when several runs)."""
+    frames: dict[str, pd.DataFrame] = {}
+    for run_dir in map(Path, run_dirs):
+        frame, _ = _arm_frames(run_dir)
+        for arm, part in frame.groupby("arm", sort=False):
+            frames[f"{run_dir.name}:{arm}" if len(run_dirs) > 1 else str(arm)] = part
+    table = ablation_table(frames)
+    if write_to is not None:
+        out = Path(write_to) / "tables"
+        out.mkdir(parents=True, exist_ok=True)
+        title = "Ablations: cost, routing and latency per arm"
+        note = ("cost: prompt + generation ms summed over all attempts; P50: Harrell–Davis, warm raw E2E; "
+                f"P95 CO: HD (KM/SLO-cap under censoring); tsglab {__version__}")
+        (out / "ablation.md").write_text(to_markdown(table, title=title, note=note), encoding="utf-8")
+        (out / "ablation.tex").write_text(to_latex(table, title=title, note=note, label="tab:ablation"),
+                                          encoding="utf-8")
+    return table
 
 
 def write_report(report: RunReport) -> Path:

@@ -115,3 +115,15 @@ def task_table(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
                          "avg_eval_ms": float(part["cost_ms"].mean()),
                          "p50_raw_ms": float(_quietly(harrell_davis, part["raw_ms"].to_numpy(float), 0.5))})
     return pd.DataFrame(rows)
+
+
+def ablation_table(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Appendix E: one row per arm or run — cost ms/req, r_costly, retry rate, P50 (warm, raw), P95 CO."""
+    rows = []
+    for name, frame in frames.items():
+        metrics = arm_metrics(frame)
+        rows.append({"arm": name, "n": metrics["n"], "cost_ms_per_req": metrics["avg_eval_ms"],
+                     "r_costly": metrics["r_costly"], "retry_rate": metrics["retry_rate"],
+                     "p50_ms": metrics["p50_e2e_warm_ms"], "p95_co_ms": metrics["p95_co_overall_ms"],
+                     "mean_quality": metrics["mean_quality"]})
+    return pd.DataFrame(rows)
