@@ -177,6 +177,17 @@ def build_report(
             "headline": "P50: Harrell–Davis on raw E2E latency of warm requests. Eval ms: prompt + generation "
                         "time summed over every attempt (repairs, upgrades). P95 CO: completed − intended "
                         f"start; HD, or KM/SLO-cap under censoring. {fingerprint}",
+            "family_A": f"Paired bootstrap (B={settings.n_resamples}, seed {settings.seed}) of mean quality "
+                        f"difference; H0: mean d <= -{settings.quality_margin}; ci_low one-sided at "
+                        f"{1 - settings.alpha:.0%}; q: {settings.fdr_method.upper()} at {settings.fdr_q} across "
+                        f"strata ({'/'.join(settings.strata)}). {fingerprint}",
+            "family_B": f"H0: P95_g > {1 + settings.p95_delta:g}·P95_b on "
+                        f"{'CO' if settings.co_correction else 'raw (co_correction off)'} latency; type-1 P95; "
+                        f"joint prompt bootstrap B={settings.n_resamples}, "
+                        f"{'stationary, mean block ' + str(block) if block else 'iid'}, seed {settings.seed}; "
+                        f"{settings.fdr_method.upper()} per view. {fingerprint}",
+            "family_C": f"Exact one-sided binomial test of rate >= {settings.json_max_rate:g} at α={settings.alpha}; "
+                        f"upper bound: Clopper–Pearson. {fingerprint}",
             "p95_views": "KM: Kaplan–Meier P95 with timeouts right-censored (NaN when censoring > 5 % or the "
                          "curve never reaches 0.95); SLO-cap: censored values set to the timeout. "
                          + fingerprint,
