@@ -134,7 +134,7 @@ def build_report(
     load = manifest.get("spec", {}).get("load", {})
     fingerprint = (f"tsglab {__version__}; run {manifest.get('run_id')}; spec {manifest.get('spec_hash')}; "
                    f"seed {manifest.get('seed')}; n={len(shared)} paired prompts; warm-up "
-                   f"{load.get('warmup_count', 0)} req / {load.get('warmup_seconds', 0)} s; timeout "
+                   f"{load.get('warmup_count', 0)} req per arm / {load.get('warmup_seconds', 0)} s; timeout "
                    f"{load.get('timeout_s')} s; mode {load.get('mode')}, period {load.get('period_ms')} ms")
     settings = settings or ProtocolSettings(seed=int(manifest.get("seed") or 0))
     choice = {arm: _serial_choice(f) for arm, f in frames.items()}
