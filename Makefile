@@ -54,3 +54,4 @@ lint: setup
 
 bench: setup
 	@$(PY) benchmarks/bench_policy.py
+	@$(PY) benchmarks/bench_stats.py
