@@ -57,6 +57,17 @@ def test_family_a_pairs_by_prompt_id_not_by_row_order():
     assert (table["mean_diff"] == 0).all() and table["passed"].all()
 
 
+def test_family_a_tost_needs_the_difference_inside_both_margins():
+    base = arm(seed=1)
+    better = arm(seed=2, quality=0.95)  # clearly better: non-inferior, but not equivalent
+    ni = family_a(base, better, SETTINGS).set_index("stratum")
+    tost = family_a(base, better, ProtocolSettings(n_resamples=500, equivalence=True)).set_index("stratum")
+    assert ni.loc["overall", "passed"] and not tost.loc["overall", "passed"]
+    same = family_a(base, arm(seed=3), ProtocolSettings(n_resamples=500, equivalence=True)).set_index("stratum")
+    assert same.loc["overall", "passed"] and (same["test"] == "tost").all()
+    assert (same["ci_low"] <= same["mean_diff"]).all() and (same["mean_diff"] <= same["ci_high"]).all()
+
+
 def test_family_b_passes_equal_latency_and_fails_a_doubled_tail():
     base = arm(seed=1)
     same = family_b(base, arm(seed=1), SETTINGS)

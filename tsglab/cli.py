@@ -42,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--strata", default="task", help="pre-treatment strata keys, comma-separated (default: task)")
     rep.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples (default: 2000)")
     rep.add_argument("--no-co", action="store_true", help="ablation C: Family B on raw instead of CO latency")
+    rep.add_argument("--equivalence", action="store_true", help="Family A as TOST instead of non-inferiority")
 
     abl = sub.add_parser("ablation", help="one row per arm of the given runs: cost, r_costly, retries, P50, P95 CO")
     abl.add_argument("runs", nargs="+", help="run directories")
@@ -74,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
             from tsglab.report import ProtocolSettings
 
             settings = ProtocolSettings(strata=tuple(s.strip() for s in args.strata.split(",") if s.strip()),
-                                        n_resamples=args.resamples, co_correction=not args.no_co)
+                                        n_resamples=args.resamples, co_correction=not args.no_co,
+                                        equivalence=args.equivalence)
             print(api.build_report(args.run, vs=args.vs, baseline_arm=args.baseline, gateway_arm=args.gateway,
                                    settings=settings))
         elif args.command == "import-legacy":

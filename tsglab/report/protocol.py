@@ -37,6 +37,7 @@ class ProtocolSettings:
     n_resamples: int = 2000
     seed: int = 0
     co_correction: bool = True
+    equivalence: bool = False  # Family A as TOST (|mean d| < margin) instead of one-sided non-inferiority
     min_stratum_n: int = 2
 
     def __post_init__(self) -> None:
@@ -86,8 +87,9 @@ def _groups(pairs: pd.DataFrame, settings: ProtocolSettings):
 
 
 def family_a(base: pd.DataFrame, gate: pd.DataFrame, settings: ProtocolSettings) -> pd.DataFrame:
-    """Quality non-inferiority per stratum: d = q_gateway − q_baseline, H0: mean d ≤ −margin."""
-    from tsglab.stats.hypothesis_tests import paired_noninferiority
+    """Quality per stratum, d = q_gateway − q_baseline: non-inferiority (H0: mean d ≤ −margin), or with
+    ``settings.equivalence`` TOST (H0: |mean d| ≥ margin; p = the larger one-sided p-value)."""
+    from tsglab.stats.hypothesis_tests import paired_noninferiority, paired_tost
 
     rows = []
     for label, part in _groups(_paired(base, gate), settings):
@@ -97,17 +99,25 @@ def family_a(base: pd.DataFrame, gate: pd.DataFrame, settings: ProtocolSettings)
         if len(diff) >= 2 and np.all(diff == diff[0]):
             # every pair differs by the same amount (often 0: both arms answered alike); the bootstrap
             # distribution is a point, so the test is decided by that amount alone
-            decided = diff[0] > -settings.quality_margin
-            rows.append({**row, "mean_diff": diff[0], "ci_low": diff[0], "p_value": 0.0 if decided else 1.0,
+            inside = -settings.quality_margin < diff[0] < settings.quality_margin
+            decided = inside if settings.equivalence else diff[0] > -settings.quality_margin
+            rows.append({**row, "test": "tost" if settings.equivalence else "non-inferiority", "mean_diff": diff[0],
+                         "ci_low": diff[0], "ci_high": diff[0], "p_value": 0.0 if decided else 1.0,
                          "underpowered": False, "note": "all paired differences are equal"})
             continue
+        arrays = (part["quality_g"].to_numpy(float), part["quality_b"].to_numpy(float))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DegenerateStatisticWarning)
-            result = paired_noninferiority(part["quality_g"].to_numpy(float), part["quality_b"].to_numpy(float),
-                                           margin=settings.quality_margin, alpha=settings.alpha,
-                                           n_resamples=settings.n_resamples, seed=settings.seed)
-        rows.append({**row, "mean_diff": result.estimate, "ci_low": result.ci_low, "p_value": result.p_value,
-                     "underpowered": result.underpowered, "note": result.note})
+            if settings.equivalence:
+                result = paired_tost(*arrays, low=-settings.quality_margin, high=settings.quality_margin,
+                                     alpha=settings.alpha, n_resamples=settings.n_resamples, seed=settings.seed)
+                extra = {"test": "tost", "ci_high": result.ci_high, "underpowered": False}
+            else:
+                result = paired_noninferiority(*arrays, margin=settings.quality_margin, alpha=settings.alpha,
+                                               n_resamples=settings.n_resamples, seed=settings.seed)
+                extra = {"test": "non-inferiority", "ci_high": math.nan, "underpowered": result.underpowered}
+        rows.append({**row, **extra, "mean_diff": result.estimate, "ci_low": result.ci_low,
+                     "p_value": result.p_value, "note": result.note})
     return _with_fdr(pd.DataFrame(rows), settings)
 
 

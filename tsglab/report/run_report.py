@@ -72,8 +72,8 @@ class RunReport:
 
 
 def _a_view(table: pd.DataFrame) -> pd.DataFrame:
-    cols = ["stratum", "n_pairs", "quality_baseline", "quality_gateway", "mean_diff", "ci_low", "p_value",
-            "q_value", "passed", "underpowered"]
+    cols = ["stratum", "n_pairs", "quality_baseline", "quality_gateway", "mean_diff", "ci_low", "ci_high",
+            "p_value", "q_value", "passed", "underpowered"]
     return table[cols] if len(table) else table
 
 
@@ -136,6 +136,8 @@ def build_report(
                    f"seed {manifest.get('seed')}; n={len(shared)} paired prompts; warm-up "
                    f"{load.get('warmup_count', 0)} req per arm / {load.get('warmup_seconds', 0)} s; timeout "
                    f"{load.get('timeout_s')} s; mode {load.get('mode')}, period {load.get('period_ms')} ms")
+    from tsglab.stats import TDigest
+
     settings = settings or ProtocolSettings(seed=int(manifest.get("seed") or 0))
     choice = {arm: _serial_choice(f) for arm, f in frames.items()}
     block = max((c.block_length or 0 for c in choice.values() if c is not None), default=0) or None
@@ -154,7 +156,7 @@ def build_report(
         "serial_correlation": {arm: (asdict(c) if c is not None else None) for arm, c in choice.items()},
         "fdr": {"method": settings.fdr_method, "q": settings.fdr_q},
         "estimators": {"p50_p95": "harrell-davis (Beta weights)", "censored": "kaplan-meier / slo-cap",
-                       "online": "tsglab-tdigest"},
+                       "online": TDigest.implementation},
         "settings": settings.to_dict(),
     }
     report = RunReport(
