@@ -229,6 +229,17 @@ def _underpowered_note(margin: float, sd: float, n: int, alpha: float) -> str:
     )
 
 
+def _paired_summary(
+    differences: np.ndarray, alpha: float, method: str, n_resamples: int, seed: int
+) -> tuple[int, float, float, dict]:
+    """n, mean, sd of the paired differences and the result fields both paired tests share."""
+    n = differences.size
+    estimate = float(np.mean(differences)) if n else float("nan")
+    sd = float(np.std(differences, ddof=1)) if n >= 2 else float("nan")
+    common = dict(estimate=estimate, alpha=alpha, method=method, n=n, n_resamples=n_resamples, seed=seed, sd=sd)
+    return n, estimate, sd, common
+
+
 def paired_noninferiority(
     gateway: ArrayLike,
     baseline: ArrayLike,
@@ -304,19 +315,8 @@ def paired_noninferiority(
     margin_f = _check_finite(
         margin, name="margin", minimum=0.0, fix="The margin is the tolerated quality loss, e.g. margin=0.02."
     )
-    n = differences.size
-    estimate = float(np.mean(differences)) if n else float("nan")
-    sd = float(np.std(differences, ddof=1)) if n >= 2 else float("nan")
-    common = dict(
-        estimate=estimate,
-        margin=margin_f,
-        alpha=alpha_f,
-        method=method_s,
-        n=n,
-        n_resamples=resamples,
-        seed=seed_i,
-        sd=sd,
-    )
+    n, estimate, sd, common = _paired_summary(differences, alpha_f, method_s, resamples, seed_i)
+    common["margin"] = margin_f
     reason = _degenerate_reason(differences)
     if reason is not None:
         _warn(f"Non-inferiority test is undefined: {reason}; returning NaN.")
@@ -472,20 +472,8 @@ def paired_tost(
     high_f = _check_finite(high, name="high", fix="Use e.g. low=-0.02, high=0.02.")
     if not low_f < high_f:
         raise ValueError(f"`low` must be below `high`; got low={low!r}, high={high!r}. Use e.g. low=-0.02, high=0.02.")
-    n = differences.size
-    estimate = float(np.mean(differences)) if n else float("nan")
-    sd = float(np.std(differences, ddof=1)) if n >= 2 else float("nan")
-    common = dict(
-        estimate=estimate,
-        low=low_f,
-        high=high_f,
-        alpha=alpha_f,
-        method=method_s,
-        n=n,
-        n_resamples=resamples,
-        seed=seed_i,
-        sd=sd,
-    )
+    n, estimate, sd, common = _paired_summary(differences, alpha_f, method_s, resamples, seed_i)
+    common.update(low=low_f, high=high_f)
     reason = _degenerate_reason(differences)
     if reason is not None:
         _warn(f"Equivalence test is undefined: {reason}; returning NaN.")
