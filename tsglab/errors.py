@@ -37,6 +37,34 @@ class BackendError(TsglabError):
     error_kind = "backend_error"
 
 
+class BackendConnectError(BackendError):
+    """The server could not be reached (connection refused, DNS, TLS)."""
+
+    error_kind = "connect_error"
+
+
+class BackendHTTPError(BackendError):
+    """The server answered with an HTTP error status. ``error_kind`` is ``http_429``, ``http_4xx`` or
+    ``http_5xx`` so a retry policy can name which ones it retries."""
+
+    def __init__(self, message: str, *, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error_kind = "http_429" if status == 429 else ("http_5xx" if status >= 500 else "http_4xx")
+
+
+class BackendMalformedResponse(BackendError):
+    """The server answered, but not with what its API documents (bad JSON, missing fields)."""
+
+    error_kind = "malformed_response"
+
+
+class BackendStreamInterrupted(BackendError):
+    """The connection broke after the answer started (e.g. the server died mid-stream)."""
+
+    error_kind = "stream_interrupted"
+
+
 class BackendTimeout(BackendError):
     """A completion did not finish within its timeout; the observation is right-censored."""
 

@@ -18,7 +18,10 @@ from tsglab.errors import SpecError
 from tsglab.policy.config import TIERS, PolicyConfig
 from tsglab.policy.ladder import TierSpec
 
-_TOP_KEYS = {"name", "description", "suite", "prompts", "arms", "tiers", "load", "seed"}
+_TOP_KEYS = {"name", "description", "suite", "prompts", "arms", "tiers", "load", "retry", "energy", "seed"}
+REDACTED = "<redacted>"
+ARRIVALS = ("constant", "poisson", "gamma")
+RETRYABLE_KINDS = ("connect_error", "http_5xx", "http_429", "stream_interrupted", "malformed_response")
 
 
 @dataclass(frozen=True)
@@ -33,29 +36,48 @@ class PromptSelection:
 
 @dataclass(frozen=True)
 class LoadSpec:
-    """Arrival pattern. ``paced``: one request every ``period_ms`` (0 = back-to-back), sequential.
-    ``open_loop``: constant ``rate_per_s`` with at most ``concurrency`` requests in flight.
-    ``warmup_count`` counts requests per arm."""
+    """Arrival pattern.
+
+    ``paced``: one request every ``period_ms`` (0 = back-to-back), sequential.
+    ``open_loop``: arrivals at ``rate_per_s`` regardless of completions, at most ``concurrency`` in
+    flight. ``arrival`` shapes the gaps: ``constant``, ``poisson`` (exponential gaps) or ``gamma``
+    (bursty: gaps with coefficient of variation ``burstiness`` > 1; ``burstiness`` = 1 is Poisson).
+    ``ramp_seconds`` raises the rate linearly from ``ramp_start_fraction`` × rate to the full rate.
+    ``warmup_count`` counts requests per arm; ``warmup_seconds`` from the start of each segment.
+    """
 
     mode: str = "paced"
     period_ms: float = 0.0
     rate_per_s: float = 1.0
+    arrival: str = "constant"
+    burstiness: float = 2.0
+    ramp_seconds: float = 0.0
+    ramp_start_fraction: float = 0.1
     concurrency: int = 1
     arm_order: str = "interleaved"
     switchback_block: int = 10
     warmup_count: int = 0
     warmup_seconds: float = 0.0
     timeout_s: float = 60.0
+    seed: int = 0
 
     def __post_init__(self) -> None:
         if self.mode not in ("paced", "open_loop"):
             raise SpecError(f"load.mode must be 'paced' or 'open_loop'; got {self.mode!r}.")
+        if self.arrival not in ARRIVALS:
+            raise SpecError(f"load.arrival must be one of {list(ARRIVALS)}; got {self.arrival!r}.")
         if self.arm_order not in ("interleaved", "switchback"):
             raise SpecError(f"load.arm_order must be 'interleaved' or 'switchback'; got {self.arm_order!r}.")
         if self.period_ms < 0:
             raise SpecError(f"load.period_ms must be >= 0; got {self.period_ms}.")
         if self.rate_per_s <= 0:
             raise SpecError(f"load.rate_per_s must be > 0; got {self.rate_per_s}.")
+        if self.burstiness <= 0:
+            raise SpecError(f"load.burstiness (coefficient of variation of the gaps) must be > 0; got "
+                            f"{self.burstiness}.")
+        if self.ramp_seconds < 0 or not 0 < self.ramp_start_fraction <= 1:
+            raise SpecError("load.ramp_seconds must be >= 0 and load.ramp_start_fraction in (0, 1]; got "
+                            f"{self.ramp_seconds}, {self.ramp_start_fraction}.")
         if self.concurrency < 1:
             raise SpecError(f"load.concurrency must be >= 1; got {self.concurrency}.")
         if self.switchback_block < 1:
@@ -67,6 +89,52 @@ class LoadSpec:
 
 
 @dataclass(frozen=True)
+class RetryPolicy:
+    """What the executor does when a backend call fails (not when it times out: a timeout is a
+    right-censored observation and is never retried). ``max_retries`` extra attempts at the same
+    tier, only for the error kinds in ``on``, after ``backoff_ms`` × 2^k. Default: no retries."""
+
+    max_retries: int = 0
+    on: tuple[str, ...] = ("connect_error", "http_5xx", "http_429")
+    backoff_ms: float = 200.0
+
+    def __post_init__(self) -> None:
+        if self.max_retries < 0:
+            raise SpecError(f"retry.max_retries must be >= 0; got {self.max_retries}.")
+        if self.backoff_ms < 0:
+            raise SpecError(f"retry.backoff_ms must be >= 0; got {self.backoff_ms}.")
+        unknown = sorted(set(self.on) - set(RETRYABLE_KINDS))
+        if unknown:
+            raise SpecError(f"retry.on: {unknown} are not retryable error kinds; choose from "
+                            f"{list(RETRYABLE_KINDS)} (timeouts are never retried).")
+
+
+@dataclass(frozen=True)
+class EnergySpec:
+    """The energy meter. ``meter``: ``auto`` (NVML if a GPU answers, else RAPL if readable, else
+    none), ``nvml``, ``rapl`` or ``none``. ``idle_w`` is the idle baseline in watts subtracted before
+    apportioning (None: measured for ``idle_seconds`` before the run starts)."""
+
+    meter: str = "auto"
+    sample_hz: float = 20.0
+    window_s: float = 1.0
+    idle_w: float | None = None
+    idle_seconds: float = 2.0
+    gpu_index: int = 0
+
+    def __post_init__(self) -> None:
+        if self.meter not in ("auto", "nvml", "rapl", "none"):
+            raise SpecError(f"energy.meter must be auto, nvml, rapl or none; got {self.meter!r}.")
+        if self.sample_hz < 10:
+            raise SpecError(f"energy.sample_hz must be >= 10 (windows need several samples); got {self.sample_hz}.")
+        if self.window_s < 1:
+            raise SpecError(f"energy.window_s must be >= 1 s (NVML's counter is too coarse below); got "
+                            f"{self.window_s}.")
+        if self.idle_w is not None and self.idle_w < 0:
+            raise SpecError(f"energy.idle_w must be >= 0 watts; got {self.idle_w}.")
+
+
+@dataclass(frozen=True)
 class ExperimentSpec:
     name: str
     suite: str  # "bundled" or a path
@@ -74,13 +142,19 @@ class ExperimentSpec:
     tiers: dict[str, TierSpec]
     prompts: PromptSelection = PromptSelection()
     load: LoadSpec = LoadSpec()
+    retry: RetryPolicy = RetryPolicy()
+    energy: EnergySpec = EnergySpec()
     seed: int = 0
     description: str = ""
     source: str = field(default="", compare=False)
 
     def to_dict(self) -> dict[str, Any]:
+        """Everything that defines the experiment, with API keys redacted (this goes into run.json)."""
         data = dataclasses.asdict(self)
         data.pop("source")
+        for tier in data["tiers"].values():
+            if tier.get("api_key"):
+                tier["api_key"] = REDACTED
         return data
 
     def spec_hash(self) -> str:
@@ -138,8 +212,14 @@ def spec_from_dict(raw: dict[str, Any], *, where: str = "<spec>", base_dir: Path
             prompts_raw[key] = tuple(prompts_raw[key])
     prompts = _build(PromptSelection, prompts_raw, where, "prompts")
     load = _build(LoadSpec, dict(_section(raw, "load", where)), where, "load")
+    retry_raw = dict(_section(raw, "retry", where))
+    if "on" in retry_raw:
+        retry_raw["on"] = tuple(retry_raw["on"])
+    retry = _build(RetryPolicy, retry_raw, where, "retry")
+    energy = _build(EnergySpec, dict(_section(raw, "energy", where)), where, "energy")
     return ExperimentSpec(name=str(raw["name"]), suite=suite, arms=arms, tiers=tiers, prompts=prompts, load=load,
-                          seed=int(raw.get("seed", 0)), description=str(raw.get("description", "")), source=where)
+                          retry=retry, energy=energy, seed=int(raw.get("seed", 0)),
+                          description=str(raw.get("description", "")), source=where)
 
 
 def load_spec(path: str | os.PathLike, overrides: dict[str, Any] | None = None) -> ExperimentSpec:

@@ -11,19 +11,29 @@ from tsglab.errors import SpecError
 from tsglab.policy.config import TIERS
 
 JSON_HINT = "Answer with JSON only."
+BACKENDS = ("embedded", "ollama", "openai")
 
 
 @dataclass(frozen=True)
 class TierSpec:
     """One rung of the ladder.
 
+    ``backend``: ``embedded`` (llama.cpp in-process), ``ollama`` or ``openai`` (any OpenAI-compatible
+    server). ``endpoint``: the server's URL (Ollama host, or the OpenAI base URL such as
+    ``http://127.0.0.1:8000/v1``); empty means the environment (``OLLAMA_HOST``, ``OPENAI_BASE_URL``).
+    ``api_key_env`` names the environment variable holding the key (default ``OPENAI_API_KEY``);
+    an ``api_key`` written in the spec is used but never stored in events, manifests or logs.
     ``constrained_json`` decodes json tasks under their JSON Schema (grammar-constrained sampling);
-    ``system_prompt`` is sent as a system message when non-empty.
+    ``system_prompt`` is sent as a system message when non-empty. ``options`` go to the backend
+    (e.g. Ollama's ``num_ctx``, ``keep_alive``; the embedded backend's ``n_threads``).
     """
 
     name: str
     backend: str = "embedded"
     model: str = "smollm2-135m"
+    endpoint: str = ""
+    api_key_env: str = ""
+    api_key: str = field(default="", repr=False)
     max_tokens: int = 128
     constrained_json: bool = False
     system_prompt: str = ""
@@ -36,6 +46,8 @@ class TierSpec:
         if unknown:
             raise SpecError(f"{where}: tiers.{name}: unknown key(s) {unknown}; known: {sorted(known)}.")
         spec = cls(name=name, **values)
+        if spec.backend not in BACKENDS:
+            raise SpecError(f"{where}: tiers.{name}.backend must be one of {list(BACKENDS)}; got {spec.backend!r}.")
         if spec.max_tokens < 1:
             raise SpecError(f"{where}: tiers.{name}.max_tokens must be >= 1; got {spec.max_tokens}.")
         return spec
@@ -47,7 +59,16 @@ def build_backend(spec: TierSpec) -> Backend:
         from tsglab.backends.embedded import EmbeddedBackend
 
         return EmbeddedBackend(spec.model, **spec.options)
-    raise SpecError(f"tiers.{spec.name}.backend must be 'embedded'; got {spec.backend!r}.")
+    if spec.backend == "ollama":
+        from tsglab.backends.ollama_api import OllamaBackend
+
+        return OllamaBackend(spec.model, host=spec.endpoint or None, **spec.options)
+    if spec.backend == "openai":
+        from tsglab.backends.openai_compat import OpenAICompatBackend
+
+        return OpenAICompatBackend(spec.model, base_url=spec.endpoint or None, api_key=spec.api_key or None,
+                                   api_key_env=spec.api_key_env or None, **spec.options)
+    raise SpecError(f"tiers.{spec.name}.backend must be one of {list(BACKENDS)}; got {spec.backend!r}.")
 
 
 class TierLadder:
