@@ -3,9 +3,10 @@ from __future__ import annotations
 import pytest
 from conftest import scripted_ladder
 
-from tsglab.errors import BackendError, BackendTimeout
+from tsglab.errors import BackendConnectError, BackendError, BackendHTTPError, BackendTimeout, SpecError
 from tsglab.policy.config import ABLATIONS, BASELINE, PolicyConfig
 from tsglab.policy.executor import execute
+from tsglab.spec import RetryPolicy
 
 SCHEMA = {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}}
 GOOD = '{"name": "Ada"}'
@@ -115,3 +116,57 @@ def test_json_contract_tolerates_fences_and_prose(text):
 def test_attempt_durations_are_recorded_per_attempt():
     result = run(scripted_ladder("never json", prompt_ms=2.0, eval_ms_per_token=3.0))
     assert all(a.prompt_eval_ms == 2.0 and a.eval_ms == 6.0 for a in result.attempts)
+
+
+# ---- retry policy: explicit, per error kind, never for timeouts ----
+
+def run_with_retry(ladder, retry, timeout_s=None, tier="light"):
+    return execute(ladder, PAPER, "Return JSON with the name.", tier=tier, task="json", json_schema=SCHEMA,
+                   timeout_s=timeout_s, retry=retry)
+
+
+def test_default_policy_does_not_retry_a_refused_connection():
+    result = run(scripted_ladder(BackendConnectError("refused")))
+    assert result.error_kind == "connect_error" and result.retries == 0 and len(result.attempts) == 1
+    assert result.attempts[0].error_kind == "connect_error" and result.attempts[0].backend == "scripted-light"
+
+
+def test_retry_policy_retries_named_kinds_on_the_same_tier_then_succeeds():
+    ladder = scripted_ladder(sequence(BackendConnectError("refused"), BackendHTTPError("busy", status=503), GOOD))
+    result = run_with_retry(ladder, RetryPolicy(max_retries=2, backoff_ms=1.0))
+    assert [(a.tier, a.kind, a.error_kind) for a in result.attempts] == [
+        ("light", "initial", "connect_error"), ("light", "retry", "http_5xx"), ("light", "retry", "")]
+    assert result.ok and result.retries == 2 and result.error_kind == ""
+
+
+def test_retries_stop_at_max_retries_and_the_request_ends_as_an_error():
+    ladder = scripted_ladder(BackendHTTPError("down", status=502))
+    result = run_with_retry(ladder, RetryPolicy(max_retries=2, backoff_ms=0.0))
+    assert len(result.attempts) == 3 and result.retries == 2
+    assert result.error_kind == "http_5xx" and not result.ok and not result.timed_out
+
+
+def test_kinds_not_named_are_not_retried():
+    ladder = scripted_ladder(BackendHTTPError("no such model", status=404))
+    result = run_with_retry(ladder, RetryPolicy(max_retries=3, backoff_ms=0.0))
+    assert len(result.attempts) == 1 and result.error_kind == "http_4xx"
+
+
+def test_timeouts_are_never_retried():
+    ladder = scripted_ladder(BackendTimeout("stalled", elapsed_ms=50.0))
+    result = run_with_retry(ladder, RetryPolicy(max_retries=3, backoff_ms=0.0), timeout_s=0.05)
+    assert len(result.attempts) == 1 and result.timed_out
+    with pytest.raises(SpecError, match=r"retry.on: \['timeout'\] are not retryable"):
+        RetryPolicy(on=("timeout",))
+
+
+def test_a_backoff_that_would_pass_the_deadline_is_not_taken():
+    ladder = scripted_ladder(BackendConnectError("refused"))
+    result = run_with_retry(ladder, RetryPolicy(max_retries=5, backoff_ms=10_000.0), timeout_s=1.0)
+    assert len(result.attempts) == 1 and result.error_kind == "connect_error"
+
+
+def test_http_error_kinds_follow_the_status():
+    assert BackendHTTPError("x", status=429).error_kind == "http_429"
+    assert BackendHTTPError("x", status=400).error_kind == "http_4xx"
+    assert BackendHTTPError("x", status=500).error_kind == "http_5xx"

@@ -1,8 +1,10 @@
 """The controlled executor: generate → check → one same-tier repair → bounded upgrades.
 
 A timeout ends the request as a right-censored observation (no repair: retrying a stalled server
-only hides the stall). Every attempt is recorded with its tier, tokens and durations, so cost can be
-summed over the whole cascade.
+only hides the stall). Other backend failures (connection refused, HTTP errors, malformed answers)
+end the request as an error event with its ``error_kind``, unless the spec's retry policy names that
+kind: then the same tier is tried again after a backoff, at most ``max_retries`` times. Every attempt
+is recorded with its tier, backend, tokens and durations, so cost is summed over the whole cascade.
 """
 
 from __future__ import annotations
@@ -14,12 +16,15 @@ from tsglab.errors import BackendError, BackendTimeout
 from tsglab.policy.checks import check_answer
 from tsglab.policy.config import TIERS, PolicyConfig, tier_index
 from tsglab.policy.ladder import TierLadder
+from tsglab.spec import RetryPolicy
+
+NO_RETRY = RetryPolicy()
 
 
 @dataclass(frozen=True)
 class Attempt:
     tier: str
-    kind: str  # initial | repair | upgrade
+    kind: str  # initial | repair | upgrade | retry
     model: str
     prompt_tokens: int
     completion_tokens: int
@@ -32,6 +37,7 @@ class Attempt:
     check_ok: bool
     check_reason: str
     error_kind: str = ""
+    backend: str = ""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -48,8 +54,9 @@ class Execution:
     json_ok: bool | None
     refusal: bool
     timed_out: bool
-    error_kind: str  # "" | timeout | backend_error
+    error_kind: str  # "" or the BackendError kind: timeout, connect_error, http_5xx, malformed_response...
     error: str
+    retries: int = 0
 
 
 def execute(
@@ -62,33 +69,44 @@ def execute(
     json_schema: dict | None,
     timeout_s: float | None,
     seed: int = 0,
+    retry: RetryPolicy = NO_RETRY,
 ) -> Execution:
     """Run the cascade for one request starting at ``tier``; the baseline policy makes one attempt."""
     attempts: list[Attempt] = []
     started = time.perf_counter()
     current, kind = tier, "initial"
-    upgrades, repaired = 0, False
+    upgrades, repaired, retries = 0, False, 0
     repair_of: tuple[str, str] | None = None
     text = ""
     while True:
         remaining = None if timeout_s is None else max(timeout_s - (time.perf_counter() - started), 1e-3)
+        backend_name = getattr(ladder.backends[current], "name", "")
+        attempt_started = time.perf_counter()
         try:
             completion = ladder.generate(current, prompt, task=task, json_schema=json_schema,
                                          timeout_s=remaining, repair_of=repair_of, seed=seed)
         except BackendError as exc:
-            elapsed_ms = getattr(exc, "elapsed_ms", (time.perf_counter() - started) * 1e3)
+            elapsed_ms = getattr(exc, "elapsed_ms", (time.perf_counter() - attempt_started) * 1e3)
             attempts.append(Attempt(current, kind, ladder.specs[current].model, 0, 0, 0.0, 0.0, elapsed_ms,
-                                    float("nan"), 0.0, exc.error_kind, False, exc.error_kind, exc.error_kind))
+                                    float("nan"), 0.0, exc.error_kind, False, exc.error_kind, exc.error_kind,
+                                    backend_name))
+            timed_out = isinstance(exc, BackendTimeout)
+            if not timed_out and exc.error_kind in retry.on and retries < retry.max_retries:
+                backoff_s = retry.backoff_ms * 2**retries / 1e3
+                if timeout_s is None or time.perf_counter() - started + backoff_s < timeout_s:
+                    time.sleep(backoff_s)
+                    retries, kind = retries + 1, "retry"
+                    continue
             return Execution(text, tuple(attempts), current, upgrades, repaired, False, None, False,
-                             isinstance(exc, BackendTimeout), exc.error_kind, str(exc))
+                             timed_out, exc.error_kind, str(exc), retries)
         text = completion.text
         verdict = check_answer(text, task=task, json_schema=json_schema, config=config)
         attempts.append(Attempt(current, kind, completion.model, completion.prompt_tokens,
                                 completion.completion_tokens, completion.prompt_eval_ms, completion.eval_ms,
                                 completion.total_ms, completion.ttft_ms, completion.load_ms,
-                                completion.finish_reason, verdict.ok, verdict.reason))
+                                completion.finish_reason, verdict.ok, verdict.reason, "", backend_name))
         final = Execution(text, tuple(attempts), current, upgrades, repaired, verdict.ok, verdict.json_ok,
-                          verdict.refusal, False, "", "")
+                          verdict.refusal, False, "", "", retries)
         if verdict.ok or config.kind == "baseline":
             return final
         if config.same_tier_repair and not repaired:
