@@ -33,7 +33,7 @@ def arm(n_per_task=60, *, quality=0.8, latency=1000.0, seed=0, json_fail=0, drop
                          "raw_ms": lat, "json_ok": (i >= json_fail) if task == "json" else None,
                          "initial_tier": "std", "touched_enh": i % 3 == 0, "n_attempts": 1 + (i % 5 == 0),
                          "upgrades": int(i % 10 == 0), "refusal": False, "cost_ms": lat * 0.9,
-                         "completion_tokens": 20})
+                         "completion_tokens": 20, "failed": False, "timeout_ms": 60_000.0})
     return pd.DataFrame(rows)
 
 
@@ -77,6 +77,16 @@ def test_family_b_passes_equal_latency_and_fails_a_doubled_tail():
     assert not table["passed"].any()
     assert set(table["view"]) == {"Overall", "Warm-only"}
     assert (table.loc[table["stratum"] == "overall", "ratio"] > 1.9).all()
+
+
+def test_family_b_counts_failed_requests_at_the_slo_cap_so_failing_fast_never_helps():
+    base, gate = arm(seed=1), arm(seed=1)
+    failing = gate["prompt_id"].str.endswith(("-1", "-7", "-9"))  # ~5 % fail almost instantly
+    gate.loc[failing, ["co_ms", "raw_ms"]] = 0.5
+    gate.loc[failing, "failed"] = True
+    table = family_b(base, gate, SETTINGS)
+    overall = table[(table["stratum"] == "overall") & (table["view"] == "Overall")].iloc[0]
+    assert overall["p95_gateway"] > overall["p95_baseline"] and not overall["passed"]
 
 
 def test_family_b_uses_co_latency_unless_co_correction_is_off():

@@ -54,6 +54,15 @@ def build_parser() -> argparse.ArgumentParser:
     legacy.add_argument("--allow-mismatch", action="store_true",
                         help="import even when a legacy summary value is not reproduced (the row is flagged)")
 
+    cmp_ = sub.add_parser("compare", help="the same suite and policy on several serving backends, side by side")
+    cmp_.add_argument("file", help="comparison file, e.g. experiments/backends.yaml")
+    cmp_.add_argument("--runs-dir", default="runs")
+    cmp_.add_argument("--id", dest="comparison_id", default=None, help="folder name under --runs-dir")
+    cmp_.add_argument("--variant", dest="variants", action="append", default=None, help="run only this variant")
+    cmp_.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                      help="override a value of the base spec, e.g. --set prompts.limit=10")
+    cmp_.add_argument("--quiet", action="store_true", help="no progress bar")
+
     models = sub.add_parser("models", help="embedded models")
     models.add_argument("action", choices=["install", "list"])
     return parser
@@ -95,6 +104,14 @@ def main(argv: list[str] | None = None) -> int:
 
             table = build_ablation(args.runs, write_to=args.runs[0])
             print(to_markdown(table, title="Ablations"))
+        elif args.command == "compare":
+            from tsglab.compare import run_comparison
+            from tsglab.report.render import to_markdown
+
+            table = run_comparison(args.file, runs_dir=args.runs_dir, comparison_id=args.comparison_id,
+                                   overrides=_parse_set(args.overrides), variants=args.variants,
+                                   progress=not args.quiet)
+            print(to_markdown(table, title="Framework comparison"))
         elif args.command == "models":
             from tsglab.backends.models import MODELS, install_models, resolve_model
 

@@ -168,6 +168,9 @@ def family_b(base: pd.DataFrame, gate: pd.DataFrame, settings: ProtocolSettings,
     """
     column = "co_ms" if settings.co_correction else "raw_ms"
     pairs = _paired(base, gate).sort_values("seq_g")
+    for side in ("b", "g"):  # a failed request was not served within the SLO: count it at the cap
+        failed = pairs[f"failed_{side}"].to_numpy(bool)
+        pairs.loc[failed, f"{column}_{side}"] = pairs.loc[failed, f"timeout_ms_{side}"]
     rows = []
     rng = np.random.default_rng(settings.seed)
     bound = 1.0 + settings.p95_delta

@@ -16,7 +16,16 @@ from tsglab.events.log import read_events, read_manifest
 from tsglab.report.frame import events_frame
 from tsglab.report.protocol import ProtocolSettings, family_a, family_b, family_c, routing_cost, verdict
 from tsglab.report.render import to_html, to_latex, to_markdown
-from tsglab.report.tables import ablation_table, arm_metrics, four_view_table, headline_table, task_table, tier_table
+from tsglab.report.tables import (
+    ablation_table,
+    arm_metrics,
+    energy_table,
+    four_view_table,
+    headline_table,
+    load_table,
+    task_table,
+    tier_table,
+)
 
 
 @dataclass(frozen=True)
@@ -33,6 +42,8 @@ class RunReport:
     family_b: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
     family_c: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
     routing: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+    load: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+    energy: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
     verdict: dict = field(default_factory=dict)
     meta: dict = field(default_factory=dict, repr=False)
     notes: dict[str, str] = field(default_factory=dict)
@@ -48,6 +59,8 @@ class RunReport:
             "family_B": ("Family B: P95 guardrail per stratum and view", _b_view(self.family_b)),
             "family_C": ("Family C: JSON compliance gate", _c_view(self.family_c)),
             "routing": ("Routing and cost breakdown", self.routing),
+            "load": ("Load generator: dispatch lag and how requests ended", self.load),
+            "energy": ("Energy per request", self.energy),
         }
 
     def to_markdown(self) -> str:
@@ -172,6 +185,8 @@ def build_report(
         family_b=table_b,
         family_c=table_c,
         routing=routing_cost(frames),
+        load=load_table(frames),
+        energy=energy_table(frames, _energy_reasons(manifest, frames)),
         verdict=verdict(table_a, table_b, table_c, gateway_arm),
         meta=meta,
         frames=frames,
@@ -191,13 +206,37 @@ def build_report(
             "family_C": f"Exact one-sided binomial test of rate >= {settings.json_max_rate:g} at α={settings.alpha}; "
                         f"upper bound: Clopper–Pearson. {fingerprint}",
             "p95_views": "KM: Kaplan–Meier P95 with timeouts right-censored (NaN when censoring > 5 % or the "
-                         "curve never reaches 0.95); SLO-cap: censored values set to the timeout. "
-                         + fingerprint,
+                         "curve never reaches 0.95); SLO-cap: censored values set to the timeout. Failed requests "
+                         "(errors other than timeouts) have no answer latency: left out here, counted in 'errors', "
+                         "and counted at the SLO cap by the Family B guardrail. " + fingerprint,
+            "load": "Dispatch lag = dispatched − intended start: the load generator's own error (CO latency "
+                    "includes it; raw latency does not). " + _generator_note(manifest),
+            "energy": _energy_note(manifest),
         },
     )
     if write:
         write_report(report)
     return report
+
+
+def _generator_note(manifest: dict) -> str:
+    summary = manifest.get("load_generator") or {}
+    return "; ".join(f"{k} {v}" for k, v in summary.items() if not isinstance(v, dict | list))
+
+
+def _energy_reasons(manifest: dict, frames: dict[str, pd.DataFrame]) -> dict[str, str]:
+    energy = manifest.get("energy") or {}
+    reason = energy.get("reason") or "energy not measured (no meter in this run)"
+    return dict.fromkeys(frames, reason)
+
+
+def _energy_note(manifest: dict) -> str:
+    energy = manifest.get("energy") or {}
+    if not energy.get("available"):
+        return f"Not measured: {energy.get('reason', 'no energy meter in this run')}. Never reported as zero."
+    return (f"Meter {energy.get('meter')} ({energy.get('domain')}), {energy.get('sample_hz_achieved', '?')} Hz; "
+            f"windows of {energy.get('window_s')} s; idle baseline {energy.get('idle_w')} W subtracted; each "
+            "window's net energy shared among in-flight requests in proportion to their tokens in it.")
 
 
 def metrics_summary(report: RunReport) -> pd.DataFrame:

@@ -43,7 +43,7 @@ def p95_view(frame: pd.DataFrame, column: str) -> dict:
 
 def arm_metrics(frame: pd.DataFrame) -> dict:
     """The headline figures of one arm."""
-    warm = frame[frame["warm"]]
+    warm = frame[frame["warm"] & ~frame["failed"]]
     json_rows = frame[frame["task"] == "json"]
     p50 = _quietly(harrell_davis, warm["raw_ms"].to_numpy(float), 0.5) if len(warm) else math.nan
     return {
@@ -51,11 +51,12 @@ def arm_metrics(frame: pd.DataFrame) -> dict:
         "p50_e2e_warm_ms": float(p50),
         "avg_eval_ms": float(frame["cost_ms"].mean()),
         "r_costly": float(frame["touched_enh"].mean()),
-        "p95_co_overall_ms": p95_view(frame, "co_ms")["p95_ms"],
+        "p95_co_overall_ms": p95_view(frame[~frame["failed"]], "co_ms")["p95_ms"],
         "json_fail_rate": float(1.0 - json_rows["json_ok"].astype(float).mean()) if len(json_rows) else math.nan,
         "mean_quality": float(frame["quality"].mean()),
         "retry_rate": float((frame["n_attempts"] > 1).mean()),
         "timeouts_rate": float(frame["timeout"].mean()),
+        "error_rate": float(frame["failed"].mean()),
     }
 
 
@@ -81,12 +82,15 @@ def headline_table(baseline: pd.DataFrame, gateway: pd.DataFrame, *, names=("bas
 
 
 def four_view_table(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """P95 per arm in the four views; failed requests (errors, not timeouts) are left out and counted."""
     rows = []
     for arm, frame in frames.items():
+        answered = frame[~frame["failed"]]
         for kind, scope in VIEWS:
-            subset = frame if scope == "Overall" else frame[frame["warm"]]
+            subset = answered if scope == "Overall" else answered[answered["warm"]]
             view = p95_view(subset, "raw_ms" if kind == "Raw" else "co_ms")
-            rows.append({"arm": arm, "view": f"{kind} / {scope}", **view})
+            errors = int(frame["failed"].sum() if scope == "Overall" else frame.loc[frame["warm"], "failed"].sum())
+            rows.append({"arm": arm, "view": f"{kind} / {scope}", **view, "errors": errors})
     return pd.DataFrame(rows)
 
 
@@ -126,4 +130,41 @@ def ablation_table(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
                      "r_costly": metrics["r_costly"], "retry_rate": metrics["retry_rate"],
                      "p50_ms": metrics["p50_e2e_warm_ms"], "p95_co_ms": metrics["p95_co_overall_ms"],
                      "mean_quality": metrics["mean_quality"]})
+    return pd.DataFrame(rows)
+
+
+def _quantile(values, q: float) -> float:
+    values = pd.Series(values, dtype=float).dropna()
+    return float(values.quantile(q)) if len(values) else math.nan
+
+
+def load_table(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """The load generator's own accuracy per arm: dispatch lag (dispatched − intended start) as a
+    distribution, and how every request ended (answered, timed out, failed by kind)."""
+    rows = []
+    for arm, frame in frames.items():
+        lag = frame["dispatch_lag_ms"]
+        kinds = frame.loc[frame["failed"], "error_kind"].value_counts()
+        rows.append({"arm": arm, "n": len(frame), "lag_p50_ms": _quantile(lag, 0.5), "lag_p99_ms": _quantile(lag, 0.99),
+                     "lag_max_ms": float(lag.max()), "late_gt_1ms": int((lag > 1.0).sum()),
+                     "timeouts": int(frame["timeout"].sum()), "errors": int(frame["failed"].sum()),
+                     "error_kinds": ", ".join(f"{k}: {v}" for k, v in kinds.items()) or "-"})
+    return pd.DataFrame(rows)
+
+
+def energy_table(frames: dict[str, pd.DataFrame], reasons: dict[str, str] | None = None) -> pd.DataFrame:
+    """Energy per arm where a meter measured it; otherwise the reason (never zeros)."""
+    rows = []
+    for arm, frame in frames.items():
+        measured = frame.dropna(subset=["energy_j"])
+        if not len(measured):
+            rows.append({"arm": arm, "n_measured": 0, "j_per_request": math.nan, "mwh_per_1k_tokens": math.nan,
+                         "tokens_per_s_per_w": math.nan,
+                         "note": (reasons or {}).get(arm, "energy not measured (no meter in this run)")})
+            continue
+        tokens = measured["tokens"].sum()
+        rows.append({"arm": arm, "n_measured": len(measured), "j_per_request": float(measured["energy_j"].mean()),
+                     "mwh_per_1k_tokens": float(measured["energy_j"].sum() / 3.6 / tokens * 1e3) if tokens else
+                     math.nan,
+                     "tokens_per_s_per_w": float(measured["tokens_per_s_per_w"].median()), "note": ""})
     return pd.DataFrame(rows)

@@ -1,0 +1,221 @@
+"""Framework comparison: the same suite and policy on several serving backends, side by side.
+
+A comparison file (e.g. ``experiments/backends.yaml``) holds one base spec, the local servers to
+start for the comparison (always on 127.0.0.1, stopped afterwards, also on errors and Ctrl-C), and
+the variants: each one points every tier at a backend (``embedded``, or ``openai``/``ollama`` on a
+named server or an explicit endpoint). Each variant is an ordinary run with its own event log; the
+comparison table reads those runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from tsglab.errors import SpecError
+from tsglab.policy.config import TIERS
+
+_TOP_KEYS = {"name", "description", "spec", "servers", "variants"}
+_SERVER_KINDS = ("llama_cpp_server", "ollama_proxy")
+_VARIANT_KEYS = {"backend", "server", "endpoint", "model", "options", "tiers", "description"}
+
+
+@dataclass(frozen=True)
+class Comparison:
+    name: str
+    spec: dict[str, Any]
+    servers: dict[str, dict[str, Any]]
+    variants: dict[str, dict[str, Any]]
+    source: str
+    description: str = ""
+
+
+def load_comparison(path: str | os.PathLike) -> Comparison:
+    """Read and validate a comparison file; every error names the file and the key."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError(f"comparison file {path} does not exist (see experiments/backends.yaml).")
+    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    where = str(path)
+    unknown = sorted(set(raw) - _TOP_KEYS)
+    if unknown:
+        raise SpecError(f"{where}: unknown top-level key(s) {unknown}; known: {sorted(_TOP_KEYS)}.")
+    for key in ("spec", "variants"):
+        if not isinstance(raw.get(key), dict) or not raw[key]:
+            raise SpecError(f"{where}: '{key}' must be a non-empty mapping.")
+    servers = raw.get("servers") or {}
+    for name, server in servers.items():
+        kind = (server or {}).get("kind")
+        if kind not in _SERVER_KINDS:
+            raise SpecError(f"{where}: servers.{name}.kind must be one of {list(_SERVER_KINDS)}; got {kind!r}.")
+        if kind == "ollama_proxy" and server.get("upstream") not in servers:
+            raise SpecError(f"{where}: servers.{name}.upstream must name a llama_cpp_server in 'servers'; "
+                            f"got {server.get('upstream')!r}.")
+    for name, variant in raw["variants"].items():
+        variant = variant or {}
+        unknown = sorted(set(variant) - _VARIANT_KEYS)
+        if unknown:
+            raise SpecError(f"{where}: variants.{name}: unknown key(s) {unknown}; known: {sorted(_VARIANT_KEYS)}.")
+        if variant.get("server") is not None and variant["server"] not in servers:
+            raise SpecError(f"{where}: variants.{name}.server {variant['server']!r} is not in 'servers' "
+                            f"({sorted(servers)}).")
+    return Comparison(name=str(raw.get("name", path.stem)), spec=raw["spec"], servers=servers,
+                      variants={str(k): dict(v or {}) for k, v in raw["variants"].items()}, source=where,
+                      description=str(raw.get("description", "")))
+
+
+def variant_spec(comparison: Comparison, variant: str, endpoints: dict[str, tuple[str, str]],
+                 overrides: dict[str, Any] | None = None):
+    """The ExperimentSpec of one variant. ``endpoints`` maps server name → (endpoint, model name)."""
+    from tsglab.spec import apply_overrides, spec_from_dict
+
+    values = comparison.variants[variant]
+    raw = apply_overrides(comparison.spec, overrides or {}, where=comparison.source)
+    raw["name"] = f"{comparison.name}-{variant}"
+    tiers = raw.setdefault("tiers", {})
+    for tier in TIERS:
+        tier_values = dict(tiers.get(tier) or {})
+        if "backend" in values:
+            tier_values["backend"] = values["backend"]
+        if values.get("server"):
+            endpoint, model = endpoints[values["server"]]
+            tier_values.update(endpoint=endpoint, model=model)
+        for key in ("endpoint", "model"):
+            if key in values:
+                tier_values[key] = values[key]
+        if "options" in values:
+            tier_values["options"] = {**tier_values.get("options", {}), **values["options"]}
+        tier_values.update((values.get("tiers") or {}).get(tier) or {})
+        tiers[tier] = tier_values
+    return spec_from_dict(raw, where=f"{comparison.source}: variants.{variant}",
+                          base_dir=Path(comparison.source).parent)
+
+
+@contextlib.contextmanager
+def _started_servers(comparison: Comparison, needed: set[str], log_dir: Path):
+    """Start the named servers (and their upstreams) on 127.0.0.1; yield name → (endpoint, model)."""
+    from tsglab.backends.models import resolve_model
+    from tsglab.servers.launch import LlamaCppServer, OllamaProxy
+
+    order = sorted(needed | {comparison.servers[n].get("upstream") for n in needed} - {None},
+                   key=lambda n: comparison.servers[n]["kind"] != "llama_cpp_server")
+    endpoints: dict[str, tuple[str, str]] = {}
+    handles: dict[str, Any] = {}
+    with contextlib.ExitStack() as stack:
+        for name in order:
+            server = comparison.servers[name]
+            if server["kind"] == "llama_cpp_server":
+                options = {k: v for k, v in server.items() if k in ("n_ctx", "n_threads")}
+                handle = stack.enter_context(LlamaCppServer(resolve_model(server.get("model", "smollm2-135m")),
+                                                            log_dir=log_dir, **options))
+                endpoints[name] = (handle.base_url, handle.model_alias)
+            else:
+                upstream = handles[server["upstream"]]
+                handle = stack.enter_context(OllamaProxy(upstream.base_url, log_dir=log_dir))
+                endpoints[name] = (handle.host, handle.model_name(upstream.model_alias))
+            handles[name] = handle
+        yield endpoints
+
+
+def run_comparison(
+    path: str | os.PathLike,
+    *,
+    runs_dir: str | os.PathLike = "runs",
+    comparison_id: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    variants: list[str] | None = None,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Run every variant (servers started as needed) and write ``<runs_dir>/<id>/comparison.*``."""
+    from tsglab.load.runner import run_experiment
+
+    comparison = load_comparison(path)
+    chosen = variants or list(comparison.variants)
+    unknown = [v for v in chosen if v not in comparison.variants]
+    if unknown:
+        raise SpecError(f"{comparison.source}: no variant(s) {unknown}; variants: {list(comparison.variants)}.")
+    comparison_id = comparison_id or f"{comparison.name}-{dt.datetime.now():%Y%m%d-%H%M%S}"
+    out = Path(runs_dir) / comparison_id
+    out.mkdir(parents=True, exist_ok=True)
+    run_dirs: dict[str, Path] = {}
+    for variant in chosen:
+        server = comparison.variants[variant].get("server")
+        with _started_servers(comparison, {server} if server else set(), out / "server-logs") as endpoints:
+            spec = variant_spec(comparison, variant, endpoints, overrides)
+            result = run_experiment(spec, runs_dir=out, run_id=variant, progress=progress)
+            run_dirs[variant] = result.run_dir
+    table = comparison_table(run_dirs)
+    write_comparison(table, out, title=f"Framework comparison: {comparison.name}")
+    return table
+
+
+def _median(values: pd.Series) -> float:
+    values = values.dropna()
+    return float(values.median()) if len(values) else math.nan
+
+
+def comparison_table(run_dirs: dict[str, str | os.PathLike]) -> pd.DataFrame:
+    """One row per (variant, arm): P50/P95 raw and CO, TTFT, tokens/s, JSON failures, errors, energy."""
+    from tsglab.events.log import read_events, read_manifest
+    from tsglab.report.frame import events_frame
+    from tsglab.report.tables import _quietly, p95_view
+    from tsglab.stats import harrell_davis
+
+    rows = []
+    for variant, run_dir in run_dirs.items():
+        events = read_events(Path(run_dir))
+        manifest = read_manifest(Path(run_dir))
+        frame = events_frame(events)
+        for arm, part in frame.groupby("arm", sort=False):
+            attempts = [a for e in events if e["arm"] == arm for a in e["attempts"]]
+            backends = sorted({a.get("backend", "") for a in attempts} - {""})
+            decoded = [a for a in attempts if a["completion_tokens"] > 1 and a["eval_ms"] > 0]
+            eval_s = sum(a["eval_ms"] for a in decoded) / 1e3
+            gen_tokens = sum(a["completion_tokens"] - 1 for a in decoded)
+            answered = part[~part["failed"]]
+            json_rows = part[part["task"] == "json"]
+            energy = part["energy_j"].dropna()
+            rows.append({
+                "variant": variant,
+                "arm": arm,
+                "backends": ", ".join(backends),
+                "n": len(part),
+                "p50_raw_ms": float(_quietly(harrell_davis, answered["raw_ms"].to_numpy(float), 0.5)),
+                "p95_raw_ms": p95_view(answered, "raw_ms")["p95_ms"],
+                "p50_co_ms": float(_quietly(harrell_davis, answered["co_ms"].to_numpy(float), 0.5)),
+                "p95_co_ms": p95_view(answered, "co_ms")["p95_ms"],
+                "ttft_p50_ms": _median(answered["ttft_ms"]),
+                # decode speed: tokens after the first over the time after the first token, all attempts
+                "tokens_per_s": gen_tokens / eval_s if eval_s > 0 else math.nan,
+                "json_fail_rate": float(1 - json_rows["json_ok"].eq(True).mean()) if len(json_rows) else math.nan,
+                "error_rate": float(part["failed"].mean()),
+                "timeouts": int(part["timeout"].sum()),
+                "j_per_request": float(energy.mean()) if len(energy) else math.nan,
+                "energy": "measured" if len(energy) else (manifest.get("energy") or {}).get("reason",
+                                                                                            "not measured"),
+            })
+    return pd.DataFrame(rows)
+
+
+def write_comparison(table: pd.DataFrame, out: Path, *, title: str) -> None:
+    from tsglab._version import __version__
+    from tsglab.report.render import to_html, to_latex, to_markdown
+
+    note = ("P50: Harrell–Davis; P95: HD (KM/SLO-cap under censoring); raw = completed − dispatched, CO = "
+            "completed − intended start; failed requests (errors, not timeouts) left out of latency and counted "
+            "in error_rate; TTFT: first content token as the client saw it; tokens/s: decode tokens after the "
+            f"first over the time after the first token; energy: NaN where no meter measured it. tsglab {__version__}")
+    (out / "comparison.md").write_text(to_markdown(table, title=title, note=note), encoding="utf-8")
+    (out / "comparison.tex").write_text(to_latex(table, title=title, note=note, label="tab:frameworks"),
+                                        encoding="utf-8")
+    (out / "comparison.html").write_text(to_html(table, title=title, note=note), encoding="utf-8")
+    table.to_csv(out / "comparison.csv", index=False)
