@@ -6,9 +6,13 @@ Importing tsglab is cheap: heavy and optional dependencies load where they are u
 from __future__ import annotations
 
 from tsglab._version import __version__
-from tsglab.api import build_report, run
+from tsglab.api import build_report, compare, run
 from tsglab.errors import (
+    BackendConnectError,
     BackendError,
+    BackendHTTPError,
+    BackendMalformedResponse,
+    BackendStreamInterrupted,
     BackendTimeout,
     DegenerateStatisticWarning,
     MissingDependencyError,
@@ -23,7 +27,11 @@ from tsglab.policy.config import PolicyConfig
 from tsglab.spec import ExperimentSpec, load_spec
 
 __all__ = [
+    "BackendConnectError",
     "BackendError",
+    "BackendHTTPError",
+    "BackendMalformedResponse",
+    "BackendStreamInterrupted",
     "BackendTimeout",
     "DegenerateStatisticWarning",
     "ExperimentSpec",
@@ -37,6 +45,7 @@ __all__ = [
     "TsglabWarning",
     "__version__",
     "build_report",
+    "compare",
     "load_ipython_extension",
     "load_spec",
     "run",

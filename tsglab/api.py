@@ -56,3 +56,21 @@ def build_report(
 
     return _build(Path(run_dir), vs=vs, baseline_arm=baseline_arm, gateway_arm=gateway_arm, settings=settings,
                   write=write)
+
+
+def compare(
+    path: str | os.PathLike,
+    *,
+    runs_dir: str | os.PathLike = "runs",
+    comparison_id: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    variants: list[str] | None = None,
+    progress: bool = True,
+):
+    """Run a framework comparison file (e.g. ``experiments/backends.yaml``): the same suite and
+    policy on each variant's backend, local servers started and stopped as needed. Returns the
+    side-by-side table (a DataFrame), also written to ``<runs_dir>/<id>/comparison.*``."""
+    from tsglab.comparison import run_comparison
+
+    return run_comparison(path, runs_dir=runs_dir, comparison_id=comparison_id, overrides=overrides,
+                          variants=variants, progress=progress)

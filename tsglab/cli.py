@@ -105,10 +105,9 @@ def main(argv: list[str] | None = None) -> int:
             table = build_ablation(args.runs, write_to=args.runs[0])
             print(to_markdown(table, title="Ablations"))
         elif args.command == "compare":
-            from tsglab.compare import run_comparison
             from tsglab.report.render import to_markdown
 
-            table = run_comparison(args.file, runs_dir=args.runs_dir, comparison_id=args.comparison_id,
+            table = api.compare(args.file, runs_dir=args.runs_dir, comparison_id=args.comparison_id,
                                    overrides=_parse_set(args.overrides), variants=args.variants,
                                    progress=not args.quiet)
             print(to_markdown(table, title="Framework comparison"))

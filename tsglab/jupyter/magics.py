@@ -13,7 +13,8 @@ import shlex
 from tsglab.errors import TsglabError
 
 USAGE = ("%tsg run SPEC [--runs-dir DIR] [--run-id ID] [--resume RUN_DIR] [--set KEY=VALUE ...]\n"
-         "%tsg report RUN [--vs RUN] [--baseline ARM] [--gateway ARM]")
+         "%tsg report RUN [--vs RUN] [--baseline ARM] [--gateway ARM]\n"
+         "%tsg compare FILE [--variant NAME ...] [--set KEY=VALUE ...]")
 
 
 def tsg(line: str):
@@ -37,7 +38,11 @@ def tsg(line: str):
             return result if args.no_report else api.build_report(result.run_dir)
         if args.command == "report":
             return api.build_report(args.run, vs=args.vs, baseline_arm=args.baseline, gateway_arm=args.gateway)
-        raise UsageError(f"%tsg supports 'run' and 'report'.\nUsage:\n{USAGE}")
+        if args.command == "compare":
+            return api.compare(args.file, runs_dir=args.runs_dir, comparison_id=args.comparison_id,
+                               overrides=_parse_set(args.overrides), variants=args.variants,
+                               progress=not args.quiet)
+        raise UsageError(f"%tsg supports 'run', 'report' and 'compare'.\nUsage:\n{USAGE}")
     except TsglabError as exc:
         raise UsageError(str(exc)) from None
 

@@ -1,0 +1,296 @@
+"""Ollama backend through the official ``ollama`` Python client (``/api/chat`` or ``/api/generate``).
+
+Answers stream so the client measures the time to the first content chunk. Durations come from the
+server's final ``done`` chunk (nanoseconds in Ollama's API): ``prompt_eval_ms`` = prompt_eval_duration,
+``eval_ms`` = eval_duration, ``load_ms`` = load_duration, tokens = prompt_eval_count / eval_count;
+``total_ms`` is the client wall time and ``extra`` keeps ``server_total_ms``, ``server_load_ms`` and
+``done_reason``. When a proxy omits prompt_eval_duration or eval_duration, both fall back to the client's
+split (time to first chunk / the rest) and ``extra["durations_source"]`` says ``"client"``.
+
+``load_ms`` above ``cold_start_threshold_ms`` marks a cold start (``Completion.load_ms`` is then the
+server's load time; at or below it, 0). The default 0 follows Ollama's documentation, where a loaded
+model reports no load time; a server that reports a few ms on every warm call needs a threshold.
+
+The request's ``timeout_s`` is an overall deadline: an httpx request hook gives each HTTP call the
+remaining time (one client is shared by threads; the deadline is per thread), and every chunk checks it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from typing import Any
+
+from tsglab.backends._http import chunk_timing, excerpt, host_port
+from tsglab.backends.base import Completion, CompletionRequest, Message
+from tsglab.errors import (
+    BackendConnectError,
+    BackendError,
+    BackendHTTPError,
+    BackendMalformedResponse,
+    BackendStreamInterrupted,
+    BackendTimeout,
+    MissingDependencyError,
+    SpecError,
+)
+
+DEFAULT_HOST = "http://127.0.0.1:11434"
+ENDPOINTS = ("chat", "generate")
+
+
+def _import_ollama():
+    try:
+        import ollama
+    except ImportError as exc:
+        raise MissingDependencyError("the ollama backend needs the `ollama` client: `pip install 'ollama>=0.4,<0.7'` "
+                                     "(a core dependency of tsglab; reinstall tsglab).") from exc
+    return ollama
+
+
+def generate_prompt(messages: tuple[Message, ...]) -> tuple[str, str]:
+    """(system, prompt) for ``/api/generate``: system messages joined; a lone user message is the
+    prompt as is, a longer conversation becomes a ``role: text`` transcript ending in ``assistant:``."""
+    system = "\n\n".join(m.content for m in messages if m.role == "system")
+    turns = [m for m in messages if m.role != "system"]
+    if len(turns) == 1 and turns[0].role == "user":
+        return system, turns[0].content
+    transcript = "\n\n".join(f"{m.role}: {m.content}" for m in turns)
+    return system, f"{transcript}\n\nassistant:"
+
+
+def _split_host(host: str | None) -> tuple[str, str]:
+    """(scheme, ``host:port``) the way the ollama client reads ``host`` (bare hosts get port 11434)."""
+    host = (host or DEFAULT_HOST).strip()
+    scheme, rest, default_port = ("http", host, 11434) if "://" not in host else (*host.split("://", 1), None)
+    authority = rest.split("/", 1)[0].rsplit("@", 1)[-1]
+    if authority.startswith(":"):
+        authority = "127.0.0.1" + authority
+    return scheme, host_port(f"{scheme}://{authority}", default_port=default_port)
+
+
+def _ms(nanoseconds: int | None) -> float | None:
+    return None if nanoseconds is None else nanoseconds / 1e6
+
+
+class OllamaBackend:
+    """A model served by Ollama (or anything speaking its API, such as ollama-proxy-plus).
+
+    Parameters
+    ----------
+    model : the Ollama model name (``llama3.2:1b``; through ollama-proxy-plus ``<provider>/<model>``).
+    host : the server; default: env ``OLLAMA_HOST``, else the client's default ``127.0.0.1:11434``.
+    endpoint : ``"chat"`` (messages) or ``"generate"`` (a prompt; see :func:`generate_prompt`).
+    keep_alive : how long the server keeps the model loaded (``"5m"``, seconds, 0 to unload).
+    cold_start_threshold_ms : server load time above which a request counts as a cold start.
+    connect_timeout_s : TCP connect timeout.
+    client_kwargs : keyword arguments for ``ollama.Client`` and through it ``httpx.Client``
+        (tests pass ``transport=httpx.MockTransport(...)``).
+    **options : Ollama options (``num_ctx``, ``num_predict``, ``temperature``, ``top_p``, ``seed``, …);
+        ``num_predict``, ``temperature`` and ``seed`` default to the request's values. ``format="json"``
+        forces plain JSON mode (otherwise a request's JSON Schema is sent as ``format``).
+    """
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        host: str | None = None,
+        endpoint: str = "chat",
+        keep_alive: str | float | None = None,
+        cold_start_threshold_ms: float = 0.0,
+        connect_timeout_s: float = 5.0,
+        client_kwargs: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> None:
+        import httpx
+
+        ollama = _import_ollama()
+        if endpoint not in ENDPOINTS:
+            raise SpecError(f"`endpoint` must be one of {list(ENDPOINTS)}; got {endpoint!r}.")
+        if cold_start_threshold_ms < 0:
+            raise SpecError(f"`cold_start_threshold_ms` must be >= 0; got {cold_start_threshold_ms}.")
+        if connect_timeout_s <= 0:
+            raise SpecError(f"`connect_timeout_s` must be > 0; got {connect_timeout_s}.")
+        self.format = options.pop("format", None)
+        if self.format not in (None, "json"):
+            raise SpecError(f"option `format` may only be 'json' (plain JSON mode); got {self.format!r}. "
+                            "A JSON Schema comes with each request (tier option `constrained_json`).")
+        self.model = model
+        self.host = host or os.environ.get("OLLAMA_HOST") or None
+        self.endpoint = endpoint
+        self.keep_alive = keep_alive
+        self.cold_start_threshold_ms = cold_start_threshold_ms
+        self.connect_timeout_s = connect_timeout_s
+        self.options = options
+        self._local = threading.local()
+        kwargs = dict(client_kwargs or {})
+        hooks = {key: list(value) for key, value in kwargs.pop("event_hooks", {}).items()}
+        hooks.setdefault("request", []).append(self._on_request)
+        hooks.setdefault("response", []).append(self._on_response)
+        self._client = ollama.Client(host=self.host, timeout=httpx.Timeout(None, connect=connect_timeout_s),
+                                     event_hooks=hooks, **kwargs)
+        scheme, authority = _split_host(self.host)
+        self._shown_host = f"{scheme}://{authority}"
+        self.name = f"ollama:{model}@{authority}"
+
+    def __repr__(self) -> str:
+        return f"OllamaBackend(name={self.name!r}, endpoint={self.endpoint!r}, options={self.options!r})"
+
+    # -- httpx hooks: per-thread deadline and "the answer has started" ---------------------------
+
+    def _on_request(self, request) -> None:
+        import httpx
+
+        deadline_ns = getattr(self._local, "deadline_ns", None)
+        if deadline_ns is None:
+            return
+        remaining = max((deadline_ns - time.perf_counter_ns()) / 1e9, 1e-3)
+        timeout = httpx.Timeout(remaining, connect=min(self.connect_timeout_s, remaining))
+        request.extensions["timeout"] = timeout.as_dict()
+
+    def _on_response(self, response) -> None:
+        self._local.status = response.status_code
+
+    # -- request -------------------------------------------------------------------------------
+
+    def request_options(self, request: CompletionRequest) -> dict[str, Any]:
+        """The ``options`` sent for ``request``: request defaults, then the tier's options."""
+        return {"num_predict": request.max_tokens, "temperature": request.temperature, "seed": request.seed,
+                **self.options}
+
+    def _format(self, request: CompletionRequest):
+        if self.format == "json":
+            return "json"
+        return request.json_schema
+
+    def _stream(self, request: CompletionRequest):
+        common = {"model": self.model, "stream": True, "format": self._format(request),
+                  "options": self.request_options(request), "keep_alive": self.keep_alive}
+        if self.endpoint == "chat":
+            messages = [{"role": m.role, "content": m.content} for m in request.messages]
+            return self._client.chat(messages=messages, **common)
+        system, prompt = generate_prompt(request.messages)
+        return self._client.generate(prompt=prompt, system=system or None, **common)
+
+    def complete(self, request: CompletionRequest) -> Completion:
+        import httpx
+        import pydantic
+
+        ollama = _import_ollama()
+        started_ns = time.perf_counter_ns()
+        deadline_ns = None if request.timeout_s is None else started_ns + int(request.timeout_s * 1e9)
+        self._local.deadline_ns, self._local.status = deadline_ns, None
+        pieces: list[str] = []
+        arrivals_ns: list[int] = []
+        final = None
+        try:
+            for part in self._stream(request):
+                now = time.perf_counter_ns()
+                piece = (part.message.content if self.endpoint == "chat" and part.message else part.response) or ""
+                if piece:
+                    arrivals_ns.append(now)
+                    pieces.append(piece)
+                if part.done:
+                    final = part
+                    break
+                if deadline_ns is not None and now > deadline_ns:
+                    raise self._timeout_error(request.timeout_s, started_ns)
+        except BackendError:
+            raise
+        except ollama.ResponseError as exc:
+            raise self._response_error(exc, len(pieces)) from exc
+        except httpx.TimeoutException as exc:
+            if isinstance(exc, httpx.ConnectTimeout) and (deadline_ns is None or time.perf_counter_ns() < deadline_ns):
+                raise self._connect_error(exc) from exc
+            raise self._timeout_error(request.timeout_s, started_ns) from exc
+        except (ConnectionError, httpx.ConnectError) as exc:
+            raise self._connect_error(exc) from exc
+        except (json.JSONDecodeError, pydantic.ValidationError) as exc:
+            raise BackendMalformedResponse(
+                f"{self.name}: a line of the /api/{self.endpoint} stream from {self._shown_host} is not a valid "
+                f"Ollama response ({type(exc).__name__}: {excerpt(str(exc), 120)}); check that `host` points at "
+                "an Ollama server."
+            ) from exc
+        except httpx.TransportError as exc:
+            raise self._broken_error(exc, len(pieces)) from exc
+        finally:
+            self._local.deadline_ns = None
+        if final is None:
+            raise BackendStreamInterrupted(
+                f"{self.name}: the /api/{self.endpoint} stream from {self._shown_host} ended after {len(pieces)} "
+                "chunk(s) without a `done` line; check whether the server crashed (see its log)."
+            )
+        return self._completion(final, pieces, arrivals_ns, started_ns)
+
+    # -- errors --------------------------------------------------------------------------------
+
+    def _timeout_error(self, timeout_s: float | None, started_ns: int) -> BackendTimeout:
+        elapsed_ms = (time.perf_counter_ns() - started_ns) / 1e6
+        limit = "the client's limits" if timeout_s is None else f"{timeout_s:g} s"
+        return BackendTimeout(
+            f"{self.name}: no complete answer from {self._shown_host} within {limit} (gave up after "
+            f"{elapsed_ms:.0f} ms); raise `load.timeout_s` or lower `max_tokens` / `num_predict`.",
+            elapsed_ms=elapsed_ms,
+        )
+
+    def _connect_error(self, exc: BaseException) -> BackendConnectError:
+        return BackendConnectError(
+            f"{self.name}: cannot connect to {self._shown_host} ({type(exc).__name__}); check that the Ollama "
+            "server is running (`ollama serve`) and `host` (or OLLAMA_HOST) names the right host and port."
+        )
+
+    def _response_error(self, exc, n_pieces: int) -> BackendError:
+        text = excerpt(str(exc.error))
+        if exc.status_code >= 400:
+            hint = {404: f"pull the model (`ollama pull {self.model}`) or check its name"}.get(
+                exc.status_code, "see the server's log")
+            return BackendHTTPError(f"{self.name}: HTTP {exc.status_code} from {self._shown_host}/api/{self.endpoint}:"
+                                    f" {text!r}; {hint}.", status=exc.status_code)
+        return BackendStreamInterrupted(
+            f"{self.name}: the server at {self._shown_host} reported an error in the stream after {n_pieces} "
+            f"chunk(s): {text!r}; see the server's log."
+        )
+
+    def _broken_error(self, exc: BaseException, n_pieces: int) -> BackendError:
+        if getattr(self._local, "status", None) is not None:
+            return BackendStreamInterrupted(
+                f"{self.name}: the connection to {self._shown_host} broke after {n_pieces} chunk(s) "
+                f"({type(exc).__name__}); check whether the server crashed (see its log)."
+            )
+        return BackendConnectError(
+            f"{self.name}: the connection to {self._shown_host} failed before an answer ({type(exc).__name__}); "
+            "check that the server is running and healthy."
+        )
+
+    # -- result --------------------------------------------------------------------------------
+
+    def _completion(self, final, pieces: list[str], arrivals_ns: list[int], started_ns: int) -> Completion:
+        total_ms = (time.perf_counter_ns() - started_ns) / 1e6
+        ttft_ms = (arrivals_ns[0] - started_ns) / 1e6 if arrivals_ns else total_ms
+        prompt_eval_ms, eval_ms = _ms(final.prompt_eval_duration), _ms(final.eval_duration)
+        if prompt_eval_ms is None or eval_ms is None:
+            prompt_eval_ms, eval_ms, source = ttft_ms, total_ms - ttft_ms, "client"
+        else:
+            source = "server"
+        server_load_ms = _ms(final.load_duration)
+        cold = server_load_ms is not None and server_load_ms > self.cold_start_threshold_ms
+        return Completion(
+            text="".join(pieces),
+            prompt_tokens=int(final.prompt_eval_count or 0),
+            completion_tokens=int(final.eval_count or 0),
+            prompt_eval_ms=prompt_eval_ms,
+            eval_ms=eval_ms,
+            total_ms=total_ms,
+            ttft_ms=ttft_ms,
+            load_ms=server_load_ms if cold else 0.0,
+            finish_reason=final.done_reason or "stop",
+            model=self.model,
+            extra={**chunk_timing(arrivals_ns), "server_total_ms": _ms(final.total_duration),
+                   "server_load_ms": server_load_ms, "done_reason": final.done_reason,
+                   "durations_source": source, "cold_start": cold, "endpoint": self.endpoint},
+        )
+
+    def close(self) -> None:
+        self._client.close()

@@ -1,0 +1,324 @@
+"""OpenAI-compatible chat-completions backend (vLLM, SGLang, LMDeploy, TensorRT-LLM, llama.cpp servers).
+
+Every request streams (``stream: true`` with ``stream_options.include_usage``) so the client can
+time the answer: ``ttft_ms`` is the arrival of the first content delta, ``prompt_eval_ms`` equals it,
+``eval_ms`` is the rest of the client wall time ``total_ms``. The gaps between content chunks give the
+inter-token latency (``extra``: ``itl_ms_mean``, ``itl_ms_p50``, ``itl_ms_max``, ``n_chunks``). Token
+counts come from the server's usage chunk; a server that sends none (``python -m llama_cpp.server``)
+gets its content chunks counted instead, ``prompt_tokens`` is then 0 (unknown) and
+``extra["usage_source"]`` says ``"content_chunks"``.
+
+The API key is held privately: it is sent as ``Authorization: Bearer …`` and appears in no name,
+repr, message, ``extra`` or log line (server error bodies are scrubbed of it too).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from tsglab.backends._http import REDACTED, chunk_timing, display_url, excerpt, host_port, scrub
+from tsglab.backends.base import Completion, CompletionRequest
+from tsglab.errors import (
+    BackendConnectError,
+    BackendError,
+    BackendHTTPError,
+    BackendMalformedResponse,
+    BackendStreamInterrupted,
+    BackendTimeout,
+    SpecError,
+)
+
+DEFAULT_BASE_URL = "http://127.0.0.1:8000/v1"
+JSON_MODES = ("json_schema", "json_object_schema", "json_object")
+JsonMode = Literal["json_schema", "json_object_schema", "json_object"]
+
+
+def response_format(schema: dict, json_mode: str) -> dict:
+    """The ``response_format`` body field that asks a server of kind ``json_mode`` for ``schema``."""
+    if json_mode == "json_schema":
+        return {"type": "json_schema", "json_schema": {"name": "answer", "schema": schema, "strict": True}}
+    if json_mode == "json_object_schema":
+        return {"type": "json_object", "schema": schema}
+    return {"type": "json_object"}
+
+
+@dataclass
+class _StreamState:
+    """What has arrived so far on one streamed answer."""
+
+    started_ns: int
+    headers_received: bool = False
+    pieces: list[str] = field(default_factory=list)
+    arrivals_ns: list[int] = field(default_factory=list)
+    finish_reason: str | None = None
+    usage: dict | None = None
+    model: str = ""
+    done: bool = False
+    n_events: int = 0
+
+
+class OpenAICompatBackend:
+    """A model behind an OpenAI-compatible ``/chat/completions`` endpoint, streamed over httpx.
+
+    Parameters
+    ----------
+    model : the model name the server expects (its alias or served model name).
+    base_url : e.g. ``http://127.0.0.1:8000/v1``; default: env ``OPENAI_BASE_URL``, else that URL.
+    api_key : the key; default: the environment variable named ``api_key_env`` (``OPENAI_API_KEY``);
+        none found means no ``Authorization`` header.
+    connect_timeout_s : how long to wait for the TCP connection (the request's ``timeout_s`` is an
+        overall deadline on top, enforced while streaming).
+    json_mode : how ``request.json_schema`` is sent as ``response_format``:
+
+        - ``"json_schema"`` (OpenAI standard; vLLM, SGLang, LMDeploy, TensorRT-LLM):
+          ``{"type": "json_schema", "json_schema": {"name": "answer", "schema": S, "strict": true}}``
+        - ``"json_object_schema"`` (``python -m llama_cpp.server``, whose request model only accepts
+          ``type`` ``"text"`` or ``"json_object"`` and rejects ``"json_schema"`` with HTTP 422):
+          ``{"type": "json_object", "schema": S}`` — compiled to a grammar by llama-cpp-python.
+        - ``"json_object"``: ``{"type": "json_object"}``, JSON without a schema (servers with JSON
+          mode only).
+    extra_body : more fields merged into every request body (e.g. ``{"top_k": 20}``).
+    client_kwargs : keyword arguments for ``httpx.Client`` (tests pass ``transport=``).
+    """
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        api_key_env: str | None = None,
+        connect_timeout_s: float = 5.0,
+        json_mode: JsonMode = "json_schema",
+        extra_body: dict[str, Any] | None = None,
+        client_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        import httpx
+
+        if json_mode not in JSON_MODES:
+            raise SpecError(f"`json_mode` must be one of {list(JSON_MODES)}; got {json_mode!r}. Use "
+                            "'json_object_schema' for llama_cpp.server, 'json_schema' for vLLM/SGLang.")
+        if connect_timeout_s <= 0:
+            raise SpecError(f"`connect_timeout_s` must be > 0; got {connect_timeout_s}.")
+        self.model = model
+        self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+        self.url = f"{self.base_url}/chat/completions"
+        self._shown_url = display_url(self.url)
+        self._api_key = api_key or os.environ.get(api_key_env or "OPENAI_API_KEY") or None
+        self.connect_timeout_s = connect_timeout_s
+        self.json_mode = json_mode
+        self.extra_body = dict(extra_body or {})
+        self.name = f"openai:{model}@{host_port(self.base_url)}"
+        headers = {"Accept": "text/event-stream"}
+        if self._api_key:
+            headers["Authorization"] = f"Bearer {self._api_key}"
+        self._client = httpx.Client(headers=headers, timeout=httpx.Timeout(None, connect=connect_timeout_s),
+                                    **(client_kwargs or {}))
+
+    def __repr__(self) -> str:
+        key = REDACTED if self._api_key else "none"
+        return f"OpenAICompatBackend(name={self.name!r}, url={self._shown_url!r}, api_key={key})"
+
+    # -- request -------------------------------------------------------------------------------
+
+    def request_body(self, request: CompletionRequest) -> dict[str, Any]:
+        """The JSON body sent for ``request`` (public so tests and notebooks can inspect it)."""
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+            "max_tokens": request.max_tokens,
+            "temperature": request.temperature,
+            "seed": request.seed,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        if request.json_schema is not None:
+            body["response_format"] = response_format(request.json_schema, self.json_mode)
+        body.update(self.extra_body)
+        return body
+
+    def complete(self, request: CompletionRequest) -> Completion:
+        import httpx
+
+        state = _StreamState(started_ns=time.perf_counter_ns())
+        deadline_ns = None if request.timeout_s is None else state.started_ns + int(request.timeout_s * 1e9)
+        try:
+            with self._client.stream("POST", self.url, json=self.request_body(request),
+                                     timeout=self._timeout(deadline_ns)) as response:
+                state.headers_received = True
+                if response.status_code >= 400:
+                    response.read()
+                    raise self._http_error(response.status_code, response.text)
+                self._read_events(response, state, deadline_ns, request.timeout_s)
+        except BackendError:
+            raise
+        except httpx.TimeoutException as exc:
+            elapsed_ms = self._elapsed_ms(state)
+            if isinstance(exc, httpx.ConnectTimeout) and (deadline_ns is None or time.perf_counter_ns() < deadline_ns):
+                raise BackendConnectError(
+                    f"{self.name}: no TCP connection to {self._shown_url} within {self.connect_timeout_s:g} s; "
+                    "check that the server is running and the host is reachable."
+                ) from exc
+            raise self._timeout_error(request.timeout_s, elapsed_ms) from exc
+        except httpx.ConnectError as exc:
+            raise BackendConnectError(
+                f"{self.name}: cannot connect to {self._shown_url} ({type(exc).__name__}); check that the server "
+                "is running and `base_url` (or OPENAI_BASE_URL) names the right host and port."
+            ) from exc
+        except httpx.TransportError as exc:
+            raise self._broken_error(state, exc) from exc
+        return self._completion(state)
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _timeout(self, deadline_ns: int | None):
+        import httpx
+
+        if deadline_ns is None:
+            return httpx.Timeout(None, connect=self.connect_timeout_s)
+        remaining = max((deadline_ns - time.perf_counter_ns()) / 1e9, 1e-3)
+        return httpx.Timeout(remaining, connect=min(self.connect_timeout_s, remaining))
+
+    @staticmethod
+    def _elapsed_ms(state: _StreamState) -> float:
+        return (time.perf_counter_ns() - state.started_ns) / 1e6
+
+    def _timeout_error(self, timeout_s: float | None, elapsed_ms: float) -> BackendTimeout:
+        limit = "the client's limits" if timeout_s is None else f"{timeout_s:g} s"
+        return BackendTimeout(
+            f"{self.name}: no complete answer from {self._shown_url} within {limit} "
+            f"(gave up after {elapsed_ms:.0f} ms); raise `load.timeout_s` or lower `max_tokens`.",
+            elapsed_ms=elapsed_ms,
+        )
+
+    def _http_error(self, status: int, body: str) -> BackendHTTPError:
+        hint = {401: "check the API key", 403: "check the API key", 404: "check `model` and the base URL",
+                422: "the server rejected the request body; check `json_mode`",
+                429: "the server is rate limiting"}.get(status, "see the server's log")
+        text = excerpt(scrub(body, self._api_key))
+        return BackendHTTPError(f"{self.name}: HTTP {status} from {self._shown_url}: {text!r}; {hint}.",
+                                status=status)
+
+    def _broken_error(self, state: _StreamState, exc: Exception) -> BackendError:
+        if state.headers_received:
+            return BackendStreamInterrupted(
+                f"{self.name}: the connection to {self._shown_url} broke after {len(state.pieces)} content "
+                f"chunk(s) ({type(exc).__name__}); check whether the server crashed (see its log)."
+            )
+        return BackendConnectError(
+            f"{self.name}: the connection to {self._shown_url} failed before an answer ({type(exc).__name__}); "
+            "check that the server is running and healthy."
+        )
+
+    def _read_events(self, response, state: _StreamState, deadline_ns: int | None, timeout_s: float | None) -> None:
+        """Parse the SSE stream: ``data:`` lines joined per event, comments and other fields ignored."""
+        data_lines: list[str] = []
+        for line in response.iter_lines():
+            if deadline_ns is not None and time.perf_counter_ns() > deadline_ns:
+                response.close()
+                raise self._timeout_error(timeout_s, self._elapsed_ms(state))
+            if line == "":
+                if data_lines:
+                    self._handle_event("\n".join(data_lines), state)
+                    data_lines = []
+                    if state.done:
+                        return
+                continue
+            if line.startswith(":"):
+                continue
+            fieldname, _, value = line.partition(":")
+            if fieldname == "data":
+                data_lines.append(value[1:] if value.startswith(" ") else value)
+        if data_lines:
+            self._handle_event("\n".join(data_lines), state)
+        if not state.done and state.finish_reason is None:
+            raise BackendStreamInterrupted(
+                f"{self.name}: the stream from {self._shown_url} ended after {len(state.pieces)} content chunk(s) "
+                "without a finish_reason or [DONE]; check whether the server crashed (see its log)."
+            )
+
+    def _handle_event(self, data: str, state: _StreamState) -> None:
+        state.n_events += 1
+        if data.strip() == "[DONE]":
+            state.done = True
+            return
+        try:
+            chunk = json.loads(data)
+        except json.JSONDecodeError as exc:
+            raise BackendMalformedResponse(
+                f"{self.name}: event {state.n_events} from {self._shown_url} is not JSON: {excerpt(data)!r}; "
+                "check that `base_url` points at an OpenAI-compatible /v1 endpoint."
+            ) from exc
+        if not isinstance(chunk, dict):
+            raise self._malformed(state, f"a JSON {type(chunk).__name__} instead of an object")
+        if "error" in chunk:
+            raise self._stream_error(chunk["error"], state)
+        choices = chunk.get("choices")
+        if choices is None and chunk.get("usage") is None:
+            raise self._malformed(state, f"no 'choices' (keys: {sorted(chunk)[:8]})")
+        if chunk.get("usage"):
+            state.usage = chunk["usage"]
+        if chunk.get("model"):
+            state.model = str(chunk["model"])
+        if not choices:
+            return
+        if not isinstance(choices, list) or not isinstance(choices[0], dict):
+            raise self._malformed(state, "'choices' is not a list of objects")
+        choice = choices[0]
+        piece = (choice.get("delta") or {}).get("content") or ""
+        if piece:
+            state.arrivals_ns.append(time.perf_counter_ns())
+            state.pieces.append(piece)
+        if choice.get("finish_reason"):
+            state.finish_reason = str(choice["finish_reason"])
+
+    def _malformed(self, state: _StreamState, what: str) -> BackendMalformedResponse:
+        return BackendMalformedResponse(
+            f"{self.name}: event {state.n_events} from {self._shown_url} has {what}; check that `base_url` "
+            "points at an OpenAI-compatible chat-completions server."
+        )
+
+    def _stream_error(self, error: Any, state: _StreamState) -> BackendError:
+        detail = error.get("message", error) if isinstance(error, dict) else error
+        code = error.get("code") if isinstance(error, dict) else None
+        text = excerpt(scrub(str(detail), self._api_key))
+        if isinstance(code, int) and code >= 400:
+            return BackendHTTPError(f"{self.name}: the server at {self._shown_url} reported error {code} in the "
+                                    f"stream: {text!r}; see the server's log.", status=code)
+        return BackendStreamInterrupted(
+            f"{self.name}: the server at {self._shown_url} reported an error after {len(state.pieces)} content "
+            f"chunk(s): {text!r}; see the server's log."
+        )
+
+    def _completion(self, state: _StreamState) -> Completion:
+        ended_ns = time.perf_counter_ns()
+        total_ms = (ended_ns - state.started_ns) / 1e6
+        ttft_ms = (state.arrivals_ns[0] - state.started_ns) / 1e6 if state.arrivals_ns else total_ms
+        usage = state.usage or {}
+        if usage.get("completion_tokens") is not None:
+            prompt_tokens = int(usage.get("prompt_tokens") or 0)
+            completion_tokens = int(usage["completion_tokens"])
+            usage_source = "server"
+        else:
+            prompt_tokens, completion_tokens, usage_source = 0, len(state.pieces), "content_chunks"
+        return Completion(
+            text="".join(state.pieces),
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            prompt_eval_ms=ttft_ms,
+            eval_ms=total_ms - ttft_ms,
+            total_ms=total_ms,
+            ttft_ms=ttft_ms,
+            load_ms=0.0,
+            finish_reason=state.finish_reason or "stop",
+            model=self.model,
+            extra={**chunk_timing(state.arrivals_ns), "usage_source": usage_source,
+                   "server_model": state.model, "json_mode": self.json_mode},
+        )
+
+    def close(self) -> None:
+        self._client.close()
