@@ -152,6 +152,9 @@ def test_format_json_option_forces_plain_json_mode():
     handler = Recorder(fixture("chat_stream.ndjson"))
     backend(handler, format="json").complete(request(json_schema=SCHEMA))
     assert handler.body["format"] == "json"
+    plain = Recorder(fixture("chat_stream.ndjson"))
+    backend(plain, format="json").complete(request())  # requests without a schema stay unconstrained
+    assert "format" not in plain.body
 
 
 def test_format_option_other_than_json_is_rejected():

@@ -161,9 +161,10 @@ class OllamaBackend:
                 **self.options}
 
     def _format(self, request: CompletionRequest):
-        if self.format == "json":
-            return "json"
-        return request.json_schema
+        """Constrain only requests that carry a schema; ``format="json"`` downgrades the schema to JSON mode."""
+        if request.json_schema is None:
+            return None
+        return "json" if self.format == "json" else request.json_schema
 
     def _stream(self, request: CompletionRequest):
         common = {"model": self.model, "stream": True, "format": self._format(request),
