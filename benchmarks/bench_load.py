@@ -136,6 +136,18 @@ def run_through_tsglab(spec, runs_dir: Path, run_id: str, *, switch_interval: fl
     return figures, read_manifest(result.run_dir).get("load_generator") or {}
 
 
+def loopback_time_wait() -> int:
+    """TCP sockets in TIME_WAIT (state 06) on this machine: what closed connections leave behind."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        count += sum(1 for line in lines if line.split()[3] == "06")
+    return count
+
+
 def row(name: str, f: dict) -> str:
     lag = f["lag"]
     cells = [name, f"{f['achieved']:.1f}"]
@@ -156,9 +168,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rate", type=float, default=500.0)
     parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--arrival", choices=("constant", "poisson", "gamma"), default="constant")
-    parser.add_argument("--switch-intervals", type=float, nargs="*", default=[0.005],
+    parser.add_argument("--switch-intervals", type=float, nargs="*", default=[0.005, 0.0005],
                         help="also run the runner at these GIL switch intervals (s)")
     parser.add_argument("--no-naive", action="store_true", help="skip the naive ThreadPoolExecutor reference")
     parser.add_argument("--write", action="store_true", help=f"append the table to {RESULTS}")
@@ -185,9 +197,11 @@ def main(argv: list[str] | None = None) -> int:
         rows = []
         floor = timer_floor(spec.load, min(n_items * 2, int(args.rate * 5)))
         rows.append(row("timer floor (sleep loop, no requests, 5 s)", floor))
+        time_wait_before = loopback_time_wait()
+        stub.configure(reset=True)
         with redirect_stdout(sys.stderr):
             main_figures, summary = run_through_tsglab(spec, tmp_path, "runner")
-        stub_stats = stub.stats()
+        stub_stats, time_wait_after = stub.stats(), loopback_time_wait()
         rows.append(row(f"tsglab runner (claiming workers, switch {runner.SWITCH_INTERVAL_S} s)", main_figures))
         for interval in args.switch_intervals:
             if interval == runner.SWITCH_INTERVAL_S:
@@ -203,8 +217,9 @@ def main(argv: list[str] | None = None) -> int:
         say(line)
     say()
     say(f"runner's run.json load_generator: {json.dumps(summary)}")
-    say(f"stub counters after the runner's run: received {stub_stats['received']}, answered {stub_stats['answered']}; "
-        f"gateway attempts {main_figures['attempts']} for {n_items * 2} requests")
+    say(f"stub counters for the runner's run: received {stub_stats['received']}, answered {stub_stats['answered']}, "
+        f"TCP connections accepted {stub_stats['connections']}; gateway attempts {main_figures['attempts']} "
+        f"for {n_items * 2} requests; sockets in TIME_WAIT {time_wait_before} before, {time_wait_after} after")
     lag_p99, lost = pct(main_figures["lag"], 99), main_figures["lost"]
     verdict = "PASS" if lag_p99 <= 2.0 and lost == 0 else "FAIL"
     say(f"targets: dispatch-lag p99 <= 2 ms (got {lag_p99:.3f} ms), zero lost (got {lost}): {verdict}")

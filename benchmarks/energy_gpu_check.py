@@ -126,6 +126,25 @@ def window_errors(trace, boundaries: list[tuple[int, float]], every: int) -> dic
             "max": ordered[-1], "bias": statistics.fmean(signed)}
 
 
+def counter_cadence(trace) -> dict:
+    """How often the counter's value actually changes in the trace: NVML refreshes it in steps."""
+    steps = [(t, e1 - e0) for t, e0, e1 in zip(trace.t_ns[1:].tolist(), trace.energy_j[:-1].tolist(),
+                                               trace.energy_j[1:].tolist(), strict=True)]
+    change_t = [t for t, de in steps if de > 0]
+    gaps_ms = [(b - a) / 1e6 for a, b in zip(change_t, change_t[1:], strict=False)]
+    return {"unchanged_fraction": sum(1 for _, de in steps if de == 0) / len(steps) if steps else math.nan,
+            "update_ms": statistics.median(gaps_ms) if gaps_ms else math.nan}
+
+
+def package_version(name: str) -> str:
+    try:
+        from importlib.metadata import version
+
+        return version(name)
+    except Exception:  # metadata missing (a vendored copy): the version is only informative
+        return "?"
+
+
 def call_cost_us(fn, n: int = 200) -> float:
     start = time.perf_counter()
     for _ in range(n):
@@ -157,6 +176,8 @@ def render_report(r: dict) -> str:
         f"nvmlDeviceGetPowerUsage {_num(r['us_average'], '.1f')} µs",
         f"- instantaneous power field (NVML_FI_DEV_POWER_INSTANT): {r['instant_supported']}",
         f"- idle power (counter, {r['idle_seconds']} s after model load): {_num(r['idle_w'])} W",
+        f"- counter refresh: its value changed every {_num(r['update_ms'], '.1f')} ms (median); "
+        f"{_pct(r['unchanged_fraction'])} of successive samples saw no change",
         "",
         "## Per-window energy vs the NVML counter read directly at the window bounds",
         "",
@@ -303,7 +324,7 @@ def run_check(args) -> dict:
     report = {
         "gpu_name": counter.domain.split(":", 1)[1], "gpu_index": args.gpu_index,
         "driver": driver.decode() if isinstance(driver, bytes) else driver,
-        "pynvml_version": getattr(pynvml, "__version__", "?"),
+        "pynvml_version": package_version("nvidia-ml-py"),
         "torch_version": torch.__version__, "transformers_version": transformers.__version__,
         "python": platform.python_version(), "date": time.strftime("%Y-%m-%d %H:%M"),
         "model": "24 layers, d=2048, 16 heads, bf16",
@@ -324,6 +345,7 @@ def run_check(args) -> dict:
         "conservation_error_j": result.conservation_error_j, "conservation_ok": conservation_ok,
         "apportion_ms": apportion_ms, "phase_rows": phase_rows, "phase_bounds": phase_bounds,
         "nvml_handle_ok": handle is not None,
+        **counter_cadence(traces["counter"]),
     }
     for source in (counter, ref_counter, instant, average):
         source.close()

@@ -82,6 +82,7 @@ def test_keep_alive_serves_several_requests_on_one_connection(fresh):
         while received.count(b"chat.completion") < 2:
             received += sock.recv(65536)
     assert received.count(b"HTTP/1.1 200 OK") == 2 and fresh.stats()["answered"] == 2
+    assert fresh.stats()["connections"] == 1
 
 
 def test_control_endpoint_reads_and_sets_knobs(fresh):
@@ -167,6 +168,8 @@ def test_process_mode_runs_in_its_own_process():
         stub.configure(fail="http_500")
         assert httpx.post(f"{stub.base_url}/chat/completions", json=BODY).status_code == 500
         stats = stub.stats()
-        assert stats == {"received": 2, "answered": 1, "knobs": {**stats["knobs"], "fail": "http_500"}}
+        assert stats["connections"] >= 2  # the two posts, plus the control calls' own connections
+        assert stats == {"received": 2, "answered": 1, "connections": stats["connections"],
+                         "knobs": {**stats["knobs"], "fail": "http_500"}}
         process = stub._process
     assert process.poll() is not None  # closed with the context

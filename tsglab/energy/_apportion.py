@@ -355,5 +355,5 @@ def _validate_requests(requests):
     bad = np.flatnonzero(~np.isfinite(tokens) | (tokens < 0))
     if bad.size:
         i = int(bad[0])
-        raise EnergyError(f"request {ids[i]!r}: tokens must be a finite count >= 0; got {tokens[i]!r}.")
+        raise EnergyError(f"request {ids[i]!r}: tokens must be a finite count >= 0; got {requests[i].tokens!r}.")
     return ids, dispatched, completed, tokens

@@ -10,6 +10,13 @@ Notes on NVML's readings (checked against NVIDIA's NVML reference, 2024-25):
 - ``nvmlDeviceGetFieldValues`` with ``NVML_FI_DEV_POWER_INSTANT`` (field 186, in nvidia-ml-py >= 12)
   returns the instantaneous reading, so the fallback integrates that when the device answers it and
   the 1-s average (``nvmlDeviceGetPowerUsage``) only otherwise; ``domain`` says which one was used.
+
+Measured with benchmarks/energy_gpu_check.py (H100 80GB HBM3 and H200, driver 580.159.04, 2026-11):
+the counter's value changes every 100 ms, so 20 Hz sampling sees every step and 1-s windows from the
+interpolated trace agree with direct counter reads to a median 0.03 % (max 0.7-2.1 %, one 100-ms step);
+one counter read costs ~3.3 ms of CPU in the driver (the power field ~5 us), which is why reads are
+stamped at the midpoint of the call; integrating instantaneous power is off by a median 1.5 % per 1-s
+window (max ~17 %), the 1-s average by 1.5-2.2 % (max 31-41 %).
 """
 
 from __future__ import annotations

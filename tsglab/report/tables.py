@@ -162,9 +162,9 @@ def energy_table(frames: dict[str, pd.DataFrame], reasons: dict[str, str] | None
                          "tokens_per_s_per_w": math.nan,
                          "note": (reasons or {}).get(arm, "energy not measured (no meter in this run)")})
             continue
-        tokens = measured["tokens"].sum()
-        rows.append({"arm": arm, "n_measured": len(measured), "j_per_request": float(measured["energy_j"].mean()),
-                     "mwh_per_1k_tokens": float(measured["energy_j"].sum() / 3.6 / tokens * 1e3) if tokens else
-                     math.nan,
-                     "tokens_per_s_per_w": float(measured["tokens_per_s_per_w"].median()), "note": ""})
+        # ratios of sums, as tsglab.energy.summarize_energy computes them (tokens/s/W = tokens per joule)
+        tokens, joules = float(measured["tokens"].sum()), float(measured["energy_j"].sum())
+        rows.append({"arm": arm, "n_measured": len(measured), "j_per_request": joules / len(measured),
+                     "mwh_per_1k_tokens": joules / 3.6 / tokens * 1e3 if tokens else math.nan,
+                     "tokens_per_s_per_w": tokens / joules if joules > 0 else math.nan, "note": ""})
     return pd.DataFrame(rows)

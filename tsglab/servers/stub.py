@@ -6,8 +6,9 @@ Endpoints (HTTP/1.1, keep-alive):
   (a role chunk, one content delta per token, a finish chunk, a usage chunk when
   ``stream_options.include_usage`` is set, then ``data: [DONE]``), sent with chunked encoding.
 - ``GET /v1/models``: one model, ``stub``.
-- ``GET /control``: the knobs and the counters ``received`` (completion requests read) and
-  ``answered`` (200 responses sent in full, malformed ones included); ``POST /control`` with a
+- ``GET /control``: the knobs and the counters ``received`` (completion requests read),
+  ``answered`` (200 responses sent in full, malformed ones included) and ``connections`` (TCP
+  connections accepted, to see whether clients keep them alive); ``POST /control`` with a
   JSON object of knobs changes them (``{"reset": true}`` also zeroes the counters).
 
 Knobs: ``delay_ms`` (time before each answer), ``tokens`` (tokens per answer), ``stall_ms`` and
@@ -89,6 +90,7 @@ class _State:
         self.knobs = {**DEFAULT_KNOBS, **validate_knobs(knobs)}
         self.received = 0
         self.answered = 0
+        self.connections = 0
         self.stalled = False
         self.lock = threading.Lock()
         self.serial_lock: asyncio.Lock | None = None
@@ -97,7 +99,7 @@ class _State:
         clean = validate_knobs(knobs)
         with self.lock:
             if clean.pop("reset", False):
-                self.received = self.answered = 0
+                self.received = self.answered = self.connections = 0
                 self.stalled = False
             if "stall_ms" in clean or "stall_after" in clean:
                 self.stalled = False
@@ -105,7 +107,8 @@ class _State:
 
     def snapshot(self) -> dict[str, Any]:
         with self.lock:
-            return {"received": self.received, "answered": self.answered, "knobs": dict(self.knobs)}
+            return {"received": self.received, "answered": self.answered, "connections": self.connections,
+                    "knobs": dict(self.knobs)}
 
 
 # --- HTTP ------------------------------------------------------------------------------------------
@@ -240,9 +243,10 @@ class _Connection:
             return await self._stream(body, model, words, usage, ident, created, fail, keep_alive)
         if fail == "malformed":
             junk = b'{"id": "chatcmpl-stub", "choices": [{"message": '
-            await self._send(_head(200, {"Content-Type": "application/json", "Content-Length": str(len(junk)),
-                                         "Connection": "keep-alive" if keep_alive else "close"}) + junk)
             self._count_answer()
+            self.writer.write(_head(200, {"Content-Type": "application/json", "Content-Length": str(len(junk)),
+                                          "Connection": "keep-alive" if keep_alive else "close"}) + junk)
+            await self.writer.drain()
             return keep_alive
         payload = {"id": ident, "object": "chat.completion", "created": created, "model": model,
                    "choices": [{"index": 0, "message": {"role": "assistant", "content": " ".join(words)},
@@ -254,8 +258,9 @@ class _Connection:
             await self.writer.drain()
             self.writer.transport.abort()
             return False
-        await self._send(data)
-        self._count_answer()
+        self._count_answer()  # counted before the write, so a client that has the answer sees the count
+        self.writer.write(data)
+        await self.writer.drain()
         return keep_alive
 
     async def _stream(self, body, model, words, usage, ident, created, fail, keep_alive) -> bool:
@@ -281,9 +286,9 @@ class _Connection:
         if isinstance(options, dict) and options.get("include_usage"):
             self.writer.write(_sse({"id": ident, "object": "chat.completion.chunk", "created": created,
                                     "model": model, "choices": [], "usage": usage}))
+        self._count_answer()
         self.writer.write(_sse(b"[DONE]") + b"0\r\n\r\n")
         await self.writer.drain()
-        self._count_answer()
         return keep_alive
 
     def _count_answer(self) -> None:
@@ -293,6 +298,8 @@ class _Connection:
 
 async def _start(state: _State, port: int) -> asyncio.base_events.Server:
     async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with state.lock:
+            state.connections += 1
         await _Connection(state, reader, writer).serve()
 
     return await asyncio.start_server(on_connect, HOST, port, backlog=1024)
@@ -360,7 +367,7 @@ class StubServer:
             self._state.update(knobs)
 
     def stats(self) -> dict[str, Any]:
-        """``{"received": int, "answered": int, "knobs": {...}}``."""
+        """``{"received": int, "answered": int, "connections": int, "knobs": {...}}``."""
         return self._control(None) if self._process is not None else self._state.snapshot()
 
     def close(self) -> None:
