@@ -234,3 +234,32 @@ def test_warmup_counts_per_arm_in_schedule_order(tmp_path):
     spec = make_spec(limit=6, warmup_count=2, concurrency=3)
     result = run_experiment(spec, runs_dir=tmp_path, run_id="warm", ladder=scripted_ladder(answer), progress=False)
     assert [e["in_warmup"] for e in by_seq(result.run_dir)] == [True] * 4 + [False] * 8
+
+
+def test_group_commit_writer_flushes_every_event_and_fsyncs_in_the_background(tmp_path, monkeypatch):
+    import os
+
+    from tsglab.events.log import EventWriter
+
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd)))
+    with pytest.raises(ValueError, match="`fsync_interval_s` must be >= 0 seconds; got -1"):
+        EventWriter(tmp_path, fsync_interval_s=-1)
+    writer = EventWriter(tmp_path, fsync_interval_s=0.05)
+    for seq in range(3):
+        writer.write({"schema_version": 1, "seq": seq})
+    # flushed per event: another reader (or a crash of this process) sees every line at once
+    assert (tmp_path / "events.jsonl").read_text().count("\n") == 3 and synced == []
+    deadline = time.monotonic() + 2
+    while not synced and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(synced) == 1  # one fsync for the group of three
+    writer.write({"schema_version": 1, "seq": 3})
+    writer.close()
+    assert len(synced) >= 2 and len(read_events(tmp_path)) == 4  # close() fsyncs what is left
+    writer.close()  # idempotent
+    per_event = EventWriter(tmp_path / "paced")
+    per_event.write({"schema_version": 1, "seq": 0})
+    per_event.close()
+    assert len(synced) >= 3  # fsync_interval_s=0: every event

@@ -217,9 +217,14 @@ class OpenAICompatBackend:
         )
 
     def _read_events(self, response, state: _StreamState, deadline_ns: int | None, timeout_s: float | None) -> None:
-        """Parse the SSE stream: ``data:`` lines joined per event, comments and other fields ignored."""
+        """Parse the SSE stream: ``data:`` lines joined per event, comments and other fields ignored.
+
+        After ``[DONE]`` the body is still read to its end: a response read to the end returns its
+        connection to the pool, one closed early costs a new TCP connection per request."""
         data_lines: list[str] = []
         for line in response.iter_lines():
+            if state.done:
+                continue
             if deadline_ns is not None and time.perf_counter_ns() > deadline_ns:
                 response.close()
                 raise self._timeout_error(timeout_s, self._elapsed_ms(state))
@@ -227,8 +232,6 @@ class OpenAICompatBackend:
                 if data_lines:
                     self._handle_event("\n".join(data_lines), state)
                     data_lines = []
-                    if state.done:
-                        return
                 continue
             if line.startswith(":"):
                 continue

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import gc
 import hashlib
 import itertools
 import math
@@ -89,7 +90,8 @@ class _Recorder:
         self.lock = threading.Lock()
         self.written = 0
         self.closed = False  # set once the open loop stops accepting events (Ctrl-C, end of run)
-        self.in_flight: dict[int, tuple[WorkItem, int, int, bool]] = {}  # seq -> (work, intended, dispatched, warm-up)
+        # seq -> (work, intended, dispatched, warm-up, the thread sending it)
+        self.in_flight: dict[int, tuple[WorkItem, int, int, bool, threading.Thread]] = {}
         self.load_generator: dict | None = None
 
     def run(self, work: WorkItem, intended_ns: int, in_warmup: bool) -> None:
@@ -97,18 +99,18 @@ class _Recorder:
         event = self._handled_event(work, intended_ns, dispatched_ns, in_warmup)
         self.write(work, event)
 
-    def run_guarded(self, work: WorkItem, intended_ns: int, in_warmup: bool) -> int:
-        """Send one request now and record it; never raises ``Exception``. Returns the dispatch stamp."""
+    def run_guarded(self, work: WorkItem, intended_ns: int, in_warmup: bool) -> tuple[int, bool]:
+        """Send one request now and record it; never raises ``Exception``. Returns the dispatch stamp and
+        whether the event was written (False: the run stopped, or the watchdog abandoned the request)."""
         dispatched_ns = time.monotonic_ns()
         with self.lock:
-            self.in_flight[work.seq] = (work, intended_ns, dispatched_ns, in_warmup)
+            self.in_flight[work.seq] = (work, intended_ns, dispatched_ns, in_warmup, threading.current_thread())
         try:
             event = self._handled_event(work, intended_ns, dispatched_ns, in_warmup)
         except Exception as exc:  # a bug in a backend, a check or the scorer must not end the run
             event = self._error_event(work, intended_ns, dispatched_ns, time.monotonic_ns(), in_warmup,
                                       kind="runner_exception", message=f"{type(exc).__name__}: {exc}")
-        self.write(work, event, in_flight=True)
-        return dispatched_ns
+        return dispatched_ns, self.write(work, event, in_flight=True)
 
     def _handled_event(self, work: WorkItem, intended_ns: int, dispatched_ns: int, in_warmup: bool) -> dict:
         item: SuiteItem = work.item
@@ -328,6 +330,7 @@ class _OpenLoop:
         self.interrupt: BaseException | None = None
         self.abandoned = 0
         self.workers: list[threading.Thread] = []
+        self.retired: set[threading.Thread] = set()  # stuck in an abandoned request; not waited for
         self.t0 = 0
         self.warmup: list[bool] = []
 
@@ -345,13 +348,15 @@ class _OpenLoop:
             if self.stop.is_set():
                 return  # claimed but never sent: the run is incomplete and a resume sends it
             try:
-                dispatched = recorder.run_guarded(work[k], intended, self.warmup[k])
+                dispatched, written = recorder.run_guarded(work[k], intended, self.warmup[k])
             except BaseException as exc:  # KeyboardInterrupt/SystemExit raised inside a backend call
                 self.interrupt = exc
                 self.stop.set()
                 return
             self.dispatched_ns[k] = dispatched
             self.lags_ns[k] = dispatched - intended
+            if not written:
+                return  # abandoned by the watchdog, which started a replacement: keep the concurrency bound
 
     def _start_worker(self) -> None:
         thread = threading.Thread(target=self.worker, name=f"tsglab-load-{len(self.workers)}", daemon=True)
@@ -361,6 +366,11 @@ class _OpenLoop:
     def run(self) -> None:
         previous_interval = sys.getswitchinterval()
         sys.setswitchinterval(SWITCH_INTERVAL_S)
+        # A full collection walks every object alive (the suite, numpy, pandas...) holding the GIL for
+        # ~30 ms on the 2-core build machine, stalling every worker at once. Collect now, before t0, and
+        # freeze what exists so collections during the run only walk objects the run creates.
+        gc.collect()
+        gc.freeze()
         try:
             self.t0 = time.monotonic_ns() + _START_MARGIN_NS
             in_warmup = _WarmupWindow(self.spec, self.t0)
@@ -379,19 +389,20 @@ class _OpenLoop:
         finally:
             with self.recorder.lock:
                 self.recorder.closed = True
+            gc.unfreeze()
             sys.setswitchinterval(previous_interval)
             self.recorder.load_generator = self.summary()
 
     def _watch(self) -> None:
         abandon_ns = _abandon_after_ns(self.spec.load.timeout_s)
         while not self.stop.is_set():
-            alive = [t for t in self.workers if t.is_alive()]
+            alive = [t for t in self.workers if t.is_alive() and t not in self.retired]
             if not alive:
                 return
             alive[0].join(_WATCHDOG_PERIOD_S)
             now = time.monotonic_ns()
             with self.recorder.lock:
-                overdue = [seq for seq, (_, _, dispatched, _) in self.recorder.in_flight.items()
+                overdue = [seq for seq, (_, _, dispatched, _, _) in self.recorder.in_flight.items()
                            if now - dispatched > abandon_ns]
             for seq in overdue:
                 self._abandon(seq)
@@ -401,7 +412,7 @@ class _OpenLoop:
             entry = self.recorder.in_flight.get(seq)
         if entry is None:
             return
-        work, intended, dispatched, in_warmup = entry
+        work, intended, dispatched, in_warmup, thread = entry
         timeout_s = self.spec.load.timeout_s
         event = self.recorder._error_event(
             work, intended, dispatched, time.monotonic_ns(), in_warmup, kind="timeout", timed_out=True,
@@ -409,13 +420,15 @@ class _OpenLoop:
                     "the backend did not enforce its timeout and the load generator abandoned the request")
         if self.recorder.write(work, event, in_flight=True):
             self.abandoned += 1
+            self.retired.add(thread)
             self._start_worker()  # the stuck thread holds its slot; keep the planned concurrency
 
     def _drain(self, grace_s: float) -> None:
         """Give requests in flight a moment to finish and be recorded before the writer closes."""
         deadline = time.monotonic() + grace_s
         for thread in self.workers:
-            thread.join(max(0.0, deadline - time.monotonic()))
+            if thread not in self.retired:
+                thread.join(max(0.0, deadline - time.monotonic()))
 
     def summary(self) -> dict:
         lags = np.array([lag for lag in self.lags_ns if lag is not None], dtype=np.int64)

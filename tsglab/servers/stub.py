@@ -93,6 +93,7 @@ class _State:
         self.connections = 0
         self.stalled = False
         self.lock = threading.Lock()
+        self.writers: set = set()  # open connections, closed on shutdown (touched by the loop thread only)
         self.serial_lock: asyncio.Lock | None = None
 
     def update(self, knobs: dict[str, Any]) -> None:
@@ -300,7 +301,11 @@ async def _start(state: _State, port: int) -> asyncio.base_events.Server:
     async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with state.lock:
             state.connections += 1
-        await _Connection(state, reader, writer).serve()
+        state.writers.add(writer)
+        try:
+            await _Connection(state, reader, writer).serve()
+        finally:
+            state.writers.discard(writer)
 
     return await asyncio.start_server(on_connect, HOST, port, backlog=1024)
 
@@ -383,10 +388,15 @@ class StubServer:
                 stream.close()
             self._process = None
         if self._loop is not None and self._thread is not None:
-            loop, server = self._loop, self._server
+            loop, server, open_writers = self._loop, self._server, self._state.writers
 
             async def stop() -> None:
                 server.close()
+                # keep-alive connections outlive the listening socket: close them so their tasks end
+                for writer in list(open_writers):
+                    writer.close()
+                tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+                await asyncio.wait(tasks, timeout=1) if tasks else None
                 await server.wait_closed()
 
             with contextlib.suppress(Exception):

@@ -1,0 +1,102 @@
+"""Energy for a run: the meter runs beside the schedule, and each request gets its share at the end.
+
+Apportioning needs whole windows (≥ 1 s) on both sides of a request, so it happens once the segment
+ends: events are written as requests complete with ``energy = {"available": False, "reason":
+"pending ..."}``, and :meth:`EnergyRecording.finish` rewrites ``events.jsonl`` once (atomically: a
+new file, fsync'ed, renamed over the old one) with each request's measured share. The samples are
+appended to ``energy_samples-<segment>.csv`` as they are taken, so a crashed run keeps them and
+``attach_energy`` can apportion later. With no meter, events say why — energy is never zero
+because nothing measured it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from tsglab.events.log import EVENTS_FILE, read_events
+
+PENDING = "pending: apportioned when the run segment ends"
+
+
+def samples_path(run_dir: str | os.PathLike, segment: int) -> Path:
+    return Path(run_dir) / f"energy_samples-{segment}.csv"
+
+
+class EnergyRecording:
+    """Detect the meter an :class:`~tsglab.spec.EnergySpec` asks for, measure the idle baseline, sample
+    during the run, and attach per-request energy to the events of one segment."""
+
+    def __init__(self, energy_spec, run_dir: str | os.PathLike, segment: int, *, meter=None) -> None:
+        """``meter`` replaces detection (tests pass a fake source)."""
+        self.spec, self.run_dir, self.segment = energy_spec, Path(run_dir), segment
+        self.meter = meter
+        self.sampler = None
+        self.idle_w: float | None = None
+        self.reason = ""
+
+    def start(self) -> EnergyRecording:
+        """Open the meter (if any), measure idle power unless the spec gives it, start sampling."""
+        from tsglab.energy import Sampler, detect
+
+        meter, self.reason = (self.meter, "injected meter") if self.meter is not None else detect(self.spec)
+        if meter is None:
+            return self
+        self.sampler = Sampler(meter, sample_hz=self.spec.sample_hz,
+                               csv_path=samples_path(self.run_dir, self.segment))
+        self.idle_w = self.spec.idle_w if self.spec.idle_w is not None else self.sampler.measure_idle(
+            self.spec.idle_seconds)
+        self.sampler.start()
+        return self
+
+    @property
+    def measuring(self) -> bool:
+        return self.sampler is not None
+
+    def event_field(self) -> dict[str, Any]:
+        """The ``energy`` field an event gets when it is written."""
+        return {"available": False, "reason": PENDING if self.measuring else self.reason}
+
+    def finish(self) -> dict[str, Any]:
+        """Stop sampling and attach the energy; returns the summary for ``run.json``."""
+        if self.sampler is None:
+            return {"available": False, "reason": self.reason}
+        samples = self.sampler.stop()
+        summary = attach_energy(self.run_dir, samples, segment=self.segment, idle_w=float(self.idle_w),
+                                window_s=self.spec.window_s)
+        return {**summary, "idle_measured": self.spec.idle_w is None,
+                "sampler_cpu_ms_per_sample": round(self.sampler.cpu_s_per_sample * 1e3, 3)}
+
+
+def attach_energy(run_dir: str | os.PathLike, samples=None, *, segment: int, idle_w: float,
+                  window_s: float) -> dict[str, Any]:
+    """Apportion ``samples`` (default: the segment's samples CSV) to the segment's events and rewrite
+    ``events.jsonl`` with their ``energy`` fields; returns the totals for the manifest."""
+    from tsglab.energy import Samples, apportion, energy_fields, spans_from_events
+
+    run_dir = Path(run_dir)
+    if samples is None:
+        samples = Samples.read_csv(samples_path(run_dir, segment))
+    events = read_events(run_dir)
+    mine = [e for e in events if e["segment"] == segment]
+    result = apportion(samples, spans_from_events(mine), window_s=window_s, idle_w=idle_w)
+    for event in mine:
+        event["energy"] = energy_fields(result, event["request_id"])
+    _rewrite_events(run_dir, events)
+    totals = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in result.totals().items()}
+    return {"available": True, "meter": samples.meter, "domain": samples.domain, "idle_w": round(idle_w, 3),
+            "window_s": window_s, "sample_hz_achieved": round(samples.sample_hz_achieved, 2),
+            "n_samples": len(samples), "totals": totals}
+
+
+def _rewrite_events(run_dir: Path, events: list[dict]) -> None:
+    path = run_dir / EVENTS_FILE
+    tmp = path.with_suffix(".jsonl.tmp")
+    with tmp.open("w", encoding="utf-8") as handle:
+        for event in events:
+            handle.write(json.dumps(event, ensure_ascii=False, allow_nan=True) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
