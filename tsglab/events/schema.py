@@ -28,6 +28,7 @@ def build_event(
     in_warmup: bool,
     timeout_s: float,
     fingerprint: dict[str, Any],
+    energy: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Assemble the event dict (schema version :data:`SCHEMA_VERSION`) for one handled request."""
     ex = handled.execution
@@ -93,7 +94,7 @@ def build_event(
         },
         "answer": ex.text,
         "error": {"kind": ex.error_kind, "message": ex.error} if ex.error_kind else None,
-        "energy": {"available": False, "reason": "no energy meter configured for this run"},
+        "energy": energy or {"available": False, "reason": "no energy meter configured for this run"},
         "fingerprint": fingerprint,
         "tsglab_version": __version__,
     }

@@ -40,6 +40,7 @@ import numpy as np
 
 from tsglab._version import __version__
 from tsglab.errors import RunError, SpecError
+from tsglab.events.energy import EnergyRecording
 from tsglab.events.log import GROUP_COMMIT_INTERVAL_S, EventWriter, read_events, read_manifest, write_manifest
 from tsglab.events.schema import build_event
 from tsglab.load.arrivals import build_arrivals
@@ -93,6 +94,7 @@ class _Recorder:
         # seq -> (work, intended, dispatched, warm-up, the thread sending it)
         self.in_flight: dict[int, tuple[WorkItem, int, int, bool, threading.Thread]] = {}
         self.load_generator: dict | None = None
+        self.energy_field: dict | None = None  # what events say about energy until the segment ends
 
     def run(self, work: WorkItem, intended_ns: int, in_warmup: bool) -> None:
         dispatched_ns = time.monotonic_ns()
@@ -127,7 +129,8 @@ class _Recorder:
         return build_event(run_id=self.run_id, arm=work.arm, seq=work.seq, segment=self.segment, item=item,
                            handled=handled, quality=quality, intended_ns=intended_ns,
                            dispatched_ns=dispatched_ns, completed_ns=completed_ns, in_warmup=in_warmup,
-                           timeout_s=self.spec.load.timeout_s, fingerprint=self.fingerprints[work.arm])
+                           timeout_s=self.spec.load.timeout_s, fingerprint=self.fingerprints[work.arm],
+                           energy=self.energy_field)
 
     def _error_event(self, work: WorkItem, intended_ns: int, dispatched_ns: int, completed_ns: int,
                      in_warmup: bool, *, kind: str, message: str, timed_out: bool = False) -> dict:
@@ -150,7 +153,8 @@ class _Recorder:
         return build_event(run_id=self.run_id, arm=work.arm, seq=work.seq, segment=self.segment, item=item,
                            handled=handled, quality=quality, intended_ns=intended_ns,
                            dispatched_ns=dispatched_ns, completed_ns=completed_ns, in_warmup=in_warmup,
-                           timeout_s=self.spec.load.timeout_s, fingerprint=self.fingerprints[work.arm])
+                           timeout_s=self.spec.load.timeout_s, fingerprint=self.fingerprints[work.arm],
+                           energy=self.energy_field)
 
     def write(self, work: WorkItem, event: dict, *, in_flight: bool = False) -> bool:
         """Write ``event`` unless the run stopped or (open loop) the watchdog already recorded this seq."""
@@ -176,11 +180,13 @@ def run_experiment(
     resume: str | os.PathLike | None = None,
     ladder: TierLadder | None = None,
     progress: bool = True,
+    energy_meter=None,
 ) -> RunResult:
     """Run every arm of ``spec`` over the selected prompts and write ``runs/<run_id>/``.
 
     ``resume`` names an existing run directory to continue (the spec must be unchanged).
-    ``ladder`` replaces the backends built from the spec (tests pass scripted backends).
+    ``ladder`` replaces the backends built from the spec (tests pass scripted backends);
+    ``energy_meter`` replaces the meter ``spec.energy`` would detect (tests pass a fake source).
     """
     suite_path = _suite_path(spec)
     items = select_prompts(load_suite(suite_path), spec.prompts)
@@ -223,7 +229,9 @@ def run_experiment(
     run_dir.mkdir(parents=True, exist_ok=True)
     fingerprints = {
         arm: {"tsglab": __version__, "policy_hash": cfg.config_hash(), "spec_hash": spec.spec_hash(),
-              "seed": spec.seed, "models": {t: s.model for t, s in spec.tiers.items()}}
+              "seed": spec.seed, "models": {t: s.model for t, s in spec.tiers.items()},
+              "backends": {t: s.backend for t, s in spec.tiers.items()},
+              "retry": dataclasses.asdict(spec.retry), "energy_meter": spec.energy.meter}
         for arm, cfg in spec.arms.items()
     }
     manifest.update(status="running", pid=os.getpid())
@@ -234,15 +242,17 @@ def run_experiment(
     # open loop: group commit keeps an fsync out of every event's path (bound on a crash's loss: log.py)
     writer = EventWriter(run_dir, fsync_interval_s=GROUP_COMMIT_INTERVAL_S if spec.load.mode == "open_loop" else 0.0)
     own_ladder = ladder is None
-    bar = recorder = None
+    bar = recorder = energy = None
     try:
         ladder = ladder or TierLadder(spec.tiers)
         manifest["load_ms"] = ladder.warm_up()
+        energy = EnergyRecording(spec.energy, run_dir, segment, meter=energy_meter).start()
         if progress:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=len(schedule), initial=len(schedule) - len(remaining), desc=run_id, unit="req")
         recorder = _Recorder(spec, ladder, writer, run_id, segment, fingerprints, bar)
+        recorder.energy_field = energy.event_field()
         if spec.load.mode == "paced":
             _run_paced(spec, remaining, recorder)
         else:
@@ -258,6 +268,9 @@ def run_experiment(
         writer.close()
         if own_ladder and ladder is not None:
             ladder.close()
+        if energy is not None:
+            manifest["energy"] = _finish_energy(energy)
+            manifest["segments"][-1]["energy"] = manifest["energy"]
         if recorder is not None and recorder.load_generator is not None:
             manifest["load_generator"] = recorder.load_generator
             manifest["segments"][-1]["load_generator"] = recorder.load_generator
@@ -265,6 +278,15 @@ def run_experiment(
         write_manifest(run_dir, manifest)
     n_events = len(done) + recorder.written
     return RunResult(run_id, run_dir, status, n_events, len(schedule))
+
+
+def _finish_energy(energy: EnergyRecording) -> dict:
+    """Attach the measured energy to the segment's events; a failure there must not lose the run."""
+    try:
+        return energy.finish()
+    except Exception as exc:  # the events stay as written ("pending"); the samples CSV stays for later
+        return {"available": False, "reason": f"apportioning failed ({type(exc).__name__}: {exc}); samples kept "
+                                              f"in energy_samples-{energy.segment}.csv"}
 
 
 class _WarmupWindow:
