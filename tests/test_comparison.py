@@ -96,4 +96,4 @@ def test_comparison_table_reads_each_variant_run(tmp_path):
     assert table.loc["embedded", "error_rate"] == 0 and table.loc["server", "error_rate"] > 0
     assert math.isnan(table.loc["server", "j_per_request"])  # no meter: NaN and a reason, never 0
     assert table.loc["server", "energy"] != "measured"
-    assert (table["n"] == 6).all()
+    assert (table["n"] == 6).all() and table["mean_quality"].between(0, 1).all()

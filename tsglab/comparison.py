@@ -196,6 +196,7 @@ def comparison_table(run_dirs: dict[str, str | os.PathLike]) -> pd.DataFrame:
                 "ttft_p50_ms": _median(answered["ttft_ms"]),
                 # decode speed: tokens after the first over the time after the first token, all attempts
                 "tokens_per_s": gen_tokens / eval_s if eval_s > 0 else math.nan,
+                "mean_quality": float(part["quality"].mean()),
                 "json_fail_rate": float(1 - json_rows["json_ok"].eq(True).mean()) if len(json_rows) else math.nan,
                 "error_rate": float(part["failed"].mean()),
                 "timeouts": int(part["timeout"].sum()),
