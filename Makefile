@@ -56,3 +56,4 @@ lint: setup
 bench: setup
 	@$(PY) benchmarks/bench_policy.py
 	@$(PY) benchmarks/bench_stats.py
+	@$(PY) benchmarks/bench_load.py

@@ -29,7 +29,7 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager, redirect_stdout
+from contextlib import redirect_stdout
 from pathlib import Path
 
 import numpy as np
@@ -149,33 +149,6 @@ def naive_pool_open_loop(spec, work, recorder) -> None:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-@contextmanager
-def keepalive_what_if():
-    """What the run would measure if the OpenAI backend kept its connections alive.
-
-    ``OpenAICompatBackend`` stops reading at ``data: [DONE]``, before the chunked body's last chunk,
-    so httpx cannot return the connection to its pool and closes it: one TCP connection per request
-    (the stub's ``connections`` counter shows it). This patch ignores ``[DONE]`` so the loop reads to
-    the end of the body (the finish chunk has already arrived), which is what a fix in the backend
-    would do. A what-if for this benchmark only; it changes nothing outside this process.
-    """
-    from tsglab.backends.openai_compat import OpenAICompatBackend
-
-    original = OpenAICompatBackend._handle_event
-
-    def read_to_the_end(self, data: str, state) -> None:
-        if data.strip() == "[DONE]":
-            state.n_events += 1
-            return
-        original(self, data, state)
-
-    OpenAICompatBackend._handle_event = read_to_the_end
-    try:
-        yield
-    finally:
-        OpenAICompatBackend._handle_event = original
-
-
 def machine_busy_s() -> float:
     """CPU seconds all processes of the machine have used (``/proc/stat``: user + nice + system + irq + softirq)."""
     fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
@@ -258,9 +231,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--switch-intervals", type=float, nargs="*", default=[0.005, 0.0005],
                         help="also run the runner at these GIL switch intervals (s)")
     parser.add_argument("--no-naive", action="store_true", help="skip the naive ThreadPoolExecutor reference")
-    parser.add_argument("--keepalive-what-if", action="store_true",
-                        help="also run the runner with the OpenAI backend patched to read each stream to its end, "
-                             "so httpx keeps the connection (see keepalive_what_if)")
     parser.add_argument("--no-gil-probe", action="store_true", help="skip the switch-interval probe")
     parser.add_argument("--repeat", type=int, default=1, help="run the whole set of designs this many times")
     parser.add_argument("--write", action="store_true", help=f"append the table to {RESULTS}")
@@ -306,13 +276,6 @@ def main(argv: list[str] | None = None) -> int:
                 figures, _ = run_through_tsglab(spec, tmp_path, f"runner-si{interval}{suffix}", stub_pid=pid,
                                                 switch_interval=interval)
                 rows.append(row(f"tsglab runner, switch {interval} s{label}", figures))
-            if args.keepalive_what_if:
-                stub.configure(reset=True)
-                with keepalive_what_if():
-                    figures, _ = run_through_tsglab(spec, tmp_path, f"runner-keepalive{suffix}", stub_pid=pid)
-                connections = stub.stats()["connections"]
-                rows.append(row(f"what-if: runner, backend keeps connections alive ({connections} connections)"
-                                f"{label}", figures))
             if not args.no_naive and args.arrival == "constant":
                 figures, _ = run_through_tsglab(spec, tmp_path, f"naive{suffix}", stub_pid=pid, naive=True)
                 rows.append(row(f"naive pool (dispatcher + ThreadPoolExecutor.submit, switch 0.005 s){label}",
