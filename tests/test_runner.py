@@ -157,6 +157,7 @@ def test_report_from_a_run_writes_tables_and_summary(tmp_path):
         for ext in ("md", "tex", "html"):
             assert (result.run_dir / "tables" / f"{name}.{ext}").stat().st_size > 100
     assert (result.run_dir / "figures" / "latency_ecdf.png").stat().st_size > 1000
+    assert (result.run_dir / "figures" / "load_timeline.png").stat().st_size > 1000
     summary = pd.read_parquet(result.run_dir / "metrics_summary.parquet")
     assert len(summary) > 0 and "run_id" in summary
     assert "P95 CO overall" in str(report)

@@ -1,4 +1,6 @@
-"""Figures: latency ECDFs per arm (Raw and CO), since HD quantiles of bimodal latencies can fall in gaps."""
+"""Figures: latency ECDFs per arm (Raw and CO), since HD quantiles of bimodal latencies can fall in gaps,
+and the run's timeline (latency and dispatch lag against the intended start), where a stall or a
+backlog shows as a ramp in CO latency that raw latency does not have."""
 
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ def latency_ecdf(frames: dict[str, pd.DataFrame], out: str | Path):
     for ax, column, title in ((axes[0], "raw_ms", "Raw (completed − dispatched)"),
                               (axes[1], "co_ms", "CO (completed − intended start)")):
         for arm, frame in frames.items():
-            values = np.sort(frame[column].to_numpy(float))
+            values = np.sort(frame.loc[~frame["failed"], column].to_numpy(float))  # failures have no latency
             ax.step(values, np.arange(1, len(values) + 1) / len(values), where="post", label=arm)
         ax.axhline(0.95, color="grey", lw=0.8, ls="--")
         ax.set_xscale("log")
@@ -27,6 +29,39 @@ def latency_ecdf(frames: dict[str, pd.DataFrame], out: str | Path):
         ax.set_xlabel("latency (ms, log scale)")
     axes[0].set_ylabel("ECDF")
     axes[0].legend(loc="lower right")
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    return fig
+
+
+def load_timeline(frames: dict[str, pd.DataFrame], out: str | Path):
+    """Raw and CO latency (top) and dispatch lag (bottom) against each request's intended start."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 5.2), sharex=True, height_ratios=(2, 1))
+    t0 = min(int(frame["intended_ns"].min()) for frame in frames.values())
+    for arm, frame in frames.items():
+        answered = frame[~frame["failed"]]
+        t = (answered["intended_ns"].to_numpy(np.int64) - t0) / 1e9
+        line = top.plot(t, answered["co_ms"], ".", ms=3, label=f"{arm} CO")[0]
+        top.plot(t, answered["raw_ms"], "x", ms=3, color=line.get_color(), alpha=0.5, label=f"{arm} raw")
+        failed = frame[frame["failed"]]
+        if len(failed):
+            top.plot((failed["intended_ns"].to_numpy(np.int64) - t0) / 1e9, np.full(len(failed), answered["co_ms"]
+                     .max() if len(answered) else 1.0), "|", color="red", ms=8, label=f"{arm} failed")
+        bottom.plot((frame["intended_ns"].to_numpy(np.int64) - t0) / 1e9,
+                    np.maximum(frame["dispatch_lag_ms"].to_numpy(float), 1e-3), ".", ms=3, color=line.get_color())
+    top.set_yscale("log")
+    top.set_ylabel("latency (ms)")
+    top.legend(loc="upper left", fontsize=7, ncol=2)
+    bottom.set_yscale("log")
+    bottom.set_ylabel("dispatch lag (ms)")
+    bottom.set_xlabel("intended start (s from the first request)")
     fig.tight_layout()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -38,6 +38,7 @@ def events_frame(events: list[dict]) -> pd.DataFrame:
             "raw_ms": lat["raw_ms"],
             "co_ms": lat["co_ms"],
             "dispatch_lag_ms": lat["dispatch_lag_ms"],
+            "intended_ns": e["schedule"]["intended_start_ns"],
             "ttft_ms": lat["ttft_ms"],
             "cost_ms": lat["cost_ms"],
             "eval_ms": lat["eval_ms"],

@@ -330,12 +330,12 @@ def write_report(report: RunReport) -> Path:
         (out / f"{name}.md").write_text(to_markdown(df, title=title, note=note), encoding="utf-8")
         (out / f"{name}.tex").write_text(to_latex(df, title=title, note=note, label=f"tab:{name}"), encoding="utf-8")
         (out / f"{name}.html").write_text(to_html(df, title=title, note=note), encoding="utf-8")
-    from tsglab.report.figures import latency_ecdf
-
-    figure = latency_ecdf(report.frames, report.run_dir / "figures" / "latency_ecdf.png")
     import matplotlib.pyplot as plt
 
-    plt.close(figure)
+    from tsglab.report.figures import latency_ecdf, load_timeline
+
+    plt.close(latency_ecdf(report.frames, report.run_dir / "figures" / "latency_ecdf.png"))
+    plt.close(load_timeline(report.frames, report.run_dir / "figures" / "load_timeline.png"))
     metrics_summary(report).to_parquet(report.run_dir / "metrics_summary.parquet", index=False)
     for name, table in (("A", report.family_a), ("B", report.family_b), ("C", report.family_c)):
         table.to_csv(report.run_dir / f"tests_family_{name}.csv", index=False)
