@@ -155,6 +155,7 @@ def run_comparison(
             run_dirs[variant] = result.run_dir
     table = comparison_table(run_dirs)
     write_comparison(table, out, title=f"Framework comparison: {comparison.name}")
+    table.attrs["comparison_dir"] = str(out)
     return table
 
 
