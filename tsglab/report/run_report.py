@@ -209,8 +209,9 @@ def build_report(
                          "curve never reaches 0.95); SLO-cap: censored values set to the timeout. Failed requests "
                          "(errors other than timeouts) have no answer latency: left out here, counted in 'errors', "
                          "and counted at the SLO cap by the Family B guardrail. " + fingerprint,
-            "load": "Dispatch lag = dispatched − intended start: the load generator's own error (CO latency "
-                    "includes it; raw latency does not). " + _generator_note(manifest),
+            "load": "Dispatch lag = dispatched − intended start: how long a request waited to be sent — behind "
+                    "earlier requests (a paced schedule's backlog, or every open-loop worker busy) or for the "
+                    "generator itself. CO latency includes it; raw latency does not. " + _generator_note(manifest),
             "energy": _energy_note(manifest),
         },
     )
