@@ -90,6 +90,8 @@ def test_magic_is_a_thin_shell_over_the_api(tmp_path):
         tsg(f"report {tmp_path / 'missing'}")
     with pytest.raises(UsageError, match="Usage"):
         tsg("explode now")
+    with pytest.raises(UsageError, match=r"comparison file .*nope.yaml does not exist"):
+        tsg(f"compare {tmp_path / 'nope.yaml'}")
 
 
 def test_load_ext_registers_the_magic():
