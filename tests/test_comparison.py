@@ -97,3 +97,4 @@ def test_comparison_table_reads_each_variant_run(tmp_path):
     assert math.isnan(table.loc["server", "j_per_request"])  # no meter: NaN and a reason, never 0
     assert table.loc["server", "energy"] != "measured"
     assert (table["n"] == 6).all() and table["mean_quality"].between(0, 1).all()
+    assert table["itl_p50_ms"].isna().all()  # scripted completions stream nothing: no inter-token latency

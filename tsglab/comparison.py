@@ -195,6 +195,8 @@ def comparison_table(run_dirs: dict[str, str | os.PathLike]) -> pd.DataFrame:
                 "p50_co_ms": float(_quietly(harrell_davis, answered["co_ms"].to_numpy(float), 0.5)),
                 "p95_co_ms": p95_view(answered, "co_ms")["p95_ms"],
                 "ttft_p50_ms": _median(answered["ttft_ms"]),
+                "itl_p50_ms": _median(pd.Series([a.get("details", {}).get("itl_ms_p50") for a in attempts],
+                                                dtype=float)),
                 # decode speed: tokens after the first over the time after the first token, all attempts
                 "tokens_per_s": gen_tokens / eval_s if eval_s > 0 else math.nan,
                 "mean_quality": float(part["quality"].mean()),

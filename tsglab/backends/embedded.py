@@ -17,6 +17,7 @@ import threading
 import time
 from pathlib import Path
 
+from tsglab.backends._http import chunk_timing
 from tsglab.backends.base import Completion, CompletionRequest
 from tsglab.backends.models import MODELS, resolve_model
 from tsglab.errors import BackendError, BackendTimeout, MissingDependencyError
@@ -111,6 +112,7 @@ class EmbeddedBackend:
             started = time.perf_counter_ns()
             first_token_ns = None
             pieces: list[str] = []
+            piece_ns: list[int] = []
             finish_reason = "stop"
             llama_cpp.llama_perf_context_reset(llama.ctx)
             if not self.reuse_prefix_cache:
@@ -127,8 +129,10 @@ class EmbeddedBackend:
                 for chunk in stream:
                     choice = chunk["choices"][0]
                     piece = choice.get("delta", {}).get("content") or ""
-                    if piece and first_token_ns is None:
-                        first_token_ns = time.perf_counter_ns()
+                    if piece:
+                        piece_ns.append(time.perf_counter_ns())
+                        if first_token_ns is None:
+                            first_token_ns = piece_ns[-1]
                     pieces.append(piece)
                     if choice.get("finish_reason"):
                         finish_reason = choice["finish_reason"]
@@ -160,7 +164,8 @@ class EmbeddedBackend:
             load_ms=load_ms,
             finish_reason=finish_reason,
             model=self.model,
-            extra={"constrained": request.json_schema is not None, "prompt_tokens_evaluated": int(perf.n_p_eval)},
+            extra={"constrained": request.json_schema is not None, "prompt_tokens_evaluated": int(perf.n_p_eval),
+                   **chunk_timing(piece_ns)},
         )
 
     def close(self) -> None:

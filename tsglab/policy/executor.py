@@ -10,7 +10,7 @@ is recorded with its tier, backend, tokens and durations, so cost is summed over
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from tsglab.errors import BackendError, BackendTimeout
 from tsglab.policy.checks import check_answer
@@ -38,6 +38,7 @@ class Attempt:
     check_reason: str
     error_kind: str = ""
     backend: str = ""
+    details: dict = field(default_factory=dict)  # backend-specific figures: inter-token latency, server durations
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -104,7 +105,8 @@ def execute(
         attempts.append(Attempt(current, kind, completion.model, completion.prompt_tokens,
                                 completion.completion_tokens, completion.prompt_eval_ms, completion.eval_ms,
                                 completion.total_ms, completion.ttft_ms, completion.load_ms,
-                                completion.finish_reason, verdict.ok, verdict.reason, "", backend_name))
+                                completion.finish_reason, verdict.ok, verdict.reason, "", backend_name,
+                                dict(completion.extra)))
         final = Execution(text, tuple(attempts), current, upgrades, repaired, verdict.ok, verdict.json_ok,
                           verdict.refusal, False, "", "", retries)
         if verdict.ok or config.kind == "baseline":
