@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import time
 from pathlib import Path
 
 import httpx
 import pytest
+from _mock_http import PartStream, Recorder
 
 from tsglab.backends.base import CompletionRequest, Message
 from tsglab.backends.ollama_api import OllamaBackend, generate_prompt
@@ -35,41 +34,9 @@ def request(**overrides) -> CompletionRequest:
     return CompletionRequest(**{**values, **overrides})
 
 
-class Recorder:
-    def __init__(self, content: bytes = b"", status: int = 200, stream=None) -> None:
-        self.content, self.status, self.stream = content, status, stream
-        self.requests: list[httpx.Request] = []
-
-    def __call__(self, req: httpx.Request) -> httpx.Response:
-        self.requests.append(req)
-        headers = {"content-type": "application/x-ndjson"}
-        if self.stream is not None:
-            return httpx.Response(self.status, headers=headers, stream=self.stream)
-        return httpx.Response(self.status, headers=headers, content=self.content)
-
-    @property
-    def body(self) -> dict:
-        return json.loads(self.requests[-1].content)
-
-
 def backend(handler, **kwargs) -> OllamaBackend:
     return OllamaBackend(kwargs.pop("model", "llama3.2"), host=kwargs.pop("host", "http://10.9.8.7:11434"),
                          client_kwargs={"transport": httpx.MockTransport(handler)}, **kwargs)
-
-
-class LineStream(httpx.SyncByteStream):
-    """NDJSON lines with a pause before each after the first; may break before line ``break_after``."""
-
-    def __init__(self, lines: list[bytes], pause_s: float = 0.0, break_after: int | None = None) -> None:
-        self.lines, self.pause_s, self.break_after = lines, pause_s, break_after
-
-    def __iter__(self):
-        for k, line in enumerate(self.lines):
-            if k == self.break_after:
-                raise httpx.ReadError("connection reset by peer")
-            if k:
-                time.sleep(self.pause_s)
-            yield line
 
 
 # -- duration and token mapping ------------------------------------------------------------------
@@ -242,12 +209,12 @@ def test_stream_without_done_line_is_an_interruption():
 def test_connection_broken_mid_stream_is_an_interruption():
     lines = fixture("chat_stream.ndjson").splitlines(keepends=True)
     with pytest.raises(BackendStreamInterrupted, match=r"connection to .* broke after 2 chunk\(s\) \(ReadError\)"):
-        backend(Recorder(stream=LineStream(lines, break_after=2))).complete(request())
+        backend(Recorder(stream=PartStream(lines, break_after=2))).complete(request())
 
 
 def test_slow_stream_past_the_deadline_times_out():
     lines = fixture("chat_stream.ndjson").splitlines(keepends=True)
-    b = backend(Recorder(stream=LineStream(lines, pause_s=0.05)))
+    b = backend(Recorder(stream=PartStream(lines, pause_s=0.05)))
     with pytest.raises(BackendTimeout, match=r"no complete answer from http://10.9.8.7:11434 within 0.08 s") as info:
         b.complete(request(timeout_s=0.08))
     assert 80 <= info.value.elapsed_ms < 1000

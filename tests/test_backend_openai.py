@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import math
-import time
 
 import httpx
 import pytest
+from _mock_http import PartStream
+from _mock_http import Recorder as MockHandler
 
 from tsglab.backends.base import CompletionRequest, Message
 from tsglab.backends.openai_compat import OpenAICompatBackend
@@ -49,23 +50,9 @@ ANSWER = sse({**chunk(None), "choices": [{"index": 0, "delta": {"role": "assista
              chunk("The"), chunk(" answer"), chunk(" is 4"), chunk(None, "stop"), USAGE)
 
 
-class Recorder:
-    """A MockTransport handler that records requests and replays one response."""
-
-    def __init__(self, status: int = 200, content: bytes | None = ANSWER, stream=None) -> None:
-        self.status, self.content, self.stream = status, content, stream
-        self.requests: list[httpx.Request] = []
-
-    def __call__(self, req: httpx.Request) -> httpx.Response:
-        self.requests.append(req)
-        headers = {"content-type": "text/event-stream"}
-        if self.stream is not None:
-            return httpx.Response(self.status, headers=headers, stream=self.stream)
-        return httpx.Response(self.status, headers=headers, content=self.content)
-
-    @property
-    def body(self) -> dict:
-        return json.loads(self.requests[-1].content)
+def Recorder(content: bytes = ANSWER, status: int = 200, stream=None) -> MockHandler:  # noqa: N802
+    """A recording handler that replays an SSE answer (by default ``ANSWER``)."""
+    return MockHandler(content, status, stream, content_type="text/event-stream")
 
 
 def backend(handler, **kwargs) -> OpenAICompatBackend:
@@ -73,19 +60,10 @@ def backend(handler, **kwargs) -> OpenAICompatBackend:
                                client_kwargs={"transport": httpx.MockTransport(handler)}, **kwargs)
 
 
-class SlowStream(httpx.SyncByteStream):
-    """Yields SSE chunks with a pause before each (a slow server), optionally breaking mid-way."""
-
-    def __init__(self, parts: list[bytes], pause_s: float = 0.0, break_after: int | None = None) -> None:
-        self.parts, self.pause_s, self.break_after = parts, pause_s, break_after
-
-    def __iter__(self):
-        for k, part in enumerate(self.parts):
-            if self.break_after is not None and k == self.break_after:
-                raise httpx.RemoteProtocolError("peer closed connection without sending complete message body")
-            if k:
-                time.sleep(self.pause_s)
-            yield part
+def SlowStream(parts: list[bytes], pause_s: float = 0.0, break_after: int | None = None) -> PartStream:  # noqa: N802
+    """SSE chunks from a slow server, optionally cut mid-way as a dying server would."""
+    return PartStream(parts, pause_s, break_after,
+                      httpx.RemoteProtocolError("peer closed connection without sending complete message body"))
 
 
 # -- parsing and timing ---------------------------------------------------------------------------
