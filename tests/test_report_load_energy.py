@@ -14,8 +14,8 @@ def frame(n=20, *, lag=0.2, energy=None, failed=(), timeout=()):
         rows.append({"arm": "a", "dispatch_lag_ms": lag * (i + 1), "raw_ms": 100.0 + i, "co_ms": 110.0 + i,
                      "timeout": i in timeout, "timeout_ms": 5000.0, "warm": i >= 2, "failed": i in failed,
                      "error_kind": "connect_error" if i in failed else ("timeout" if i in timeout else ""),
-                     "tokens": 10, "energy_j": energy if energy is not None else math.nan,
-                     "tokens_per_s_per_w": math.nan})
+                     "energy": {"available": True, "joules": energy, "tokens": 10} if energy is not None else
+                     {"available": False, "reason": "no NVIDIA GPU"}})
     return pd.DataFrame(rows)
 
 
@@ -39,5 +39,5 @@ def test_energy_table_gives_ratios_of_sums_or_the_reason_never_zero():
     assert measured["j_per_request"] == pytest.approx(2.0)
     assert measured["mwh_per_1k_tokens"] == pytest.approx(8.0 / 3.6 / 40 * 1e3)
     assert measured["tokens_per_s_per_w"] == pytest.approx(40 / 8.0)
-    missing = energy_table({"a": frame(n=4)}, {"a": "no NVIDIA GPU"}).iloc[0]
+    missing = energy_table({"a": frame(n=4)}).iloc[0]
     assert missing["n_measured"] == 0 and math.isnan(missing["j_per_request"]) and missing["note"] == "no NVIDIA GPU"

@@ -166,15 +166,14 @@ def _median(values: pd.Series) -> float:
 
 def comparison_table(run_dirs: dict[str, str | os.PathLike]) -> pd.DataFrame:
     """One row per (variant, arm): P50/P95 raw and CO, TTFT, tokens/s, JSON failures, errors, energy."""
-    from tsglab.events.log import read_events, read_manifest
+    from tsglab.events.log import read_events
     from tsglab.report.frame import events_frame
-    from tsglab.report.tables import _quietly, p95_view
+    from tsglab.report.tables import _quietly, energy_table, p95_view
     from tsglab.stats import harrell_davis
 
     rows = []
     for variant, run_dir in run_dirs.items():
         events = read_events(Path(run_dir))
-        manifest = read_manifest(Path(run_dir))
         frame = events_frame(events)
         for arm, part in frame.groupby("arm", sort=False):
             attempts = [a for e in events if e["arm"] == arm for a in e["attempts"]]
@@ -184,7 +183,7 @@ def comparison_table(run_dirs: dict[str, str | os.PathLike]) -> pd.DataFrame:
             gen_tokens = sum(a["completion_tokens"] - 1 for a in decoded)
             answered = part[~part["failed"]]
             json_rows = part[part["task"] == "json"]
-            energy = part["energy_j"].dropna()
+            energy = energy_table({arm: part}).iloc[0]
             rows.append({
                 "variant": variant,
                 "arm": arm,
@@ -203,9 +202,8 @@ def comparison_table(run_dirs: dict[str, str | os.PathLike]) -> pd.DataFrame:
                 "json_fail_rate": float(1 - json_rows["json_ok"].eq(True).mean()) if len(json_rows) else math.nan,
                 "error_rate": float(part["failed"].mean()),
                 "timeouts": int(part["timeout"].sum()),
-                "j_per_request": float(energy.mean()) if len(energy) else math.nan,
-                "energy": "measured" if len(energy) else (manifest.get("energy") or {}).get("reason",
-                                                                                            "not measured"),
+                "j_per_request": energy["j_per_request"],
+                "energy": energy["note"] or "measured",
             })
     return pd.DataFrame(rows)
 

@@ -8,8 +8,6 @@ faster. Timeouts are right-censored observations, not failures.
 
 from __future__ import annotations
 
-import math
-
 import pandas as pd
 
 from tsglab.errors import RunError
@@ -57,20 +55,10 @@ def events_frame(events: list[dict]) -> pd.DataFrame:
             "json_ok": quality["json_ok"],
             "refusal": bool(quality["refusal"]),
             "error_kind": (e.get("error") or {}).get("kind", ""),
-            "tokens": sum(a["prompt_tokens"] + a["completion_tokens"] for a in attempts),
-            "backend": attempts[-1].get("backend", "") if attempts else "",
-            "energy_j": _energy(e, "joules"),
-            "mwh_per_1k_tokens": _energy(e, "mwh_per_1k_tokens"),
-            "tokens_per_s_per_w": _energy(e, "tokens_per_s_per_w"),
+            "energy": e.get("energy") or {},  # the event's field, summarised by tsglab.energy.summarize_energy
         })
     frame = pd.DataFrame(rows)
     frame["warm"] = ~frame["in_warmup"] & ~frame["cold_start"]
     frame["failed"] = (frame["error_kind"] != "") & ~frame["timeout"]
     return frame
 
-
-def _energy(event: dict, key: str) -> float:
-    """A measured energy figure, or NaN when the run had no meter (never zero for unmeasured)."""
-    energy = event.get("energy") or {}
-    value = energy.get(key) if energy.get("available") else None
-    return float(value) if value is not None else math.nan

@@ -186,7 +186,7 @@ def build_report(
         family_c=table_c,
         routing=routing_cost(frames),
         load=load_table(frames),
-        energy=energy_table(frames, _energy_reasons(manifest, frames)),
+        energy=energy_table(frames),
         verdict=verdict(table_a, table_b, table_c, gateway_arm),
         meta=meta,
         frames=frames,
@@ -223,12 +223,6 @@ def build_report(
 def _generator_note(manifest: dict) -> str:
     summary = manifest.get("load_generator") or {}
     return "; ".join(f"{k} {v}" for k, v in summary.items() if not isinstance(v, dict | list))
-
-
-def _energy_reasons(manifest: dict, frames: dict[str, pd.DataFrame]) -> dict[str, str]:
-    energy = manifest.get("energy") or {}
-    reason = energy.get("reason") or "energy not measured (no meter in this run)"
-    return dict.fromkeys(frames, reason)
 
 
 def _energy_note(manifest: dict) -> str:

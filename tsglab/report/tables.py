@@ -152,19 +152,19 @@ def load_table(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def energy_table(frames: dict[str, pd.DataFrame], reasons: dict[str, str] | None = None) -> pd.DataFrame:
-    """Energy per arm where a meter measured it; otherwise the reason (never zeros)."""
+def energy_table(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Energy per arm (:func:`tsglab.energy.summarize_energy` over the events' energy fields): ratios of
+    sums where a meter measured it, otherwise the reason the events give — never zeros."""
+    from tsglab.energy import summarize_energy
+
     rows = []
     for arm, frame in frames.items():
-        measured = frame.dropna(subset=["energy_j"])
-        if not len(measured):
+        summary = summarize_energy([{"arm": arm, "energy": energy} for energy in frame["energy"]])[arm]
+        if not summary["available"]:
             rows.append({"arm": arm, "n_measured": 0, "j_per_request": math.nan, "mwh_per_1k_tokens": math.nan,
-                         "tokens_per_s_per_w": math.nan,
-                         "note": (reasons or {}).get(arm, "energy not measured (no meter in this run)")})
+                         "tokens_per_s_per_w": math.nan, "note": summary["reason"]})
             continue
-        # ratios of sums, as tsglab.energy.summarize_energy computes them (tokens/s/W = tokens per joule)
-        tokens, joules = float(measured["tokens"].sum()), float(measured["energy_j"].sum())
-        rows.append({"arm": arm, "n_measured": len(measured), "j_per_request": joules / len(measured),
-                     "mwh_per_1k_tokens": joules / 3.6 / tokens * 1e3 if tokens else math.nan,
-                     "tokens_per_s_per_w": tokens / joules if joules > 0 else math.nan, "note": ""})
+        rows.append({"arm": arm, "n_measured": summary["n_measured"], "j_per_request": summary["j_per_request_mean"],
+                     "mwh_per_1k_tokens": summary["mwh_per_1k_tokens"] or math.nan,
+                     "tokens_per_s_per_w": summary["tokens_per_s_per_w"] or math.nan, "note": ""})
     return pd.DataFrame(rows)
