@@ -19,10 +19,17 @@ Assumptions (the legacy format is undocumented; each choice is ours and is recor
   is ``e2e_ms`` taken at face value, censored ones included; ``warm_p50_ms`` = binomial-weight "HD"
   at 0.5 of warm e2e; ``warm_p95_ms_co`` / ``overall_p95_ms_co`` = binomial "HD" at 0.95 of the legacy
   CO fill of warm / all e2e with ``period_ms``; ``warm_p95_ms_km`` = legacy KM at 0.95 of warm
-  (e2e, right_censored), the largest time when the curve never reaches 0.95; ``avg_eval_ms`` = mean
-  over events of ``eval_ms`` when an event has it, else of its ``e2e_ms`` (the proxy the bench fell
-  back to; the legacy ``eval_ms`` is the *last* attempt's); ``r_costly_pct`` = 100 × share with
-  ``final_path == "enh"``.
+  (e2e, right_censored), the largest time when the curve never reaches 0.95; ``avg_eval_ms`` and
+  ``r_costly_pct`` are warm-only too, like every legacy warm metric (only ``overall_p95_ms_co`` uses
+  all rows): with W = the events with ``not in_warmup``, ``avg_eval_ms`` = (1/|W|) Σ_W eval, where
+  eval is ``eval_ms`` when an event has it, else its ``e2e_ms`` (the proxy the bench fell back to;
+  the legacy ``eval_ms`` is the *last* attempt's), and ``r_costly_pct`` = 100 · |{e ∈ W :
+  ``final_path == "enh"``}| / |W| (NaN when W is empty). The table's tsglab column uses the same
+  warm rows, so the two columns differ by estimator only.
+- **Repeated prompt ids**: the legacy bench re-sent prompts (its warm-up reuses the suite's first
+  prompts), so a prompt id can occur several times per arm. The k-th occurrence (in ``idx`` order)
+  gets ``request_id`` ``<run>/<mode>/<prompt_id>#k``, and ``tsglab report`` pairs the k-th baseline
+  request of a prompt with its k-th gateway request (:func:`tsglab.report.pairing.pair_arms`).
 - **Schedule stamps**: legacy has only ``e2e_ms`` and a period. Events are put on a fixed-period
   schedule per arm (ordered by ``idx``), anchored at the file's timestamp: intended = dispatched =
   anchor + seq·P, completed = dispatched + e2e (ns, rounded); ``latency.raw_ms = latency.co_ms =
@@ -82,7 +89,8 @@ TABLE_NOTE = ("legacy: the paper's bench estimators recomputed from its events (
               f"to {SUMMARY_TOLERANCE:g}): binomial-weight 'HD', CO fill L-jP down to 0 (≤ 120 per value), KM "
               "with exact compare and no censoring limit, eval ms of the last attempt. tsglab: Harrell–Davis "
               "(Beta weights), back-fill >= P, Kaplan–Meier (NaN beyond 5 % censoring), cost over all attempts. "
-              "Latencies are e2e_ms; warm = not in_warmup.")
+              "Latencies are e2e_ms; warm = not in_warmup; avg_eval_ms and r_costly_pct are over warm rows "
+              "in both columns, as in the legacy summary.")
 
 
 @dataclass(frozen=True)

@@ -122,7 +122,11 @@ def convert_arm(arm: LegacyArm, *, run_id: str, origin: datetime) -> list[dict[s
     fingerprint = {"source": "legacy", "legacy_mode": arm.mode, "legacy_events_file": arm.events_path.name,
                    "legacy_events_sha256": arm.events_sha256, "estimators": "legacy import (no bootstrap)"}
     events = []
+    seen: dict[str, int] = {}
     for seq, legacy in enumerate(sorted(arm.events, key=lambda e: e["idx"])):
+        prompt_id = str(legacy["prompt_id"])
+        # legacy arms repeat prompt ids (warm-up re-sends prompts); the occurrence keeps request ids unique
+        occurrence = seen[prompt_id] = seen.get(prompt_id, -1) + 1
         e2e_ms = float(legacy["e2e_ms"])
         intended_ns = base_ns + seq * period_ns
         completed_ns = intended_ns + round(e2e_ms * 1e6)
@@ -136,8 +140,8 @@ def convert_arm(arm: LegacyArm, *, run_id: str, origin: datetime) -> list[dict[s
             "schema_version": SCHEMA_VERSION,
             "run_id": run_id,
             "arm": arm.mode,
-            "request_id": f"{run_id}/{arm.mode}/{legacy['prompt_id']}",
-            "prompt_id": str(legacy["prompt_id"]),
+            "request_id": f"{run_id}/{arm.mode}/{prompt_id}#{occurrence}",
+            "prompt_id": prompt_id,
             "seq": seq,
             "segment": 0,
             "bucket": {"task": task},
@@ -185,6 +189,39 @@ def _same(stored: Any, recomputed: float) -> bool:
     return not math.isnan(recomputed) and abs(float(stored) - recomputed) <= SUMMARY_TOLERANCE
 
 
+def _warm_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [e for e in events if not e["in_warmup"]]
+
+
+def _mean_or_nan(values: list[float]) -> float:
+    # an arm that is all warm-up has no warm rows: NaN, as the legacy summary stores for an empty sample
+    return float(np.mean(values)) if values else math.nan
+
+
+def legacy_avg_eval_ms(events: list[dict[str, Any]]) -> float:
+    r"""The legacy ``avg_eval_ms``: mean eval ms over the **warm** rows.
+
+    .. math:: \text{avg\_eval\_ms} = \frac{1}{|W|} \sum_{e \in W} \text{eval}(e), \qquad
+              W = \{e : \lnot e.\text{in\_warmup}\}
+
+    with eval(e) = ``eval_ms`` when the event has it, else ``e2e_ms`` (:func:`legacy_event_eval_ms`).
+    Warm-only like every ``warm_*`` metric of the bench: averaging over all rows (warm-up included)
+    does not reproduce the bench's summaries. NaN when no row is warm.
+    """
+    return _mean_or_nan([legacy_event_eval_ms(e) for e in _warm_events(events)])
+
+
+def legacy_r_costly_pct(events: list[dict[str, Any]]) -> float:
+    r"""The legacy ``r_costly_pct``: percent of **warm** rows whose final tier is ``enh``.
+
+    .. math:: \text{r\_costly\_pct} = 100 \cdot \frac{|\{e \in W : e.\text{final\_path} =
+              \text{enh}\}|}{|W|}, \qquad W = \{e : \lnot e.\text{in\_warmup}\}
+
+    Warm-only, as :func:`legacy_avg_eval_ms`. NaN when no row is warm.
+    """
+    return _mean_or_nan([100.0 * (str(e["final_path"]) == "enh") for e in _warm_events(events)])
+
+
 def legacy_metrics(arm: LegacyArm) -> dict[str, float]:
     """Every legacy summary metric, recomputed from the events with the legacy estimators."""
     e2e = np.array([e["e2e_ms"] for e in arm.events], dtype=np.float64)
@@ -196,8 +233,8 @@ def legacy_metrics(arm: LegacyArm) -> dict[str, float]:
         "warm_p95_ms_co": legacy_binomial_hd(legacy_co_fill(e2e[warm], period), 0.95),
         "overall_p95_ms_co": legacy_binomial_hd(legacy_co_fill(e2e, period), 0.95),
         "warm_p95_ms_km": legacy_km_quantile(e2e[warm], censored[warm], 0.95),
-        "avg_eval_ms": float(np.mean([legacy_event_eval_ms(e) for e in arm.events])),
-        "r_costly_pct": 100.0 * float(np.mean([str(e["final_path"]) == "enh" for e in arm.events])),
+        "avg_eval_ms": legacy_avg_eval_ms(arm.events),
+        "r_costly_pct": legacy_r_costly_pct(arm.events),
     }
 
 
@@ -208,7 +245,8 @@ def tsglab_metrics(arm: LegacyArm) -> dict[str, tuple[float, str]]:
     warm = ~np.array([e["in_warmup"] for e in arm.events], dtype=bool)
     period = float(arm.summary["period_ms"])
     km = _quiet(censoring_summary, e2e[warm], censored[warm], 0.95, cap_ms=arm_timeout_s(arm) * 1e3)
-    attempts = [legacy_attempts(e) for e in arm.events]
+    # cost over the warm rows, as the legacy summary's: the columns then differ by estimator only
+    warm_attempts = [legacy_attempts(e) for e in _warm_events(arm.events)]
     return {
         "warm_p50_ms": (_quiet(harrell_davis, e2e[warm], 0.5), "Harrell–Davis (Beta weights)"),
         "warm_p95_ms_co": (_quiet(harrell_davis, backfill_co(e2e[warm], period), 0.95),
@@ -216,10 +254,10 @@ def tsglab_metrics(arm: LegacyArm) -> dict[str, tuple[float, str]]:
         "overall_p95_ms_co": (_quiet(harrell_davis, backfill_co(e2e, period), 0.95),
                               "HD on back-fill >= P (HdrHistogram)"),
         "warm_p95_ms_km": (km.p95_km, f"Kaplan–Meier, NaN if censored > 5 % (here {km.timeouts_rate:.1%})"),
-        "avg_eval_ms": (float(np.mean([sum(a["eval_ms"] for a in ats) for ats in attempts])),
-                        "eval ms summed over all attempts"),
-        "r_costly_pct": (100.0 * float(np.mean([any(a["tier"] == "enh" for a in ats) for ats in attempts])),
-                         "share touching enh (any attempt)"),
+        "avg_eval_ms": (_mean_or_nan([sum(a["eval_ms"] for a in ats) for ats in warm_attempts]),
+                        "warm: eval ms summed over all attempts"),
+        "r_costly_pct": (_mean_or_nan([100.0 * any(a["tier"] == "enh" for a in ats) for ats in warm_attempts]),
+                         "warm: share touching enh (any attempt)"),
     }
 
 
