@@ -57,3 +57,4 @@ bench: setup
 	@$(PY) benchmarks/bench_policy.py
 	@$(PY) benchmarks/bench_stats.py
 	@$(PY) benchmarks/bench_load.py
+	@$(PY) benchmarks/calibration.py

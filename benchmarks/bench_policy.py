@@ -7,7 +7,8 @@ characters). Warms up, then times ``route(plan(prompt, config), config)`` for 20
 random, with ``time.perf_counter_ns``, and prints p50, p99 and max in microseconds, overall and for the
 long prompts (English, Chinese). The process is pinned to one CPU; the garbage collector stays on.
 
-Run: ``python benchmarks/bench_policy.py [--calls 20000] [--seed 0] [--breakdown]``
+Run: ``python benchmarks/bench_policy.py [--calls 20000] [--seed 0] [--breakdown]``; ``--quick`` times
+1 000 calls and the per-stage breakdown once (about a second; CI runs it).
 """
 
 from __future__ import annotations
@@ -196,7 +197,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--breakdown", action="store_true", help="also time each stage on the long prompts")
     parser.add_argument("--no-pin", action="store_true", help="do not pin the process to one CPU")
+    parser.add_argument("--quick", action="store_true",
+                        help="1000 calls and a one-pass --breakdown (about a second; for CI)")
     args = parser.parse_args(argv)
+    breakdown_repeats, breakdown_number = 7, 20
+    if args.quick:
+        args.calls, args.breakdown = min(args.calls, 1_000), True
+        breakdown_repeats, breakdown_number = 1, 1
     if not args.no_pin and hasattr(os, "sched_setaffinity"):
         # One CPU: no migrations between cores in the middle of a measurement.
         os.sched_setaffinity(0, {max(os.sched_getaffinity(0))})
@@ -228,8 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     verdict = "yes" if result["p99_us"] <= TARGET_P99_US else "NO"
     print(f"p99 <= {TARGET_P99_US:.0f} µs target: {verdict}")
     if args.breakdown:
-        print("stage costs on the long prompts (µs per prompt, best of 7):")
-        for name, micros in breakdown(args.seed):
+        print(f"stage costs on the long prompts (µs per prompt, best of {breakdown_repeats}):")
+        for name, micros in breakdown(args.seed, repeats=breakdown_repeats, number=breakdown_number):
             print(f"  {name:32s} {micros:7.1f}")
     return 0
 

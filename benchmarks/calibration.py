@@ -17,6 +17,8 @@ Every rate is printed with its Monte-Carlo standard error (s.e.). A verdict is "
 estimate lies inside the target, "met within MC error" when it lies within 2 s.e. of it, and
 "MISSED" otherwise. Each function takes its replication counts and seed as arguments and returns a
 plain dict, so the smoke test can run it small; ``--reps-scale`` multiplies every replication count.
+``--quick`` is ``--reps-scale 0.01`` (a few seconds; CI runs it to catch crashes: its Monte-Carlo
+errors are far too wide for the verdicts to mean anything).
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ MU = 5.0
 SIGMA = 0.5
 AR_PHI = 0.7
 MC_SLACK_SE = 2.0  # "within MC error" means within this many standard errors of the target
+QUICK_REPS_SCALE = 0.01
 
 # (x, seed) -> (ci_low, ci_high, block_length or None)
 IntervalFn = Callable[[np.ndarray, int], tuple[float, float, "int | None"]]
@@ -541,7 +544,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps-scale", type=float, default=1.0, help="multiply every replication count")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="master seed")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"--reps-scale {QUICK_REPS_SCALE:g}: seconds, for CI; verdicts are noise")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.reps_scale = QUICK_REPS_SCALE
     if args.reps_scale <= 0:
         parser.error(f"--reps-scale must be > 0; got {args.reps_scale}.")
     results, timings = run_all(reps_scale=args.reps_scale, seed=args.seed)

@@ -19,6 +19,12 @@ checked. Output: a markdown report (``--out``) and optionally the raw counter sa
 Needs numpy, pynvml (the nvidia-ml-py wheel), torch with CUDA and transformers. Exits 2 when NVML or
 the GPU stack is unavailable, 1 when apportioning breaks conservation (or, with ``--strict``, when a
 target is missed), 0 otherwise. Total runtime is about 1.5-2 minutes.
+
+``--quick`` needs no GPU (CI runs it): it replays the committed counter traces
+(``benchmarks/results/energy_nvml_*_samples.csv``) through the same analysis — per-window errors of the
+trace thinned to 10 and 5 Hz against the counter's own readings at the window bounds, the counter's
+refresh cadence, apportioning (numpy kernel checked against its plain-Python twin) of synthetic
+requests laid over the recorded phases, and the report — and writes nothing unless ``--out`` is given.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import argparse
 import importlib
 import math
 import platform
+import re
 import statistics
 import sys
 import threading
@@ -352,15 +359,161 @@ def run_check(args) -> dict:
     return report
 
 
+def _phase_timeline(report_md: Path) -> list[tuple[str, float, float]]:
+    """The ``Phase timeline`` line of a committed report: ``[(phase, start_s, end_s), ...]``."""
+    text = report_md.read_text(encoding="utf-8")
+    for line in text.splitlines():
+        if line.startswith("Phase timeline"):
+            phases = re.findall(r"([\w-]+) (\d+(?:\.\d+)?)-(\d+(?:\.\d+)?)", line.partition(":")[2])
+            if not phases:
+                break
+            return [(name, float(a), float(b)) for name, a, b in phases]
+    raise CheckFailed(f"{report_md}: no 'Phase timeline (s from trace start): name a-b, ...' line to replay.")
+
+
+def _synthetic_requests(energy, t0_ns: int, phases, tokens_per_phase: dict[str, tuple[float, float, float]]):
+    """Request spans over the recorded phases: per phase ``(period_s, duration_s, tokens)``."""
+    requests, phase_of = [], {}
+    for name, start_s, end_s in phases:
+        if name not in tokens_per_phase:
+            continue
+        period_s, duration_s, tokens = tokens_per_phase[name]
+        t = start_s
+        while t + duration_s <= end_s:
+            rid = f"{name}-{len(requests)}"
+            requests.append(energy.RequestSpan(rid, t0_ns + round(t * 1e9), t0_ns + round((t + duration_s) * 1e9),
+                                               tokens))
+            phase_of[rid] = name
+            t += period_s
+    return requests, phase_of
+
+
+# the recorded workload's shape: light = batch 1 x (32 + 32) tokens with 0.25 s gaps, heavy = back-to-back
+# batches of 32 x (256 + 64); durations as measured on the H100/H200 runs (about 0.35 s and 0.8 s)
+REPLAY_REQUESTS = {"light": (0.6, 0.35, 64.0), "heavy": (0.8, 0.79, 32.0 * (256 + 64))}
+
+
+def replay_check(samples_csv: Path, report_md: Path) -> dict:
+    """The analysis half of :func:`run_check` on a committed counter trace: no GPU, NVML or torch.
+
+    The reference is the counter itself: the samples nearest each 1-s mark (odd sample indices) stand
+    for the boundary reader; the traces under test keep every 2nd or every 4th sample (even indices), so
+    no reference reading is in them and their window errors are interpolation error at 10 and 5 Hz.
+    """
+    import numpy as np
+
+    energy = load_energy_package()
+    trace = energy.Samples.read_csv(samples_csv)
+    t, e = trace.t_ns, trace.energy_j
+    t0 = int(t[0])
+    n_bounds = int((t[-1] - t0) // 1_000_000_000) + 1
+    marks = t0 + np.arange(n_bounds, dtype=np.int64) * 1_000_000_000
+    first_after = np.searchsorted(t, marks)
+    odd = np.unique(first_after + (first_after % 2 == 0))  # the first odd-indexed sample at or after each mark
+    boundaries = [(int(t[i]), float(e[i])) for i in odd[odd < t.size]]
+    thinned = {f"counter trace thinned to {trace.sample_hz_target / k:g} Hz (interpolated)":
+               energy.Samples.from_arrays(t[::k], e[::k], meter=trace.meter, domain=trace.domain,
+                                          sample_hz_target=trace.sample_hz_target / k) for k in (2, 4)}
+    window_rows = []
+    for label, thin in thinned.items():
+        for w in WINDOWS_S:
+            row = window_errors(thin, boundaries, w)
+            row.update(trace=label, window_s=w)
+            window_rows.append(row)
+
+    phases = _phase_timeline(report_md)
+    idle_end_s = next((b for name, a, b in phases if name == "idle"), 3.0)
+    idle_t = t0 + round(idle_end_s * 1e9)
+    idle_w = float(trace.energy_at([idle_t])[0] - e[0]) / idle_end_s
+    requests, phase_of = _synthetic_requests(energy, t0, phases, REPLAY_REQUESTS)
+    started = time.perf_counter()
+    result = energy.apportion(trace, requests, window_s=1.0, idle_w=idle_w)
+    apportion_ms = (time.perf_counter() - started) * 1e3
+    twin = energy.apportion(trace, requests, window_s=1.0, idle_w=idle_w, engine="python")
+    twin_gap = float(np.nanmax(np.abs(result.joules - twin.joules)))
+    scale_j = max(1.0, result.net_j)
+    phase_rows = []
+    for name in ("light", "heavy"):
+        idx = [i for i, rid in enumerate(result.request_ids) if phase_of[rid] == name]
+        joules = sum(float(result.joules[i]) for i in idx)
+        tokens = sum(float(result.tokens[i]) for i in idx)
+        phase_rows.append({"phase": name, "n": len(idx), "tokens": tokens, "joules": joules,
+                           "j_per_request": joules / len(idx) if idx else math.nan,
+                           "mwh_per_1k": joules / 3.6 / tokens * 1e3 if tokens else math.nan,
+                           "tok_per_j": tokens / joules if joules > 0 else math.nan})
+    na = "n/a (replay)"
+    return {
+        "gpu_name": f"{trace.domain.split(':', 1)[-1]} trace replayed from {samples_csv.name}", "gpu_index": 0,
+        "driver": na, "pynvml_version": na, "torch_version": na, "transformers_version": na,
+        "python": platform.python_version(), "date": time.strftime("%Y-%m-%d %H:%M"),
+        "model": "not run: synthetic request spans over the recorded phases",
+        "phases": ", ".join(f"{name} {b - a:.1f} s" for name, a, b in phases),
+        "hz": trace.sample_hz_target, "hz_achieved": trace.sample_hz_achieved,
+        "hz_achieved_instant": math.nan, "hz_achieved_average": math.nan,
+        "missed_deadlines": na, "read_errors": na, "cpu_us_per_sample": math.nan,
+        "us_counter": math.nan, "us_instant": math.nan, "us_average": math.nan, "instant_supported": na,
+        "idle_seconds": idle_end_s, "idle_w": idle_w, "window_rows": window_rows,
+        "n_requests": len(requests), "n_windows": result.n_windows,
+        "unattributed_windows": result.unattributed_windows, "clipped_windows": result.clipped_windows,
+        "gross_j": result.gross_j, "idle_j": result.idle_j, "net_j": result.net_j,
+        "attributed_j": result.attributed_j, "unattributed_j": result.unattributed_j,
+        "conservation_error_j": result.conservation_error_j,
+        "conservation_ok": abs(result.conservation_error_j) <= 1e-9 * scale_j and twin_gap <= 1e-9 * scale_j,
+        "apportion_ms": apportion_ms, "phase_rows": phase_rows, "phase_bounds": phases,
+        "twin_gap_j": twin_gap, "n_boundaries": len(boundaries),
+        **counter_cadence(trace),
+    }
+
+
+def quick(out: str | None) -> int:
+    """Replay every committed trace that has its report beside it; see :func:`replay_check`."""
+    results_dir = REPO / "benchmarks" / "results"
+    pairs = [(csv, csv.with_name(csv.name.replace("_samples.csv", ".md")))
+             for csv in sorted(results_dir.glob("energy_nvml_*_samples.csv"))]
+    pairs = [(csv, md) for csv, md in pairs if md.is_file()]
+    if not pairs:
+        raise CheckFailed(f"--quick replays energy_nvml_*_samples.csv with its report from {results_dir}; "
+                          "none found.")
+    texts, broken = [], []
+    for csv, md in pairs:
+        started = time.monotonic()
+        results = replay_check(csv, md)
+        text = render_report(results).replace("# Energy meter check on NVML", f"# Energy meter check, replay of "
+                                              f"{csv.name} (--quick, no GPU)", 1)
+        text += (f"\nReference: the counter's own readings nearest each 1-s mark ({results['n_boundaries']}); "
+                 f"apportioning numpy kernel vs plain-Python twin: max |Δ| {results['twin_gap_j']:.2e} J. "
+                 f"Replay time {time.monotonic() - started:.2f} s.\n")
+        texts.append(text)
+        print(text)
+        if not results["conservation_ok"]:
+            broken.append(csv.name)
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text("\n".join(texts), encoding="utf-8")
+        print(f"report written to {out}")
+    if broken:
+        print(f"FAILED: apportioning broke conservation (or left its plain twin) on {', '.join(broken)}",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "energy_nvml.md"))
+    parser.add_argument("--out", default=None,
+                        help="markdown report (default benchmarks/results/energy_nvml.md; --quick: none)")
     parser.add_argument("--samples", default=None, help="write the counter sampler's raw samples (CSV) here")
     parser.add_argument("--gpu-index", type=int, default=0)
     parser.add_argument("--hz", type=float, default=20.0)
     parser.add_argument("--scale", type=float, default=1.0, help="stretch (>1) or shorten (<1) every phase")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a counter-trace target is missed")
+    parser.add_argument("--quick", action="store_true",
+                        help="no GPU: replay the committed counter traces through the analysis (seconds; CI)")
     args = parser.parse_args(argv)
+    if args.quick:
+        return quick(args.out)
+    if args.out is None:
+        args.out = str(REPO / "benchmarks" / "results" / "energy_nvml.md")
     if args.samples:
         Path(args.samples).parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()

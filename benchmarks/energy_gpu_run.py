@@ -13,6 +13,12 @@ counter read directly before and after the schedule (within 1 %).
 
 Needs numpy, pynvml (nvidia-ml-py), jsonschema, torch with CUDA and transformers. Exit 2 when the GPU
 stack is missing, 1 when a check fails.
+
+``--quick`` needs no GPU (CI runs it): the same run, read-back and checks on 8 prompts, with scripted
+tiers that sleep for their tokens instead of the transformer, and a meter that replays the committed
+H100 counter trace (``benchmarks/results/energy_nvml_h100_samples.csv``) in real time instead of NVML
+(from the end of its idle phase into its light phase).
+It writes nothing unless ``--out`` is given.
 """
 
 from __future__ import annotations
@@ -27,6 +33,12 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+BUDGETS = {"light": 32, "std": 128, "enh": 320}
+REPLAY_TRACE = REPO / "benchmarks" / "results" / "energy_nvml_h100_samples.csv"
+REPLAY_START_S = 2.3
+QUICK_PROMPTS = 8
+QUICK_MS_PER_TOKEN = 3.0  # scripted tiers sleep this long per completion token
 
 
 class TorchBackend:
@@ -60,66 +72,76 @@ class TorchBackend:
         pass
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", default=str(REPO / "benchmarks/results/energy_gpu_run.md"))
-    parser.add_argument("--prompts", type=int, default=24)
-    args = parser.parse_args()
-    try:
-        import pynvml
-        import torch
-        from transformers import GPT2Config, GPT2LMHeadModel
-    except ImportError as exc:
-        print(f"energy_gpu_run: {exc}; needs pynvml, torch and transformers", file=sys.stderr)
-        return 2
-    if not torch.cuda.is_available():
-        print("energy_gpu_run: no CUDA device", file=sys.stderr)
-        return 2
+class ReplayMeter:
+    """A meter that replays a recorded cumulative-energy trace in real time, from ``start_s`` into the
+    trace at its first read (held at the last value once the trace runs out): what NVML said on that GPU."""
 
-    from tsglab.backends.base import CompletionRequest, Message
-    from tsglab.events import read_events, read_manifest
-    from tsglab.load.runner import run_experiment
+    name = "nvml-replay"
+
+    def __init__(self, samples, *, start_s: float = 0.0) -> None:
+        self.samples = samples
+        self.domain = f"replay of {samples.domain}"
+        self._t0_ns: int | None = None
+        self._trace_t0 = int(samples.t_ns[0]) + round(start_s * 1e9)
+
+    def read(self) -> tuple[int, float]:
+        now = time.monotonic_ns()
+        if self._t0_ns is None:
+            self._t0_ns = now
+        at = self._trace_t0 + (now - self._t0_ns)
+        return now, float(self.samples.energy_at([at])[0] - self.samples.energy_j[0])
+
+    def close(self) -> None:
+        pass
+
+
+def build_spec(prompts: int, *, idle_seconds: float):
     from tsglab.policy.config import TIERS
-    from tsglab.policy.ladder import TierLadder, TierSpec
     from tsglab.spec import spec_from_dict
 
-    torch.manual_seed(0)
-    config = GPT2Config(n_layer=24, n_embd=2048, n_head=16, vocab_size=50257, n_positions=1024)
-    model = GPT2LMHeadModel(config).to("cuda", dtype=torch.bfloat16).eval()
-    backend = TorchBackend(model, config.vocab_size, "cuda")
-    budgets = {"light": 32, "std": 128, "enh": 320}
-    spec = spec_from_dict({
+    return spec_from_dict({
         "name": "energy-gpu",
-        "prompts": {"limit": args.prompts, "seed": 7},
+        "prompts": {"limit": prompts, "seed": 7},
         "arms": {"baseline": {"kind": "baseline"}, "tsg": {}},
-        "tiers": {t: {"max_tokens": budgets[t]} for t in TIERS},
+        "tiers": {t: {"max_tokens": BUDGETS[t]} for t in TIERS},
         "load": {"mode": "paced", "period_ms": 0, "arm_order": "switchback", "switchback_block": 6,
                  "timeout_s": 60},
-        "energy": {"meter": "nvml", "sample_hz": 20, "window_s": 1.0, "idle_seconds": 3.0},
+        "energy": {"meter": "nvml", "sample_hz": 20, "window_s": 1.0, "idle_seconds": idle_seconds},
     })
-    ladder = TierLadder({t: TierSpec(name=t, backend="torch", model="gpt2-random", max_tokens=budgets[t])
-                         for t in TIERS}, {t: backend for t in TIERS})
-    backend.complete(CompletionRequest(messages=(Message("user", "warm up"),), max_tokens=8))  # CUDA init
-    pynvml.nvmlInit()
-    handle = pynvml.nvmlDeviceGetHandleByIndex(0)
-    gpu = pynvml.nvmlDeviceGetName(handle)
-    gpu = gpu.decode() if isinstance(gpu, bytes) else gpu
+
+
+def ladder_of(backend_for, model: str):
+    """The same backend kind on every tier, each with its token budget."""
+    from tsglab.policy.config import TIERS
+    from tsglab.policy.ladder import TierLadder, TierSpec
+
+    return TierLadder({t: TierSpec(name=t, backend="torch", model=model, max_tokens=BUDGETS[t]) for t in TIERS},
+                      {t: backend_for(t) for t in TIERS})
+
+
+def run_and_check(spec, ladder, *, read_counter_j, energy_meter=None, device: str, stack: str,
+                  workload: str) -> tuple[str, list[str]]:
+    """Run ``spec`` through ``run_experiment``, read the events back, check them; (markdown, failures)."""
+    from tsglab.events import read_events, read_manifest
+    from tsglab.load.runner import run_experiment
+
     with tempfile.TemporaryDirectory() as tmp:
-        counter_before = pynvml.nvmlDeviceGetTotalEnergyConsumption(handle) / 1e3
+        counter_before = read_counter_j()
         wall_before = time.monotonic()
-        result = run_experiment(spec, runs_dir=tmp, run_id="gpu", ladder=ladder, progress=False)
-        counter_after = pynvml.nvmlDeviceGetTotalEnergyConsumption(handle) / 1e3
+        result = run_experiment(spec, runs_dir=tmp, run_id="gpu", ladder=ladder, progress=False,
+                                energy_meter=energy_meter)
+        counter_after = read_counter_j()
         wall_s = time.monotonic() - wall_before
         events = read_events(result.run_dir)
         manifest = read_manifest(result.run_dir)
     energy = manifest.get("energy") or {}
     lines = [
-        "# A tsglab run with the NVML meter on one GPU",
+        f"# A tsglab run with the {energy.get('meter', 'NVML')} meter on one GPU",
         "",
-        f"- device: {gpu}; torch {torch.__version__}; python {platform.python_version()}; "
-        f"{time.strftime('%Y-%m-%d %H:%M')}",
+        f"- device: {device}; {stack}; python {platform.python_version()}; {time.strftime('%Y-%m-%d %H:%M')}",
         f"- run: {len(events)} events ({result.n_planned} planned), arms baseline and tsg, switchback blocks of 6, "
-        f"tiers light/std/enh = 32/128/320 new tokens of a random-init GPT-2 (24 layers, d=2048, bf16)",
+        f"tiers light/std/enh = {'/'.join(str(BUDGETS[t]) for t in ('light', 'std', 'enh'))} new tokens of "
+        f"{workload}",
         f"- meter in run.json: {json.dumps({k: v for k, v in energy.items() if k != 'totals'})}",
         f"- totals: {json.dumps(energy.get('totals'))}",
         "",
@@ -148,10 +170,77 @@ def main() -> int:
                      f"{arm_j / 3.6 / tokens * 1e3 if tokens else float('nan'):.3f} | "
                      f"{tokens / arm_j if arm_j else float('nan'):.2f} |")
     lines += ["", f"checks: {'all passed' if not failures else '; '.join(failures)}"]
-    report = "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n", failures
+
+
+def gpu_run(prompts: int) -> tuple[str, list[str]] | int:
+    try:
+        import pynvml
+        import torch
+        from transformers import GPT2Config, GPT2LMHeadModel
+    except ImportError as exc:
+        print(f"energy_gpu_run: {exc}; needs pynvml, torch and transformers", file=sys.stderr)
+        return 2
+    if not torch.cuda.is_available():
+        print("energy_gpu_run: no CUDA device", file=sys.stderr)
+        return 2
+
+    from tsglab.backends.base import CompletionRequest, Message
+
+    torch.manual_seed(0)
+    config = GPT2Config(n_layer=24, n_embd=2048, n_head=16, vocab_size=50257, n_positions=1024)
+    model = GPT2LMHeadModel(config).to("cuda", dtype=torch.bfloat16).eval()
+    backend = TorchBackend(model, config.vocab_size, "cuda")
+    backend.complete(CompletionRequest(messages=(Message("user", "warm up"),), max_tokens=8))  # CUDA init
+    pynvml.nvmlInit()
+    handle = pynvml.nvmlDeviceGetHandleByIndex(0)
+    gpu = pynvml.nvmlDeviceGetName(handle)
+    gpu = gpu.decode() if isinstance(gpu, bytes) else gpu
+    return run_and_check(
+        build_spec(prompts, idle_seconds=3.0), ladder_of(lambda tier: backend, "gpt2-random"),
+        read_counter_j=lambda: pynvml.nvmlDeviceGetTotalEnergyConsumption(handle) / 1e3,
+        device=gpu, stack=f"torch {torch.__version__}", workload="a random-init GPT-2 (24 layers, d=2048, bf16)")
+
+
+def quick_run(prompts: int) -> tuple[str, list[str]]:
+    from tsglab.backends.scripted import ScriptedBackend
+    from tsglab.energy import Samples
+
+    def scripted(tier: str) -> ScriptedBackend:
+        words = " ".join(["token"] * (BUDGETS[tier] // 4))  # a quarter of the budget, as short answers go
+        return ScriptedBackend(lambda request: '{"answer": "ok"}' if request.json_schema is not None else words,
+                               name=f"scripted-{tier}", eval_ms_per_token=QUICK_MS_PER_TOKEN, sleep=True)
+
+    # the first read (the counter before the run) lands 2.3 s into the trace's 3-s idle phase: the idle
+    # measurement sees idle power, the run the recorded light phase
+    meter = ReplayMeter(Samples.read_csv(REPLAY_TRACE), start_s=REPLAY_START_S)
+    return run_and_check(
+        build_spec(prompts, idle_seconds=0.5), ladder_of(scripted, "scripted"),
+        read_counter_j=lambda: meter.read()[1], energy_meter=meter,
+        device=f"none ({meter.domain}, {REPLAY_TRACE.name})", stack="no torch (--quick)",
+        workload=f"scripted tiers sleeping {QUICK_MS_PER_TOKEN:g} ms per token")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", default=None,
+                        help="markdown report (default benchmarks/results/energy_gpu_run.md; --quick: none)")
+    parser.add_argument("--prompts", type=int, default=None, help=f"suite items (default 24; --quick {QUICK_PROMPTS})")
+    parser.add_argument("--quick", action="store_true",
+                        help="no GPU: scripted tiers and a replayed NVML trace (seconds; for CI)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        outcome = quick_run(args.prompts or QUICK_PROMPTS)
+    else:
+        outcome = gpu_run(args.prompts or 24)
+        args.out = args.out or str(REPO / "benchmarks/results/energy_gpu_run.md")
+    if isinstance(outcome, int):
+        return outcome
+    report, failures = outcome
     print(report)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(report)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(report)
     return 1 if failures else 0
 
 
