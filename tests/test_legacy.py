@@ -198,9 +198,7 @@ def test_import_round_trip(tmp_path: Path):
     assert r"warm\_p95\_ms\_co" in (result.run_dir / "tables" / "legacy_vs_tsglab.tex").read_text()
 
 
-# Until protocol._paired calls tsglab.report.pairing.pair_arms, the one-to-one merge on prompt_id
-# raises MergeError on the fixture's repeated ids; with pair_arms in place this passes.
-@pytest.mark.xfail(reason="needs protocol to use pair_arms", strict=False)
+# legacy runs repeat prompt ids (warm-up prompts are sent again): the report pairs them by occurrence
 def test_report_on_imported_legacy_run(tmp_path: Path):
     [result] = import_legacy(FIXTURE, runs_dir=tmp_path)
     report = build_report(result.run_dir)

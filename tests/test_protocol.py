@@ -18,22 +18,28 @@ from tsglab.spec import spec_from_dict
 TASKS = ("json", "code", "open", "arith")
 
 
-def arm(n_per_task=60, *, quality=0.8, latency=1000.0, seed=0, json_fail=0, drop=None):
-    """A synthetic arm frame with the columns the protocol reads; ``drop`` lowers one task's quality."""
+def arm(n_per_task=150, *, quality=0.7, latency=1000.0, seed=0, json_fail=0, drop=None):
+    """A synthetic arm frame with the columns the protocol reads.
+
+    Quality is pass/fail and decided per prompt (the same in every arm: identical answers), unless
+    ``drop=(task, share)`` turns that share of the task's passes into fails. Latency has a per-prompt
+    part shared by the arms (a long prompt is slow everywhere) and an arm-specific part from ``seed``.
+    """
+    prompt_rng = np.random.default_rng(12345)
     rng = np.random.default_rng(seed)
     rows = []
     for t, task in enumerate(TASKS):
         for i in range(n_per_task):
-            q = float(np.clip(quality + rng.normal(0, 0.05), 0, 1))
-            if drop and task == drop[0]:
-                q = max(0.0, q - drop[1])
-            lat = float(latency * rng.lognormal(0, 0.3))
+            q = float(prompt_rng.random() < quality)
+            if drop and task == drop[0] and q == 1.0 and rng.random() < drop[1]:
+                q = 0.0
+            lat = float(latency * np.exp(0.3 * prompt_rng.standard_normal() + 0.1 * rng.standard_normal()))
             rows.append({"prompt_id": f"{task}-{i}", "task": task, "ctx_bucket": "short", "lang": "en",
                          "seq": t * n_per_task + i, "warm": i >= 2, "quality": q, "co_ms": lat * 1.1,
                          "raw_ms": lat, "json_ok": (i >= json_fail) if task == "json" else None,
                          "initial_tier": "std", "touched_enh": i % 3 == 0, "n_attempts": 1 + (i % 5 == 0),
                          "upgrades": int(i % 10 == 0), "refusal": False, "cost_ms": lat * 0.9,
-                         "completion_tokens": 20, "failed": False, "timeout_ms": 60_000.0})
+                         "completion_tokens": 20, "failed": False, "timeout": False, "timeout_ms": 60_000.0})
     return pd.DataFrame(rows)
 
 
@@ -44,10 +50,20 @@ def test_family_a_flags_the_stratum_whose_quality_drops_and_only_that_one():
     base = arm(seed=1)
     gate = arm(seed=2, drop=("code", 0.3))
     table = family_a(base, gate, SETTINGS).set_index("stratum")
-    assert not table.loc["code", "passed"]
+    assert table.loc["code", "decision"] == "failed" and not table.loc["code", "passed"]
     assert table.loc[["json", "open", "arith"], "passed"].all()
+    assert (table["method"] == "exact-binary").all()
     strata = table.drop(index="overall")
-    assert (strata["q_value"] >= strata["p_value"] - 1e-12).all()  # BH never lowers a p-value
+    assert (strata["q_fail"] >= strata["p_fail"] - 1e-12).all()  # BH never lowers a p-value
+
+
+def test_family_a_identical_pairs_carry_their_real_p_value_not_zero():
+    base = arm(n_per_task=2, seed=1)  # 8 pairs, every answer identical
+    table = family_a(base, base.copy(), SETTINGS).set_index("stratum")
+    assert (table["mean_diff"] == 0).all()
+    assert not table["passed"].any()
+    assert table.loc["overall", "p_value"] >= 0.95 ** 8 - 1e-9
+    assert (table["decision"] == "underpowered").all() and (table["n_needed"] > 8).all()
 
 
 def test_family_a_pairs_by_prompt_id_not_by_row_order():
@@ -58,14 +74,24 @@ def test_family_a_pairs_by_prompt_id_not_by_row_order():
 
 
 def test_family_a_tost_needs_the_difference_inside_both_margins():
-    base = arm(seed=1)
-    better = arm(seed=2, quality=0.95)  # clearly better: non-inferior, but not equivalent
+    base = arm(seed=1, quality=0.5)
+    better = base.copy()
+    better.loc[better.index % 4 == 0, "quality"] = 1.0  # clearly better: non-inferior, not equivalent
     ni = family_a(base, better, SETTINGS).set_index("stratum")
     tost = family_a(base, better, ProtocolSettings(n_resamples=500, equivalence=True)).set_index("stratum")
     assert ni.loc["overall", "passed"] and not tost.loc["overall", "passed"]
-    same = family_a(base, arm(seed=3), ProtocolSettings(n_resamples=500, equivalence=True)).set_index("stratum")
-    assert same.loc["overall", "passed"] and (same["test"] == "tost").all()
+    same = family_a(base, base.copy(), ProtocolSettings(n_resamples=500, equivalence=True)).set_index("stratum")
+    assert same.loc["overall", "passed"] and (same["test"] == "equivalence (TOST)").all()
     assert (same["ci_low"] <= same["mean_diff"]).all() and (same["mean_diff"] <= same["ci_high"]).all()
+
+
+def test_passed_rows_never_show_a_bound_on_the_wrong_side_of_their_margin():
+    base = arm(seed=1)
+    for gate in (arm(seed=2), arm(seed=2, drop=("code", 0.1)), arm(seed=3, latency=1080.0)):
+        a, b = family_a(base, gate, SETTINGS), family_b(base, gate, SETTINGS)
+        assert (a.loc[a["passed"], "ci_low"] > -a.loc[a["passed"], "margin"]).all()
+        assert (a.loc[~a["passed"], "ci_low"] <= -a.loc[~a["passed"], "margin"] + 1e-9).all()
+        assert (b.loc[b["passed"], "ratio_ci_high"] < b.loc[b["passed"], "bound"]).all()
 
 
 def test_family_b_passes_equal_latency_and_fails_a_doubled_tail():
@@ -74,19 +100,37 @@ def test_family_b_passes_equal_latency_and_fails_a_doubled_tail():
     assert same["passed"].all()
     slower = arm(seed=1, latency=2000.0)
     table = family_b(base, slower, SETTINGS)
-    assert not table["passed"].any()
+    assert not table["passed"].any() and (table["decision"] == "failed").all()
     assert set(table["view"]) == {"Overall", "Warm-only"}
     assert (table.loc[table["stratum"] == "overall", "ratio"] > 1.9).all()
 
 
 def test_family_b_counts_failed_requests_at_the_slo_cap_so_failing_fast_never_helps():
     base, gate = arm(seed=1), arm(seed=1)
-    failing = gate["prompt_id"].str.endswith(("-1", "-7", "-9"))  # ~5 % fail almost instantly
+    failing = gate["prompt_id"].str.endswith(("-1", "-7"))  # ~1.3 % fail almost instantly
     gate.loc[failing, ["co_ms", "raw_ms"]] = 0.5
     gate.loc[failing, "failed"] = True
     table = family_b(base, gate, SETTINGS)
     overall = table[(table["stratum"] == "overall") & (table["view"] == "Overall")].iloc[0]
-    assert overall["p95_gateway"] > overall["p95_baseline"] and not overall["passed"]
+    assert overall["p95_gateway"] > overall["p95_baseline"]
+
+
+def test_family_b_is_not_identifiable_when_more_than_5_percent_fail_and_cannot_pass():
+    base, gate = arm(seed=1), arm(seed=1, latency=3000.0)
+    failing = base.index % 10 == 0  # the baseline fails 10 %: its P95 sits at the SLO cap
+    base.loc[failing, "failed"] = True
+    table = family_b(base, gate, SETTINGS)
+    overall = table[table["stratum"] == "overall"]
+    assert (overall["decision"] == "not identifiable").all() and not overall["passed"].any()
+    result = verdict(family_a(base, gate, SETTINGS), table, family_c({"tsg": gate}, SETTINGS), "tsg")
+    assert not result["family_B"] and not result["overall"] and not result["identifiable"]
+
+
+def test_family_b_small_strata_are_underpowered_not_passed():
+    base = arm(n_per_task=30, seed=1)
+    table = family_b(base, arm(n_per_task=30, seed=1), SETTINGS)
+    strata = table[table["stratum"] != "overall"]
+    assert (strata["decision"] == "underpowered").all() and not strata["passed"].any()
 
 
 def test_family_b_uses_co_latency_unless_co_correction_is_off():
@@ -110,6 +154,18 @@ def test_verdict_fails_when_any_family_fails():
     a, b, c = family_a(base, gate, SETTINGS), family_b(base, gate, SETTINGS), family_c({"tsg": gate}, SETTINGS)
     result = verdict(a, b, c, "tsg")
     assert not result["family_A"] and not result["overall"]
+    assert "open" in result["failed_strata"]
+
+
+def test_verdict_fails_when_a_stratum_is_flagged_even_if_the_overall_row_passes():
+    base = arm(n_per_task=400, seed=1)
+    gate = arm(n_per_task=400, seed=1, drop=("code", 0.2))
+    a = family_a(base, gate, SETTINGS)
+    overall = a.set_index("stratum").loc["overall"]
+    assert overall["passed"]  # the drop is diluted overall ...
+    assert a.set_index("stratum").loc["code", "decision"] == "failed"  # ... but the screen finds it
+    result = verdict(a, family_b(base, gate, SETTINGS), family_c({"tsg": gate}, SETTINGS), "tsg")
+    assert not result["family_A"] and result["failed_strata"] == ["code"]
 
 
 def test_routing_cost_counts_every_attempt():
@@ -137,10 +193,10 @@ def test_report_writes_the_protocol_artifacts(tmp_path):
     for name in ("tests_family_A.csv", "tests_family_B.csv", "tests_family_C.csv"):
         assert len(pd.read_csv(result.run_dir / name)) > 0
     meta = json.loads((result.run_dir / "bootstrap_meta.json").read_text())
-    assert meta["n_resamples"] == 200 and "verdict" in meta and meta["fdr"]["method"] == "bh"
+    assert meta["n_resamples"] == 200 and "verdict" in meta and "intersection-union" in meta["multiplicity"]["verdict"]
     manifest = (result.run_dir / "seed_manifest.txt").read_text()
     assert "protocol_seed: 0" in manifest and "numba:" in manifest
-    assert "Verdict:" in str(report) and (result.run_dir / "tables" / "family_A.tex").exists()
+    assert "Verdict at α = 0.05:" in str(report) and (result.run_dir / "tables" / "family_A.tex").exists()
 
 
 def test_ablation_table_has_one_row_per_arm_and_the_cli_prints_it(tmp_path, capsys):

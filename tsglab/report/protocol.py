@@ -1,15 +1,23 @@
 """The statistics protocol of DESIGN.md §3 over two arms: families A, B, C, routing and cost.
 
-Family A — quality non-inferiority, paired by prompt id, per pre-treatment stratum, BH/BY across
-strata. Family B — P95 guardrail: P95_gateway ≤ (1+δ)·P95_baseline on the Overall and Warm-only
-views, one-sided bootstrap p-value per stratum, BH/BY per view. Family C — JSON compliance: exact
-one-sided binomial gate per arm and stratum. Strata are pre-treatment properties of the prompt
-(``bucket`` of the events), never the route taken.
+This module only groups, calls, concatenates and adjusts: every test and interval is a public
+function of :mod:`tsglab.stats`, and a library result is never overridden (a NaN stays a NaN, with
+its reason in ``note``).
+
+* Family A — quality non-inferiority paired by (prompt id, occurrence), per pre-treatment stratum,
+  by :func:`tsglab.stats.quality_noninferiority`.
+* Family B — P95 guardrail P95_gateway ≤ (1+δ)·P95_baseline on the Overall and Warm-only views, by
+  :func:`tsglab.stats.quantile_ratio_test`.
+* Family C — JSON compliance, exact one-sided binomial gate per arm and stratum.
+
+Multiplicity (README, "The verdict"): every row is a test at α; the verdict is the intersection–union
+of the overall rows; strata are screened with BH at q on their p-values for *failing*, and a flagged
+stratum blocks the verdict. Strata are pre-treatment properties of the prompt (``bucket`` of the
+events), never the route taken.
 """
 
 from __future__ import annotations
 
-import math
 import warnings
 from dataclasses import asdict, dataclass
 from typing import Literal
@@ -18,6 +26,8 @@ import numpy as np
 import pandas as pd
 
 from tsglab.errors import DegenerateStatisticWarning, SpecError
+from tsglab.report import metrics
+from tsglab.report.pairing import pair_arms
 
 OVERALL = "overall"
 VIEWS = ("Overall", "Warm-only")
@@ -38,7 +48,7 @@ class ProtocolSettings:
     seed: int = 0
     co_correction: bool = True
     equivalence: bool = False  # Family A as TOST (|mean d| < margin) instead of one-sided non-inferiority
-    min_stratum_n: int = 2
+    quality_method: Literal["auto", "exact-binary", "betting"] = "auto"
 
     def __post_init__(self) -> None:
         if self.fdr_method not in ("bh", "by"):
@@ -64,20 +74,6 @@ def _strata(frame: pd.DataFrame, keys: tuple[str, ...]) -> pd.Series:
     return frame[list(keys)].astype(str).agg("/".join, axis=1)
 
 
-def _paired(base: pd.DataFrame, gate: pd.DataFrame) -> pd.DataFrame:
-    """One row per prompt id present in both arms (suffixes _b and _g)."""
-    return base.merge(gate, on="prompt_id", suffixes=("_b", "_g"), validate="one_to_one")
-
-
-def _adjust(p_values: np.ndarray, settings: ProtocolSettings):
-    from tsglab.stats.hypothesis_tests import benjamini_hochberg, benjamini_yekutieli
-
-    adjust = benjamini_hochberg if settings.fdr_method == "bh" else benjamini_yekutieli
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DegenerateStatisticWarning)
-        return adjust(p_values, q=settings.fdr_q)
-
-
 def _groups(pairs: pd.DataFrame, settings: ProtocolSettings):
     """(stratum label, rows) for the overall sample and each stratum."""
     yield OVERALL, pairs
@@ -86,124 +82,105 @@ def _groups(pairs: pd.DataFrame, settings: ProtocolSettings):
         yield str(label), rows
 
 
-def family_a(base: pd.DataFrame, gate: pd.DataFrame, settings: ProtocolSettings) -> pd.DataFrame:
-    """Quality per stratum, d = q_gateway − q_baseline: non-inferiority (H0: mean d ≤ −margin), or with
-    ``settings.equivalence`` TOST (H0: |mean d| ≥ margin; p = the larger one-sided p-value)."""
-    from tsglab.stats.hypothesis_tests import paired_noninferiority, paired_tost
+def _screen(table: pd.DataFrame, settings: ProtocolSettings, group: str | None = None) -> pd.DataFrame:
+    """BH (or BY) at q over the strata rows' p-values *for failing* (``p_fail``): a stratum whose
+    adjusted value is below q is flagged ``failed`` — evidence that it is worse than its margin, with
+    the false-discovery rate of such flags controlled at q. The overall row is not adjusted: it is
+    ``failed`` when its own ``p_fail`` is below alpha."""
+    from tsglab.stats import benjamini_hochberg, benjamini_yekutieli
 
-    rows = []
-    for label, part in _groups(_paired(base, gate), settings):
-        diff = part["quality_g"].to_numpy(float) - part["quality_b"].to_numpy(float)
-        row = {"stratum": label, "n_pairs": len(part), "quality_baseline": part["quality_b"].mean(),
-               "quality_gateway": part["quality_g"].mean(), "margin": settings.quality_margin}
-        if len(diff) >= 2 and np.all(diff == diff[0]):
-            # every pair differs by the same amount (often 0: both arms answered alike); the bootstrap
-            # distribution is a point, so the test is decided by that amount alone
-            inside = -settings.quality_margin < diff[0] < settings.quality_margin
-            decided = inside if settings.equivalence else diff[0] > -settings.quality_margin
-            rows.append({**row, "test": "tost" if settings.equivalence else "non-inferiority", "mean_diff": diff[0],
-                         "ci_low": diff[0], "ci_high": diff[0], "p_value": 0.0 if decided else 1.0,
-                         "underpowered": False, "note": "all paired differences are equal"})
-            continue
-        arrays = (part["quality_g"].to_numpy(float), part["quality_b"].to_numpy(float))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DegenerateStatisticWarning)
-            if settings.equivalence:
-                result = paired_tost(*arrays, low=-settings.quality_margin, high=settings.quality_margin,
-                                     alpha=settings.alpha, n_resamples=settings.n_resamples, seed=settings.seed)
-                extra = {"test": "tost", "ci_high": result.ci_high, "underpowered": False}
-            else:
-                result = paired_noninferiority(*arrays, margin=settings.quality_margin, alpha=settings.alpha,
-                                               n_resamples=settings.n_resamples, seed=settings.seed)
-                extra = {"test": "non-inferiority", "ci_high": math.nan, "underpowered": result.underpowered}
-        rows.append({**row, **extra, "mean_diff": result.estimate, "ci_low": result.ci_low,
-                     "p_value": result.p_value, "note": result.note})
-    return _with_fdr(pd.DataFrame(rows), settings)
-
-
-def _with_fdr(table: pd.DataFrame, settings: ProtocolSettings, group: str | None = None) -> pd.DataFrame:
-    """Add q-values across the strata rows (the overall row is reported, not adjusted) and verdicts."""
+    adjust = benjamini_hochberg if settings.fdr_method == "bh" else benjamini_yekutieli
     table = table.copy()
-    table["q_value"] = np.nan
-    groups = [table.index] if group is None else [idx for _, idx in table.groupby(group).groups.items()]
+    table["q_fail"] = np.nan
+    groups = [table.index] if group is None else list(table.groupby(group).groups.values())
     for idx in groups:
-        strata = [i for i in idx if table.at[i, "stratum"] != OVERALL]
+        strata = [i for i in idx if table.at[i, "stratum"] != OVERALL and np.isfinite(table.at[i, "p_fail"])]
         if strata:
-            table.loc[strata, "q_value"] = _adjust(table.loc[strata, "p_value"].to_numpy(float), settings).adjusted
-        overall = [i for i in idx if table.at[i, "stratum"] == OVERALL]
-        table.loc[overall, "q_value"] = table.loc[overall, "p_value"]
-    table["passed"] = table["q_value"] < np.where(table["stratum"] == OVERALL, settings.alpha, settings.fdr_q)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DegenerateStatisticWarning)
+                result = adjust(table.loc[strata, "p_fail"].to_numpy(float), q=settings.fdr_q)
+            table.loc[strata, "q_fail"] = result.adjusted
+    flagged = (table["stratum"] != OVERALL) & (table["q_fail"] < settings.fdr_q)
+    # the overall row is a single test: 'failed' when its own p-value for failing is below alpha
+    flagged |= (table["stratum"] == OVERALL) & (table["p_fail"] < settings.alpha)
+    table.loc[flagged & ~table["passed"], "decision"] = "failed"
     table["fdr"] = settings.fdr_method
     return table
 
 
-def _p95_draws(values: np.ndarray, index: np.ndarray, k: int) -> np.ndarray:
-    """Type-1 P95 (the k-th order statistic) of ``values[index[b]]`` for every resample b."""
-    gathered = values[index]
-    return np.partition(gathered, k - 1, axis=1)[:, k - 1]
+def _row_decision(passed: bool, underpowered: bool, identifiable: bool = True) -> str:
+    if not identifiable:
+        return "not identifiable"
+    if passed:
+        return "passed"
+    return "underpowered" if underpowered else "inconclusive"
 
 
-def _resample_indices(n: int, n_resamples: int, rng: np.random.Generator, block_length: int | None,
-                      chunk: int) -> np.ndarray:
-    """Row indices of ``chunk`` resamples: iid, or the stationary bootstrap (Politis & Romano 1994)
-    with mean block length ``block_length`` over rows in time order."""
-    if not block_length or block_length <= 1:
-        return rng.integers(0, n, size=(chunk, n))
-    index = np.empty((chunk, n), dtype=np.int64)
-    index[:, 0] = rng.integers(0, n, size=chunk)
-    new_block = rng.random((chunk, n)) < 1.0 / block_length
-    starts = rng.integers(0, n, size=(chunk, n))
-    for t in range(1, n):
-        index[:, t] = np.where(new_block[:, t], starts[:, t], (index[:, t - 1] + 1) % n)
-    return index
+def family_a(base: pd.DataFrame, gate: pd.DataFrame, settings: ProtocolSettings) -> pd.DataFrame:
+    """Quality per stratum, d = q_gateway − q_baseline, by :func:`tsglab.stats.quality_noninferiority`
+    (exact test for pass/fail scores, betting e-value for other bounded scores): H0 mean d ≤ −margin,
+    or with ``settings.equivalence`` TOST. Each row is a test at α; strata are screened for failure."""
+    from tsglab.stats import quality_noninferiority
+
+    rows = []
+    for label, part in _groups(pair_arms(base, gate), settings):
+        g, b = part["quality_g"].to_numpy(float), part["quality_b"].to_numpy(float)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DegenerateStatisticWarning)
+            result = quality_noninferiority(g, b, margin=settings.quality_margin, alpha=settings.alpha,
+                                            equivalence=settings.equivalence, method=settings.quality_method,
+                                            seed=settings.seed)
+        rows.append({"stratum": label, "n_pairs": result.n, "quality_baseline": float(np.mean(b)) if len(b) else np.nan,
+                     "quality_gateway": float(np.mean(g)) if len(g) else np.nan, "margin": result.margin,
+                     "test": result.test, "method": result.method, "mean_diff": result.estimate,
+                     "ci_low": result.ci_low, "ci_high": result.ci_high, "p_value": result.p_value,
+                     "p_fail": result.p_fail, "passed": result.passed, "underpowered": result.underpowered,
+                     "n_needed": result.n_needed, "decision": _row_decision(result.passed, result.underpowered),
+                     "note": result.note})
+    return _screen(pd.DataFrame(rows), settings)
+
+
+def _latency_arrays(part: pd.DataFrame, column: str, side: str) -> tuple[np.ndarray, np.ndarray]:
+    """Latencies of one arm with the censored flags the guardrail uses: a timeout is right-censored at
+    its elapsed time; a failed request (no answer) is counted as censored at the SLO cap."""
+    values = part[f"{column}_{side}"].to_numpy(float).copy()
+    failed = part[f"failed_{side}"].to_numpy(bool)
+    timeout = part[f"timeout_{side}"].to_numpy(bool) if f"timeout_{side}" in part else np.zeros(len(part), bool)
+    cap = part[f"timeout_ms_{side}"].to_numpy(float)
+    values[failed] = cap[failed]
+    return values, failed | timeout
 
 
 def family_b(base: pd.DataFrame, gate: pd.DataFrame, settings: ProtocolSettings,
-             block_length: int | None = None) -> pd.DataFrame:
-    """P95 guardrail per stratum and view: H0: P95_g > (1+δ)·P95_b, rejected when the bootstrap
-    share of θ* = P95*_g − (1+δ)·P95*_b at or above 0 is small.
+             resampling: str = "auto") -> pd.DataFrame:
+    """P95 guardrail per stratum and view by :func:`tsglab.stats.quantile_ratio_test`:
+    H0 P95_g ≥ (1+δ)·P95_b on censored Harrell–Davis P95s, prompts resampled jointly for both arms in
+    time order (iid, or the stationary bootstrap when either arm is serially correlated)."""
+    from tsglab.stats import quantile_ratio_test
 
-    Prompts are resampled jointly for both arms (the arms are paired by prompt id), in time order
-    with the stationary bootstrap when ``block_length`` is given (serial correlation).
-    """
     column = "co_ms" if settings.co_correction else "raw_ms"
-    pairs = _paired(base, gate).sort_values("seq_g")
-    for side in ("b", "g"):  # a failed request was not served within the SLO: count it at the cap
-        failed = pairs[f"failed_{side}"].to_numpy(bool)
-        pairs.loc[failed, f"{column}_{side}"] = pairs.loc[failed, f"timeout_ms_{side}"]
+    pairs = pair_arms(base, gate).sort_values("seq_g", kind="stable")
     rows = []
-    rng = np.random.default_rng(settings.seed)
-    bound = 1.0 + settings.p95_delta
     for view in VIEWS:
         view_pairs = pairs if view == "Overall" else pairs[pairs["warm_b"] & pairs["warm_g"]]
         for label, part in _groups(view_pairs, settings):
-            n = len(part)
-            row = {"stratum": label, "view": view, "n_pairs": n, "latency": column}
-            if n < settings.min_stratum_n:
-                rows.append({**row, "p95_baseline": math.nan, "p95_gateway": math.nan, "ratio": math.nan,
-                             "bound": bound, "ratio_ci_high": math.nan, "p_value": math.nan,
-                             "note": f"n = {n} < {settings.min_stratum_n}: not tested"})
-                continue
-            g = part[f"{column}_g"].to_numpy(float)
-            b = part[f"{column}_b"].to_numpy(float)
-            k = max(1, math.ceil(0.95 * n))
-            p95_g, p95_b = np.partition(g, k - 1)[k - 1], np.partition(b, k - 1)[k - 1]
-            theta, ratios = [], []
-            chunk = max(1, min(settings.n_resamples, 4_000_000 // max(n, 1)))
-            for start in range(0, settings.n_resamples, chunk):
-                size = min(chunk, settings.n_resamples - start)
-                index = _resample_indices(n, settings.n_resamples, rng, block_length, size)
-                draws_g, draws_b = _p95_draws(g, index, k), _p95_draws(b, index, k)
-                theta.append(draws_g - bound * draws_b)
-                ratios.append(draws_g / np.where(draws_b > 0, draws_b, np.nan))
-            theta_all, ratio_all = np.concatenate(theta), np.concatenate(ratios)
-            p_value = (1 + np.count_nonzero(theta_all >= 0)) / (len(theta_all) + 1)
-            note = "" if n >= 20 else f"n = {n}: the P95 is near the sample maximum; the test has little power"
-            rows.append({**row, "p95_baseline": p95_b, "p95_gateway": p95_g, "ratio": p95_g / p95_b if p95_b else
-                         math.nan, "bound": bound,
-                         "ratio_ci_high": float(np.nanquantile(ratio_all, 1 - settings.alpha)),
-                         "p_value": p_value, "note": note})
-    return _with_fdr(pd.DataFrame(rows), settings, group="view")
+            g, g_cens = _latency_arrays(part, column, "g")
+            b, b_cens = _latency_arrays(part, column, "b")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DegenerateStatisticWarning)
+                result = quantile_ratio_test(g, b, delta=settings.p95_delta, alpha=settings.alpha,
+                                             gateway_censored=g_cens, baseline_censored=b_cens,
+                                             resampling=resampling, n_resamples=settings.n_resamples,
+                                             seed=settings.seed)
+            rows.append({"stratum": label, "view": view, "n_pairs": result.n, "latency": column,
+                         "p95_baseline": result.baseline_estimate, "p95_gateway": result.gateway_estimate,
+                         "ratio": result.ratio, "ratio_ci_high": result.ratio_ci_high, "bound": result.bound,
+                         "p_value": result.p_value, "p_fail": result.p_fail, "power_at_equal": result.power_at_equal,
+                         "passed": result.passed, "underpowered": result.underpowered,
+                         "identifiable": result.identifiable,
+                         "decision": _row_decision(result.passed, result.underpowered, result.identifiable),
+                         "resampling": result.resampling, "note": result.note})
+    return _screen(pd.DataFrame(rows), settings, group="view")
 
 
 def family_c(frames: dict[str, pd.DataFrame], settings: ProtocolSettings) -> pd.DataFrame:
@@ -212,15 +189,15 @@ def family_c(frames: dict[str, pd.DataFrame], settings: ProtocolSettings) -> pd.
 
     rows = []
     for arm, frame in frames.items():
-        json_rows = frame[frame["task"] == "json"]
+        json_rows = frame[metrics.is_json_request(frame)]
         parts = [(OVERALL, json_rows)]
         if len(json_rows):
             parts += list(json_rows.groupby(_strata(json_rows, settings.strata).to_numpy(), sort=True))
         for label, part in parts:
-            failures = int((~part["json_ok"].eq(True)).sum())  # None (no answer) counts as a failure
+            counts = metrics.json_failures(part)  # the one rule: a timed-out or failed json request failed
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", DegenerateStatisticWarning)
-                gate = binomial_gate(failures, len(part), max_rate=settings.json_max_rate, alpha=settings.alpha)
+                gate = binomial_gate(counts.failures, counts.n, max_rate=settings.json_max_rate, alpha=settings.alpha)
             rows.append({"arm": arm, "stratum": str(label), "n": gate.n, "failures": gate.failures,
                          "rate": gate.rate, "upper_bound": gate.upper_bound, "max_rate": gate.max_rate,
                          "p_value": gate.p_value, "passed_point": gate.passed_point,
@@ -230,30 +207,25 @@ def family_c(frames: dict[str, pd.DataFrame], settings: ProtocolSettings) -> pd.
 
 def routing_cost(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """Where requests started and ended, and what the whole cascade cost (paper §6.4)."""
-    rows = []
-    for arm, frame in frames.items():
-        row = {"arm": arm, "n": len(frame)}
-        for tier in ("light", "std", "enh"):
-            row[f"r_{tier}"] = float((frame["initial_tier"] == tier).mean())
-        row.update({
-            "r_costly": float(frame["touched_enh"].mean()),
-            "retry_rate": float((frame["n_attempts"] > 1).mean()),
-            "upgrade_rate": float((frame["upgrades"] > 0).mean()),
-            "refusal_rate": float(frame["refusal"].mean()),
-            "attempts_per_req": float(frame["n_attempts"].mean()),
-            "avg_eval_ms": float(frame["cost_ms"].mean()),
-            "tokens_per_req": float(frame["completion_tokens"].mean()),
-        })
-        rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame([{"arm": arm, **metrics.routing_metrics(frame)} for arm, frame in frames.items()])
 
 
 def verdict(table_a: pd.DataFrame, table_b: pd.DataFrame, table_c: pd.DataFrame, gateway: str) -> dict:
-    """Overall pass/fail: every stratum of A and B passes; the gateway's JSON gate passes."""
-    a_ok = bool(table_a.loc[table_a["stratum"] != OVERALL, "passed"].all())
-    b_ok = bool(table_b.loc[table_b["stratum"] != OVERALL, "passed"].all())
+    """The verdict, an intersection–union test at α (README, "The verdict"): it passes only when the
+    overall row of Family A passes, the overall rows of Family B pass in both views, the gateway's JSON
+    gate passes, and no stratum row is flagged ``failed`` by the FDR screen. Each of those rows is a
+    test at α, so whichever family's null hypothesis holds, the verdict passes with probability ≤ α.
+    ``underpowered`` is True when a row the verdict needs could not pass at its n."""
+    overall_a = table_a[table_a["stratum"] == OVERALL]
+    overall_b = table_b[table_b["stratum"] == OVERALL]
     gate_c = table_c[(table_c["arm"] == gateway) & (table_c["stratum"] == OVERALL)]
+    a_ok = bool(len(overall_a) and overall_a["passed"].all() and not (table_a["decision"] == "failed").any())
+    b_ok = bool(len(overall_b) and overall_b["passed"].all() and not (table_b["decision"] == "failed").any())
     c_ok = bool(gate_c["passed_test"].all()) if len(gate_c) else True
-    underpowered = bool(table_a["underpowered"].any() or (len(gate_c) and gate_c["underpowered"].any()))
+    identifiable = bool(overall_b["identifiable"].all()) if len(overall_b) else False
+    underpowered = bool(overall_a["underpowered"].any() or overall_b["underpowered"].any()
+                        or (len(gate_c) and gate_c["underpowered"].any()))
+    failed_strata = sorted(set(table_a.loc[table_a["decision"] == "failed", "stratum"])
+                           | set(table_b.loc[table_b["decision"] == "failed", "stratum"]))
     return {"family_A": a_ok, "family_B": b_ok, "family_C": c_ok, "overall": a_ok and b_ok and c_ok,
-            "underpowered": underpowered}
+            "underpowered": underpowered, "identifiable": identifiable, "failed_strata": failed_strata}

@@ -14,6 +14,7 @@ from tsglab._version import __version__
 from tsglab.errors import RunError
 from tsglab.events.log import read_events, read_manifest
 from tsglab.report.frame import events_frame
+from tsglab.report.pairing import shared_pairs
 from tsglab.report.protocol import ProtocolSettings, family_a, family_b, family_c, routing_cost, verdict
 from tsglab.report.render import to_html, to_latex, to_markdown
 from tsglab.report.tables import (
@@ -72,8 +73,16 @@ class RunReport:
             return ""
         marks = ", ".join(f"{k} {'pass' if v else 'FAIL'}" for k, v in self.verdict.items()
                           if k.startswith("family"))
-        power = " (some tests are underpowered: see notes)" if self.verdict.get("underpowered") else ""
-        return f"Verdict: {'PASS' if self.verdict['overall'] else 'FAIL'} — {marks}{power}"
+        extra = []
+        if self.verdict.get("underpowered"):
+            extra.append("a row the verdict needs is underpowered at its n (see n_needed / power_at_equal)")
+        if not self.verdict.get("identifiable", True):
+            extra.append("a P95 is not identifiable (failures or censoring above 5 %)")
+        if self.verdict.get("failed_strata"):
+            extra.append(f"strata flagged failed: {', '.join(self.verdict['failed_strata'])}")
+        alpha = self.meta.get("settings", {}).get("alpha", 0.05)
+        tail = f" ({'; '.join(extra)})" if extra else ""
+        return f"Verdict at α = {alpha:g}: {'PASS' if self.verdict['overall'] else 'FAIL'} — {marks}{tail}"
 
     def __str__(self) -> str:
         status = "" if self.status == "complete" else f"  [run {self.status}: partial data]"
@@ -85,14 +94,14 @@ class RunReport:
 
 
 def _a_view(table: pd.DataFrame) -> pd.DataFrame:
-    cols = ["stratum", "n_pairs", "quality_baseline", "quality_gateway", "mean_diff", "ci_low", "ci_high",
-            "p_value", "q_value", "passed", "underpowered"]
+    cols = ["stratum", "n_pairs", "method", "quality_baseline", "quality_gateway", "mean_diff", "ci_low", "ci_high",
+            "p_value", "q_fail", "decision", "n_needed"]
     return table[cols] if len(table) else table
 
 
 def _b_view(table: pd.DataFrame) -> pd.DataFrame:
     cols = ["view", "stratum", "n_pairs", "p95_baseline", "p95_gateway", "ratio", "ratio_ci_high", "p_value",
-            "q_value", "passed"]
+            "q_fail", "power_at_equal", "decision"]
     return table[cols] if len(table) else table
 
 
@@ -139,36 +148,40 @@ def build_report(
     if gateway_arm not in arms:
         raise RunError(f"{run_dir}: no arm named {gateway_arm!r} (arms: {arms}).")
     gate = frame[frame["arm"] == gateway_arm]
-    shared = sorted(set(base["prompt_id"]) & set(gate["prompt_id"]))
-    if not shared:
+    base, gate = shared_pairs(base, gate)
+    if not len(base):
         raise RunError(f"{run_dir}: the arms share no prompt ids; a paired comparison needs the same prompts.")
-    base, gate = base[base["prompt_id"].isin(shared)], gate[gate["prompt_id"].isin(shared)]
     frames = {base_label: base, gateway_arm: gate}
     load = manifest.get("spec", {}).get("load", {})
     fingerprint = (f"tsglab {__version__}; run {manifest.get('run_id')}; spec {manifest.get('spec_hash')}; "
-                   f"seed {manifest.get('seed')}; n={len(shared)} paired prompts; warm-up "
+                   f"seed {manifest.get('seed')}; n={len(base)} paired requests; warm-up "
                    f"{load.get('warmup_count', 0)} req per arm / {load.get('warmup_seconds', 0)} s; timeout "
                    f"{load.get('timeout_s')} s; mode {load.get('mode')}, period {load.get('period_ms')} ms")
     from tsglab.stats import TDigest
 
     settings = settings or ProtocolSettings(seed=int(manifest.get("seed") or 0))
     choice = {arm: _serial_choice(f) for arm, f in frames.items()}
-    block = max((c.block_length or 0 for c in choice.values() if c is not None), default=0) or None
     table_a = family_a(base, gate, settings)
-    table_b = family_b(base, gate, settings, block_length=block)
+    table_b = family_b(base, gate, settings)
     table_c = family_c(frames, settings)
+    b_overall = table_b[table_b["stratum"] == "overall"]
     meta = {
         "n_resamples": settings.n_resamples,
         "seed": settings.seed,
-        "family_A": {"method": "paired bootstrap of prompt-level quality differences (iid over prompts)",
-                     "margin": settings.quality_margin, "alpha": settings.alpha},
-        "family_B": {"method": "joint resampling of prompt ids for both arms, "
-                               + (f"stationary bootstrap, mean block length {block}" if block else "iid"),
-                     "block_length": block, "statistic": "type-1 P95 (order statistic)",
+        "family_A": {"function": "tsglab.stats.quality_noninferiority",
+                     "methods": sorted(set(table_a["method"])), "margin": settings.quality_margin,
+                     "alpha": settings.alpha, "test": "equivalence (TOST)" if settings.equivalence else
+                     "non-inferiority"},
+        "family_B": {"function": "tsglab.stats.quantile_ratio_test",
+                     "statistic": "log ratio of censored Harrell–Davis P95s, paired percentile bootstrap",
+                     "resampling": dict(zip(b_overall["view"], b_overall["resampling"], strict=True)),
                      "latency": "co_ms" if settings.co_correction else "raw_ms", "delta": settings.p95_delta},
         "serial_correlation": {arm: (asdict(c) if c is not None else None) for arm, c in choice.items()},
-        "fdr": {"method": settings.fdr_method, "q": settings.fdr_q},
-        "estimators": {"p50_p95": "harrell-davis (Beta weights)", "censored": "kaplan-meier / slo-cap",
+        "multiplicity": {"verdict": f"intersection-union of the overall rows at alpha = {settings.alpha}",
+                         "strata": f"{settings.fdr_method.upper()} at q = {settings.fdr_q} on p_fail flags failing "
+                                   "strata, which block the verdict"},
+        "estimators": {"p50_p95": "harrell-davis on the kaplan-meier distribution (censored HD)",
+                       "intervals": "percentile bootstrap, iid or stationary by a Ljung-Box test",
                        "online": TDigest.implementation},
         "settings": settings.to_dict(),
     }
@@ -191,22 +204,32 @@ def build_report(
         meta=meta,
         frames=frames,
         notes={
-            "headline": "P50: Harrell–Davis on raw E2E latency of warm requests. Eval ms: prompt + generation "
-                        "time summed over every attempt (repairs, upgrades). P95 CO: completed − intended "
-                        f"start; HD, or KM/SLO-cap under censoring. {fingerprint}",
-            "family_A": f"Paired bootstrap (B={settings.n_resamples}, seed {settings.seed}) of mean quality "
-                        f"difference; H0: mean d <= -{settings.quality_margin}; ci_low one-sided at "
-                        f"{1 - settings.alpha:.0%}; q: {settings.fdr_method.upper()} at {settings.fdr_q} across "
-                        f"strata ({'/'.join(settings.strata)}). {fingerprint}",
-            "family_B": f"H0: P95_g > {1 + settings.p95_delta:g}·P95_b on "
-                        f"{'CO' if settings.co_correction else 'raw (co_correction off)'} latency; type-1 P95; "
-                        f"joint prompt bootstrap B={settings.n_resamples}, "
-                        f"{'stationary, mean block ' + str(block) if block else 'iid'}, seed {settings.seed}; "
-                        f"{settings.fdr_method.upper()} per view. {fingerprint}",
+            "headline": "P50: raw E2E latency of warm requests; P95 CO: completed − intended start. Both "
+                        "Harrell–Davis on the Kaplan–Meier distribution (timeouts right-censored), with 95 % "
+                        f"percentile-bootstrap CIs (B={settings.n_resamples}; stationary bootstrap when a Ljung–Box "
+                        "test finds serial correlation). Eval ms: prompt + generation time summed over every "
+                        f"attempt (repairs, upgrades; a failed attempt costs its elapsed time). {fingerprint}",
+            "family_A": f"Each row a test at α={settings.alpha}: H0 mean d <= -{settings.quality_margin} "
+                        f"({'TOST' if settings.equivalence else 'non-inferiority'}), d = gateway − baseline per "
+                        "prompt; method exact-binary (exact unconditional score test, pass/fail scores) or "
+                        "betting (finite-sample e-value for bounded scores); ci_low/ci_high: the test inverted "
+                        f"(one-sided {1 - settings.alpha:.0%}). q_fail: {settings.fdr_method.upper()} at "
+                        f"{settings.fdr_q} on the p-values for failing, across strata "
+                        f"({'/'.join(settings.strata)}); decision 'failed' = flagged. n_needed: pairs at which "
+                        f"identical scores would pass. {fingerprint}",
+            "family_B": f"Each row a test at α={settings.alpha}: H0 P95_g >= {1 + settings.p95_delta:g}·P95_b on "
+                        f"{'CO' if settings.co_correction else 'raw (co_correction off)'} latency; censored "
+                        "Harrell–Davis P95s (failed requests censored at the SLO cap), prompts resampled jointly "
+                        f"(B={settings.n_resamples}, seed {settings.seed}; stationary bootstrap at level α/2 when "
+                        "serially correlated). 'not identifiable': > 5 % failed or censored in an arm; "
+                        "'underpowered': power at ratio 1 below 50 % or too few observations above the P95. "
+                        f"q_fail: {settings.fdr_method.upper()} per view on the p-values for failing. {fingerprint}",
             "family_C": f"Exact one-sided binomial test of rate >= {settings.json_max_rate:g} at α={settings.alpha}; "
                         f"upper bound: Clopper–Pearson. {fingerprint}",
-            "p95_views": "KM: Kaplan–Meier P95 with timeouts right-censored (NaN when censoring > 5 % or the "
-                         "curve never reaches 0.95); SLO-cap: censored values set to the timeout. Failed requests "
+            "p95_views": "Harrell–Davis on the Kaplan–Meier distribution, timeouts right-censored at their elapsed "
+                         "time; 95 % percentile-bootstrap CIs (stationary bootstrap when serially correlated: "
+                         "column 'interval'). P95 NaN when censoring > 5 % (not identifiable); "
+                         "p95_lower_bound_ms is then a lower bound. Failed requests "
                          "(errors other than timeouts) have no answer latency: left out here, counted in 'errors', "
                          "and counted at the SLO cap by the Family B guardrail. " + fingerprint,
             "load": "Dispatch lag = dispatched − intended start: how long a request waited to be sent — behind "
@@ -240,7 +263,8 @@ def metrics_summary(report: RunReport) -> pd.DataFrame:
     for arm, frame in report.frames.items():
         rows += [{"arm": arm, "metric": key, "value": value} for key, value in arm_metrics(frame).items()]
     for view in report.p95_views.itertuples(index=False):
-        for key in ("p95_ms", "p95_km_ms", "p95_slo_cap_ms", "timeouts_rate"):
+        for key in ("p50_ms", "p50_ci_low", "p50_ci_high", "p95_ms", "p95_ci_low", "p95_ci_high",
+                    "p95_lower_bound_ms", "timeouts_rate"):
             rows.append({"arm": view.arm, "metric": f"{key} [{view.view}]", "value": float(getattr(view, key))})
     summary = pd.DataFrame(rows)
     summary.insert(0, "run_id", report.run_dir.name)

@@ -32,7 +32,17 @@ from tsglab.stats.hypothesis_tests import (
     sample_size_paired,
 )
 from tsglab.stats.latency import backfill_co, co_latency_ms, raw_latency_ms
+from tsglab.stats.quality_tests import QualityTest, quality_noninferiority
+from tsglab.stats.quantile_inference import (
+    QuantileCI,
+    QuantileRatioTest,
+    censored_harrell_davis,
+    choose_resampling,
+    quantile_ci,
+    quantile_ratio_test,
+)
 from tsglab.stats.quantiles import harrell_davis, sample_quantile
+from tsglab.stats.resample import ResamplePlan, resample_indices
 from tsglab.stats.tdigest import TDigest
 
 __all__ = [
@@ -46,6 +56,10 @@ __all__ = [
     "KaplanMeierCurve",
     "MultipleTestResult",
     "NonInferiority",
+    "QualityTest",
+    "QuantileCI",
+    "QuantileRatioTest",
+    "ResamplePlan",
     "SLOCapQuantile",
     "SerialCorrelation",
     "TDigest",
@@ -54,8 +68,10 @@ __all__ = [
     "benjamini_yekutieli",
     "binomial_gate",
     "bootstrap_quantile_ci",
+    "censored_harrell_davis",
     "censoring_summary",
     "choose_bootstrap",
+    "choose_resampling",
     "co_latency_ms",
     "harrell_davis",
     "kaplan_meier",
@@ -63,7 +79,11 @@ __all__ = [
     "optimal_block_length",
     "paired_noninferiority",
     "paired_tost",
+    "quality_noninferiority",
+    "quantile_ci",
+    "quantile_ratio_test",
     "raw_latency_ms",
+    "resample_indices",
     "sample_quantile",
     "sample_size_binomial_gate",
     "sample_size_paired",
