@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import time
+
 import pytest
 from conftest import scripted_ladder
 
@@ -81,6 +83,46 @@ def test_timeout_is_censored_without_repair():
     assert result.timed_out and result.error_kind == "timeout"
     assert len(result.attempts) == 1 and result.attempts[0].total_ms == 1234.0
     assert not result.repaired and result.upgrades == 0
+
+
+def test_a_timed_out_attempt_costs_its_elapsed_time_not_zero():
+    result = run(scripted_ladder(BackendTimeout("stalled", elapsed_ms=1234.0)), timeout_s=1.2)
+    attempt = result.attempts[0]
+    assert attempt.cost_ms == attempt.total_ms == 1234.0 and attempt.cost_source == "elapsed"
+    assert attempt.completion_tokens == 0 and attempt.eval_ms == 0.0  # no tokens counted, split unknown
+
+
+def test_a_scripted_backend_that_really_times_out_is_costed_at_the_time_it_ran():
+    # 50 words at 10 ms each overrun a 0.05 s timeout; sleep=True spends the time for real
+    result = run(scripted_ladder(" ".join(["word"] * 50), sleep=True, eval_ms_per_token=10.0), timeout_s=0.05)
+    attempt = result.attempts[0]
+    assert result.timed_out and attempt.cost_source == "elapsed"
+    assert attempt.cost_ms == attempt.total_ms == pytest.approx(50.0, rel=0.05)
+
+
+def test_a_failed_attempt_costs_its_measured_elapsed_time():
+    def slow_refusal(_request):
+        time.sleep(0.02)
+        return BackendConnectError("refused")
+
+    result = run(scripted_ladder(slow_refusal))
+    attempt = result.attempts[0]
+    assert attempt.cost_source == "elapsed" and attempt.cost_ms == attempt.total_ms >= 20.0
+
+
+def test_an_answered_attempt_costs_its_backend_durations():
+    result = run(scripted_ladder(sequence("not json", GOOD), prompt_ms=2.0, eval_ms_per_token=3.0))
+    # two words each: 2 ms prompt + 2 × 3 ms eval
+    assert [(a.cost_ms, a.cost_source) for a in result.attempts] == [(2.0 + 6.0, "backend")] * 2
+
+
+def test_a_cascade_of_retries_sums_failed_and_answered_attempts():
+    ladder = scripted_ladder(sequence(BackendConnectError("refused"), GOOD), prompt_ms=2.0, eval_ms_per_token=3.0)
+    result = execute(ladder, PAPER, "Return JSON with the name.", tier="light", task="json", json_schema=SCHEMA,
+                     timeout_s=None, retry=RetryPolicy(max_retries=1, backoff_ms=1.0))
+    failed, answered = result.attempts
+    assert failed.cost_source == "elapsed" and failed.cost_ms > 0
+    assert answered.cost_source == "backend" and answered.cost_ms == 2.0 + 6.0
 
 
 def test_backend_error_is_recorded_not_raised():

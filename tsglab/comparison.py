@@ -165,8 +165,13 @@ def _median(values: pd.Series) -> float:
 
 
 def comparison_table(run_dirs: dict[str, str | os.PathLike]) -> pd.DataFrame:
-    """One row per (variant, arm): P50/P95 raw and CO, TTFT, tokens/s, JSON failures, errors, energy."""
+    """One row per (variant, arm): P50/P95 raw and CO, TTFT, tokens/s, JSON failures, errors, cost, energy.
+
+    Quality, JSON failure rate, error rate, cost and tokens/s are :mod:`tsglab.report.metrics`'s (the
+    report's definitions: a timed-out json request is a JSON failure, a failed attempt costs its
+    elapsed time)."""
     from tsglab.events.log import read_events
+    from tsglab.report import metrics
     from tsglab.report.frame import events_frame
     from tsglab.report.tables import _quietly, energy_table, p95_view
     from tsglab.stats import harrell_davis
@@ -178,11 +183,7 @@ def comparison_table(run_dirs: dict[str, str | os.PathLike]) -> pd.DataFrame:
         for arm, part in frame.groupby("arm", sort=False):
             attempts = [a for e in events if e["arm"] == arm for a in e["attempts"]]
             backends = sorted({a.get("backend", "") for a in attempts} - {""})
-            decoded = [a for a in attempts if a["completion_tokens"] > 1 and a["eval_ms"] > 0]
-            eval_s = sum(a["eval_ms"] for a in decoded) / 1e3
-            gen_tokens = sum(a["completion_tokens"] - 1 for a in decoded)
             answered = part[~part["failed"]]
-            json_rows = part[part["task"] == "json"]
             energy = energy_table({arm: part}).iloc[0]
             rows.append({
                 "variant": variant,
@@ -196,11 +197,11 @@ def comparison_table(run_dirs: dict[str, str | os.PathLike]) -> pd.DataFrame:
                 "ttft_p50_ms": _median(answered["ttft_ms"]),
                 "itl_p50_ms": _median(pd.Series([a.get("details", {}).get("itl_ms_p50") for a in attempts],
                                                 dtype=float)),
-                # decode speed: tokens after the first over the time after the first token, all attempts
-                "tokens_per_s": gen_tokens / eval_s if eval_s > 0 else math.nan,
-                "mean_quality": float(part["quality"].mean()),
-                "json_fail_rate": float(1 - json_rows["json_ok"].eq(True).mean()) if len(json_rows) else math.nan,
-                "error_rate": float(part["failed"].mean()),
+                "tokens_per_s": metrics.decode_tokens_per_s(part),
+                "mean_quality": metrics.mean_quality(part),
+                "json_fail_rate": metrics.json_fail_rate(part),
+                "error_rate": metrics.error_rate(part),
+                "avg_eval_ms": metrics.avg_cost_ms(part),
                 "timeouts": int(part["timeout"].sum()),
                 "j_per_request": energy["j_per_request"],
                 "energy": energy["note"] or "measured",
@@ -215,7 +216,9 @@ def write_comparison(table: pd.DataFrame, out: Path, *, title: str) -> None:
     note = ("P50: Harrell–Davis; P95: HD (KM/SLO-cap under censoring); raw = completed − dispatched, CO = "
             "completed − intended start; failed requests (errors, not timeouts) left out of latency and counted "
             "in error_rate; TTFT: first content token as the client saw it; tokens/s: decode tokens after the "
-            f"first over the time after the first token; energy: NaN where no meter measured it. tsglab {__version__}")
+            "first over the time after the first token; json_fail_rate: every json-task request that did not deliver "
+            "valid JSON, timed-out and failed ones included; avg_eval_ms: cost summed over all attempts, a timed-out "
+            f"or failed attempt at its elapsed time; energy: NaN where no meter measured it. tsglab {__version__}")
     (out / "comparison.md").write_text(to_markdown(table, title=title, note=note), encoding="utf-8")
     (out / "comparison.tex").write_text(to_latex(table, title=title, note=note, label="tab:frameworks"),
                                         encoding="utf-8")

@@ -10,7 +10,8 @@ so it loses at most the events completed in the last interval plus one fsync's d
 nothing at all if the run ends normally, since ``close()`` fsyncs. The manifest says ``running``
 while a run goes, ``complete`` or ``incomplete`` after; a manifest left at ``running`` by a killed
 process reads as incomplete. A torn last line (a crash mid-write) is dropped on reading, with a
-warning.
+warning. An event whose latency is NaN, infinite, negative or missing is refused on reading, with the
+file, the line and the field (:mod:`tsglab.events.validate`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from tsglab.errors import RunError, TsglabWarning
+from tsglab.events.validate import check_latencies
 
 SCHEMA_VERSION = 1
 EVENTS_FILE = "events.jsonl"
@@ -101,7 +103,8 @@ def _drop_torn_tail(path: Path) -> None:
 
 
 def read_events(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
-    """All events of a run; a torn last line is skipped with a warning, any other bad line is an error."""
+    """All events of a run; a torn last line is skipped with a warning, any other bad line is an error
+    (including a NaN, infinite, negative or missing latency: the error names the file, line and field)."""
     path = Path(run_dir) / EVENTS_FILE
     if not path.is_file():
         raise RunError(f"{run_dir}: no {EVENTS_FILE}; is this a tsglab run directory (runs/<run_id>)?")
@@ -126,6 +129,7 @@ def _iter_events(path: Path) -> Iterator[dict[str, Any]]:
         if version != SCHEMA_VERSION:
             raise RunError(f"{path}:{lineno}: field 'schema_version' is {version!r}; this tsglab reads "
                            f"version {SCHEMA_VERSION}.")
+        check_latencies(event, where=f"{path}:{lineno}", require_latency=False)
         yield event
 
 

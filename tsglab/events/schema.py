@@ -1,4 +1,12 @@
-"""One event per request: what the gateway decided, every attempt, the schedule stamps and the outcome."""
+"""One event per request: what the gateway decided, every attempt, the schedule stamps and the outcome.
+
+``latency.cost_ms`` is the sum of the attempts' ``cost_ms``: an attempt that answered costs its
+prompt-eval + eval ms as its backend measured them (``cost_source: "backend"``), a timed-out or failed
+attempt its elapsed time (``cost_source: "elapsed"``). A request with no attempt record (abandoned by
+the runner's watchdog, or a runner exception) costs its elapsed time since dispatch, and
+``latency.cost_source`` says ``"elapsed"`` instead of ``"attempts"``. ``latency.eval_ms`` and
+``latency.prompt_eval_ms`` stay the backends' measured durations (a failed attempt has none).
+"""
 
 from __future__ import annotations
 
@@ -40,6 +48,11 @@ def build_event(
     prompt_eval_ms = sum(a.prompt_eval_ms for a in ex.attempts)
     first_ttft = ex.attempts[0].ttft_ms if ex.attempts else math.nan
     tiers_touched = sorted({a.tier for a in ex.attempts})
+    raw_ms = (completed_ns - dispatched_ns) / 1e6
+    if ex.attempts:
+        cost_ms, cost_source = sum(a.cost_ms for a in ex.attempts), "attempts"
+    else:  # no attempt record survived (watchdog, runner exception): the request ran for raw_ms
+        cost_ms, cost_source = raw_ms, "elapsed"
     return {
         "schema_version": SCHEMA_VERSION,
         "run_id": run_id,
@@ -73,13 +86,14 @@ def build_event(
         "attempts": attempts,
         "schedule": {"intended_start_ns": intended_ns, "dispatched_ns": dispatched_ns, "completed_ns": completed_ns},
         "latency": {
-            "raw_ms": (completed_ns - dispatched_ns) / 1e6,
+            "raw_ms": raw_ms,
             "co_ms": (completed_ns - intended_ns) / 1e6,
             "dispatch_lag_ms": (dispatched_ns - intended_ns) / 1e6,
             "ttft_ms": _finite(first_ttft),
             "eval_ms": eval_ms,
             "prompt_eval_ms": prompt_eval_ms,
-            "cost_ms": eval_ms + prompt_eval_ms,
+            "cost_ms": cost_ms,
+            "cost_source": cost_source,
             "overhead_ms": handled.overhead_ms,
         },
         "in_warmup": in_warmup,

@@ -5,12 +5,20 @@ only hides the stall). Other backend failures (connection refused, HTTP errors, 
 end the request as an error event with its ``error_kind``, unless the spec's retry policy names that
 kind: then the same tier is tried again after a backoff, at most ``max_retries`` times. Every attempt
 is recorded with its tier, backend, tokens and durations, so cost is summed over the whole cascade.
+
+An attempt's ``cost_ms`` is what it spent: prompt-eval + eval ms as the backend measured them when it
+answered (``cost_source="backend"``), or its elapsed time until it timed out or failed
+(``cost_source="elapsed"``) — never 0, so a cascade that burns time on stalled attempts is not
+flattered. Such an attempt reports no tokens (none were counted) and 0 prompt-eval / eval ms (the
+split is unknown); its ``total_ms`` is the same elapsed time.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict, dataclass, field
+from typing import Literal
 
 from tsglab.errors import BackendError, BackendTimeout
 from tsglab.policy.checks import check_answer
@@ -39,6 +47,8 @@ class Attempt:
     error_kind: str = ""
     backend: str = ""
     details: dict = field(default_factory=dict)  # backend-specific figures: inter-token latency, server durations
+    cost_ms: float = math.nan  # what the attempt cost (module docstring); NaN = unset, refused on reading
+    cost_source: Literal["backend", "elapsed"] = "backend"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -90,7 +100,7 @@ def execute(
             elapsed_ms = getattr(exc, "elapsed_ms", (time.perf_counter() - attempt_started) * 1e3)
             attempts.append(Attempt(current, kind, ladder.specs[current].model, 0, 0, 0.0, 0.0, elapsed_ms,
                                     float("nan"), 0.0, exc.error_kind, False, exc.error_kind, exc.error_kind,
-                                    backend_name))
+                                    backend_name, cost_ms=elapsed_ms, cost_source="elapsed"))
             timed_out = isinstance(exc, BackendTimeout)
             if not timed_out and exc.error_kind in retry.on and retries < retry.max_retries:
                 backoff_s = retry.backoff_ms * 2**retries / 1e3
@@ -106,7 +116,8 @@ def execute(
                                 completion.completion_tokens, completion.prompt_eval_ms, completion.eval_ms,
                                 completion.total_ms, completion.ttft_ms, completion.load_ms,
                                 completion.finish_reason, verdict.ok, verdict.reason, "", backend_name,
-                                dict(completion.extra)))
+                                dict(completion.extra), cost_ms=completion.prompt_eval_ms + completion.eval_ms,
+                                cost_source="backend"))
         final = Execution(text, tuple(attempts), current, upgrades, repaired, verdict.ok, verdict.json_ok,
                           verdict.refusal, False, "", "", retries)
         if verdict.ok or config.kind == "baseline":

@@ -1,4 +1,8 @@
-"""Report v0 tables: headline (paper §6.1 layout), four-view P95, routing by tier, quality by task."""
+"""Report v0 tables: headline (paper §6.1 layout), four-view P95, routing by tier, quality by task.
+
+Every non-latency figure (JSON failure rate, quality, cost, r_costly, rates) comes from
+:mod:`tsglab.report.metrics`, which states the rules (a timed-out or failed json request is a JSON
+failure; a failed attempt costs its elapsed time)."""
 
 from __future__ import annotations
 
@@ -8,6 +12,8 @@ import warnings
 import pandas as pd
 
 from tsglab.errors import DegenerateStatisticWarning
+from tsglab.policy.config import TIERS
+from tsglab.report import metrics
 from tsglab.stats import censoring_summary, harrell_davis
 
 VIEWS = (("Raw", "Overall"), ("Raw", "Warm-only"), ("CO", "Overall"), ("CO", "Warm-only"))
@@ -44,26 +50,25 @@ def p95_view(frame: pd.DataFrame, column: str) -> dict:
 def arm_metrics(frame: pd.DataFrame) -> dict:
     """The headline figures of one arm."""
     warm = frame[frame["warm"] & ~frame["failed"]]
-    json_rows = frame[frame["task"] == "json"]
     p50 = _quietly(harrell_davis, warm["raw_ms"].to_numpy(float), 0.5) if len(warm) else math.nan
     return {
         "n": len(frame),
         "p50_e2e_warm_ms": float(p50),
-        "avg_eval_ms": float(frame["cost_ms"].mean()),
-        "r_costly": float(frame["touched_enh"].mean()),
+        "avg_eval_ms": metrics.avg_cost_ms(frame),
+        "r_costly": metrics.r_costly(frame),
         "p95_co_overall_ms": p95_view(frame[~frame["failed"]], "co_ms")["p95_ms"],
-        "json_fail_rate": float(1.0 - json_rows["json_ok"].astype(float).mean()) if len(json_rows) else math.nan,
-        "mean_quality": float(frame["quality"].mean()),
-        "retry_rate": float((frame["n_attempts"] > 1).mean()),
-        "timeouts_rate": float(frame["timeout"].mean()),
-        "error_rate": float(frame["failed"].mean()),
+        "json_fail_rate": metrics.json_fail_rate(frame),
+        "mean_quality": metrics.mean_quality(frame),
+        "retry_rate": metrics.retry_rate(frame),
+        "timeouts_rate": metrics.timeout_rate(frame),
+        "error_rate": metrics.error_rate(frame),
     }
 
 
 HEADLINE_ROWS = (
     ("p50_e2e_warm_ms", "P50 E2E warm (ms)"),
     ("avg_eval_ms", "Avg eval ms/req (all attempts)"),
-    ("r_costly", "r_costly (share touching enh)"),
+    ("r_costly", f"r_costly (share touching {metrics.TOP_TIER})"),
     ("p95_co_overall_ms", "P95 CO overall (ms)"),
     ("json_fail_rate", "JSON failure rate"),
     ("mean_quality", "Mean quality [0,1]"),
@@ -98,11 +103,11 @@ def tier_table(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """Routing and cost by final tier: how many requests ended where, at what quality and cost."""
     rows = []
     for arm, frame in frames.items():
-        for tier in ("light", "std", "enh"):
+        for tier in TIERS:
             part = frame[frame["final_tier"] == tier]
             rows.append({"arm": arm, "final_tier": tier, "n": len(part), "share": len(part) / len(frame),
-                         "mean_quality": float(part["quality"].mean()) if len(part) else math.nan,
-                         "avg_eval_ms": float(part["cost_ms"].mean()) if len(part) else math.nan,
+                         "mean_quality": metrics.mean_quality(part),
+                         "avg_eval_ms": metrics.avg_cost_ms(part),
                          "upgraded": int((part["upgrades"] > 0).sum()),
                          "repaired": int(part["repaired"].sum())})
     return pd.DataFrame(rows)
@@ -113,10 +118,9 @@ def task_table(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
     rows = []
     for arm, frame in frames.items():
         for task, part in frame.groupby("task", sort=True):
-            json_ok = part["json_ok"].dropna().astype(float)
-            rows.append({"arm": arm, "task": task, "n": len(part), "mean_quality": float(part["quality"].mean()),
-                         "json_fail_rate": float(1 - json_ok.mean()) if len(json_ok) else math.nan,
-                         "avg_eval_ms": float(part["cost_ms"].mean()),
+            rows.append({"arm": arm, "task": task, "n": len(part), "mean_quality": metrics.mean_quality(part),
+                         "json_fail_rate": metrics.json_fail_rate(part),
+                         "avg_eval_ms": metrics.avg_cost_ms(part),
                          "p50_raw_ms": float(_quietly(harrell_davis, part["raw_ms"].to_numpy(float), 0.5))})
     return pd.DataFrame(rows)
 
