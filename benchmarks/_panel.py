@@ -10,6 +10,7 @@ Quality panel for Family A: paired scores whose true mean difference is a chosen
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 from scipy import optimize, stats
 
 LATENCY_SCENARIOS = ("lognormal", "routing-mixture", "heavy-tail", "ar1")
@@ -105,3 +106,22 @@ def quality_pair(scenario: str, n: int, mean_diff: float, rng: np.random.Generat
         base = 0.25 + 0.5 * rng.beta(4, 3, n)
         return base + mean_diff + rng.uniform(-0.2, 0.2, n), base
     raise ValueError(f"unknown scenario {scenario!r}; one of {QUALITY_SCENARIOS}")
+
+
+def arm_frames(gate_lat, base_lat, gate_q=None, base_q=None, *, tasks=("t",), timeout_ms=600_000.0):
+    """(baseline, gateway) report frames (the columns of ``tsglab.report.frame.events_frame`` that the
+    protocol reads), one row per request in time order; the first 3 requests of each arm are warm-up.
+    A benchmark that uses a column the frame no longer has fails its --quick run in CI."""
+    n = len(base_lat)
+    task = np.array(tasks)[np.arange(n) % len(tasks)]
+    frames = []
+    for lat, q in ((base_lat, base_q), (gate_lat, gate_q)):
+        frames.append(pd.DataFrame({
+            "prompt_id": [f"p{i}" for i in range(n)], "seq": np.arange(n), "task": task, "ctx_bucket": "short",
+            "lang": "en", "warm": np.arange(n) >= 3, "quality": np.zeros(n) if q is None else q,
+            "co_ms": lat, "raw_ms": lat, "failed": False, "timeout": False, "timeout_ms": timeout_ms,
+            "json_ok": None, "initial_tier": "std", "final_tier": "std", "touched_enh": False, "n_attempts": 1,
+            "upgrades": 0, "repaired": False, "refusal": False, "cost_ms": lat, "completion_tokens": 50,
+            "error_kind": "",
+        }))
+    return frames[0], frames[1]

@@ -173,8 +173,7 @@ def comparison_table(run_dirs: dict[str, str | os.PathLike]) -> pd.DataFrame:
     from tsglab.events.log import read_events
     from tsglab.report import metrics
     from tsglab.report.frame import events_frame
-    from tsglab.report.tables import _quietly, energy_table, p95_view
-    from tsglab.stats import harrell_davis
+    from tsglab.report.tables import energy_table, p95_view
 
     rows = []
     for variant, run_dir in run_dirs.items():
@@ -185,15 +184,18 @@ def comparison_table(run_dirs: dict[str, str | os.PathLike]) -> pd.DataFrame:
             backends = sorted({a.get("backend", "") for a in attempts} - {""})
             answered = part[~part["failed"]]
             energy = energy_table({arm: part}).iloc[0]
+            raw, co = p95_view(answered, "raw_ms"), p95_view(answered, "co_ms")  # the report's estimator and CIs
             rows.append({
                 "variant": variant,
                 "arm": arm,
                 "backends": ", ".join(backends),
                 "n": len(part),
-                "p50_raw_ms": float(_quietly(harrell_davis, answered["raw_ms"].to_numpy(float), 0.5)),
-                "p95_raw_ms": p95_view(answered, "raw_ms")["p95_ms"],
-                "p50_co_ms": float(_quietly(harrell_davis, answered["co_ms"].to_numpy(float), 0.5)),
-                "p95_co_ms": p95_view(answered, "co_ms")["p95_ms"],
+                "p50_raw_ms": raw["p50_ms"],
+                "p95_raw_ms": raw["p95_ms"],
+                "p50_co_ms": co["p50_ms"],
+                "p95_co_ms": co["p95_ms"],
+                "p95_co_ci_low": co["p95_ci_low"],
+                "p95_co_ci_high": co["p95_ci_high"],
                 "ttft_p50_ms": _median(answered["ttft_ms"]),
                 "itl_p50_ms": _median(pd.Series([a.get("details", {}).get("itl_ms_p50") for a in attempts],
                                                 dtype=float)),

@@ -215,10 +215,11 @@ def verdict(table_a: pd.DataFrame, table_b: pd.DataFrame, table_c: pd.DataFrame,
     overall row of Family A passes, the overall rows of Family B pass in both views, the gateway's JSON
     gate passes, and no stratum row is flagged ``failed`` by the FDR screen. Each of those rows is a
     test at α, so whichever family's null hypothesis holds, the verdict passes with probability ≤ α.
+    A run without json-task requests has no JSON gate to pass (Family C does not apply).
     ``underpowered`` is True when a row the verdict needs could not pass at its n."""
     overall_a = table_a[table_a["stratum"] == OVERALL]
     overall_b = table_b[table_b["stratum"] == OVERALL]
-    gate_c = table_c[(table_c["arm"] == gateway) & (table_c["stratum"] == OVERALL)]
+    gate_c = table_c[(table_c["arm"] == gateway) & (table_c["stratum"] == OVERALL) & (table_c["n"] > 0)]
     a_ok = bool(len(overall_a) and overall_a["passed"].all() and not (table_a["decision"] == "failed").any())
     b_ok = bool(len(overall_b) and overall_b["passed"].all() and not (table_b["decision"] == "failed").any())
     c_ok = bool(gate_c["passed_test"].all()) if len(gate_c) else True

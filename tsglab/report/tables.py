@@ -14,7 +14,7 @@ import pandas as pd
 from tsglab.errors import DegenerateStatisticWarning
 from tsglab.policy.config import TIERS
 from tsglab.report import metrics
-from tsglab.stats import censoring_summary, harrell_davis
+from tsglab.stats import harrell_davis, quantile_ci
 
 VIEWS = (("Raw", "Overall"), ("Raw", "Warm-only"), ("CO", "Overall"), ("CO", "Warm-only"))
 
@@ -25,38 +25,47 @@ def _quietly(fn, *args, **kwargs):
         return fn(*args, **kwargs)
 
 
-def p95_view(frame: pd.DataFrame, column: str) -> dict:
-    """P95 of one latency column with censoring handled: HD without censoring, Kaplan–Meier when
-    censoring ≤ 5 % and the curve reaches 0.95, else the SLO-cap value."""
-    values = frame[column].to_numpy(float)
-    censored = frame["timeout"].to_numpy(bool)
+def p95_view(frame: pd.DataFrame, column: str, *, n_resamples: int = 2000, seed: int = 0) -> dict:
+    """P50 and P95 of one latency column with bootstrap CIs (:func:`tsglab.stats.quantile_ci`).
+
+    One estimator family whatever the censoring: Harrell–Davis weights on the Kaplan–Meier
+    distribution, timeouts right-censored at their elapsed time, so one timeout moves the P95 a
+    little instead of switching estimators. With more than 5 % censored the P95 is not identifiable:
+    NaN, and ``p95_lower_bound_ms`` gives the bound it would have been.
+    """
+    ordered = frame.sort_values("seq", kind="stable") if "seq" in frame else frame
+    values = ordered[column].to_numpy(float)
+    censored = ordered["timeout"].to_numpy(bool)
     n = len(values)
+    out = {"n": n, "timeouts_rate": float(censored.mean()) if n else math.nan}
+    for name, q in (("p50", 0.5), ("p95", 0.95)):
+        if n == 0:
+            out.update({f"{name}_ms": math.nan, f"{name}_ci_low": math.nan, f"{name}_ci_high": math.nan})
+            continue
+        result = _quietly(quantile_ci, values, q, censored=censored, n_resamples=n_resamples, seed=seed)
+        out.update({f"{name}_ms": result.estimate, f"{name}_ci_low": result.ci_low, f"{name}_ci_high": result.ci_high})
+        if name == "p95":
+            out.update({"p95_lower_bound_ms": result.lower_bound, "identifiable": result.identifiable,
+                        "interval": result.resampling if n >= 2 else "none"})
     if n == 0:
-        return {"n": 0, "p95_ms": math.nan, "estimator": "none", "p95_km_ms": math.nan, "p95_slo_cap_ms": math.nan,
-                "timeouts_rate": math.nan, "censoring_mode": "none"}
-    cap = float(frame["timeout_ms"].max())
-    summary = _quietly(censoring_summary, values, censored, 0.95, cap_ms=cap)
-    if summary.censoring_mode == "none":
-        p95, estimator = _quietly(harrell_davis, values, 0.95), "HD"
-    elif summary.censoring_mode == "km":
-        p95, estimator = summary.p95_km, "KM"
-    else:
-        p95, estimator = summary.p95_slo_cap, "SLO-cap"
-    return {"n": n, "p95_ms": float(p95), "estimator": estimator, "p95_km_ms": float(summary.p95_km),
-            "p95_slo_cap_ms": float(summary.p95_slo_cap), "timeouts_rate": float(summary.timeouts_rate),
-            "censoring_mode": summary.censoring_mode}
+        out.update({"p95_lower_bound_ms": math.nan, "identifiable": False, "interval": "none"})
+    return out
 
 
 def arm_metrics(frame: pd.DataFrame) -> dict:
     """The headline figures of one arm."""
-    warm = frame[frame["warm"] & ~frame["failed"]]
-    p50 = _quietly(harrell_davis, warm["raw_ms"].to_numpy(float), 0.5) if len(warm) else math.nan
+    warm = p95_view(frame[frame["warm"] & ~frame["failed"]], "raw_ms")
+    overall = p95_view(frame[~frame["failed"]], "co_ms")
     return {
         "n": len(frame),
-        "p50_e2e_warm_ms": float(p50),
+        "p50_e2e_warm_ms": warm["p50_ms"],
+        "p50_e2e_warm_ms_ci_low": warm["p50_ci_low"],
+        "p50_e2e_warm_ms_ci_high": warm["p50_ci_high"],
         "avg_eval_ms": metrics.avg_cost_ms(frame),
         "r_costly": metrics.r_costly(frame),
-        "p95_co_overall_ms": p95_view(frame[~frame["failed"]], "co_ms")["p95_ms"],
+        "p95_co_overall_ms": overall["p95_ms"],
+        "p95_co_overall_ms_ci_low": overall["p95_ci_low"],
+        "p95_co_overall_ms_ci_high": overall["p95_ci_high"],
         "json_fail_rate": metrics.json_fail_rate(frame),
         "mean_quality": metrics.mean_quality(frame),
         "retry_rate": metrics.retry_rate(frame),
@@ -76,18 +85,23 @@ HEADLINE_ROWS = (
 
 
 def headline_table(baseline: pd.DataFrame, gateway: pd.DataFrame, *, names=("baseline", "tsg")) -> pd.DataFrame:
-    """Baseline vs gateway with the relative change, one metric per row."""
+    """Baseline vs gateway with the relative change, one metric per row; latency quantiles carry their
+    95 % bootstrap CIs (``<arm> CI low`` / ``<arm> CI high``, NaN for the other rows)."""
     base, gate = arm_metrics(baseline), arm_metrics(gateway)
     rows = []
     for key, label in HEADLINE_ROWS:
         b, g = base[key], gate[key]
         change = (g - b) / abs(b) * 100.0 if b and not math.isnan(b) and not math.isnan(g) else math.nan
-        rows.append({"metric": label, names[0]: b, names[1]: g, "change_%": change})
+        rows.append({"metric": label, names[0]: b, f"{names[0]} CI low": base.get(f"{key}_ci_low", math.nan),
+                     f"{names[0]} CI high": base.get(f"{key}_ci_high", math.nan), names[1]: g,
+                     f"{names[1]} CI low": gate.get(f"{key}_ci_low", math.nan),
+                     f"{names[1]} CI high": gate.get(f"{key}_ci_high", math.nan), "change_%": change})
     return pd.DataFrame(rows)
 
 
 def four_view_table(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """P95 per arm in the four views; failed requests (errors, not timeouts) are left out and counted."""
+    """P50 and P95 with CIs per arm in the four views; failed requests (errors, not timeouts) are left
+    out here and counted in ``errors`` (the Family B guardrail counts them at the SLO cap)."""
     rows = []
     for arm, frame in frames.items():
         answered = frame[~frame["failed"]]
