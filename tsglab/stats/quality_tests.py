@@ -190,7 +190,7 @@ def _validate(gateway, baseline, margin, alpha, lower, upper, method):
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             raise ValueError(f"`{name}` scores must be finite and in [{lower:g}, {upper:g}]; position {i} is "
-                             f"{arr[i]!r}. Pass `lower=`/`upper=` if your score has another range.")
+                             f"{float(arr[i])!r}. Pass `lower=`/`upper=` if your score has another range.")
     if not 0 < float(alpha) < 0.5:
         raise ValueError(f"`alpha` must be in (0, 0.5); got {alpha!r}. Use e.g. alpha=0.05.")
     if not 0 <= float(margin) < upper - lower:

@@ -86,7 +86,7 @@ def _validate_sample(values: ArrayLike, censored: ArrayLike | None, *, name: str
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise ValueError(
-            f"`{name}` must hold finite latencies >= 0; position {i} is {arr[i]!r}. A request without an answer "
+            f"`{name}` must hold finite latencies >= 0; position {i} is {float(arr[i])!r}. A request without an answer "
             "is right-censored: pass its elapsed time (or the SLO cap) with `censored=True`."
         )
     flags = np.zeros(arr.size, dtype=bool) if censored is None else np.asarray(censored, dtype=bool)
