@@ -56,8 +56,8 @@ class RunReport:
             "p95_views": ("P95 latency, four views (Raw/CO × Overall/Warm-only)", self.p95_views),
             "tiers": ("Routing and cost by final tier", self.tiers),
             "tasks": ("Quality and cost by task", self.tasks),
-            "family_A": ("Family A: quality non-inferiority per stratum (paired, BH)", _a_view(self.family_a)),
-            "family_B": ("Family B: P95 guardrail per stratum and view", _b_view(self.family_b)),
+            "family_A": ("Family A: quality non-inferiority per stratum (paired; exact or betting test; BH screen)", _a_view(self.family_a)),
+            "family_B": ("Family B: P95 guardrail per stratum and view (paired bootstrap; BH screen)", _b_view(self.family_b)),
             "family_C": ("Family C: JSON compliance gate", _c_view(self.family_c)),
             "routing": ("Routing and cost breakdown", self.routing),
             "load": ("Load generator: dispatch lag and how requests ended", self.load),
@@ -190,8 +190,9 @@ def build_report(
         baseline=base_label,
         gateway=gateway_arm,
         status=manifest.get("status", "unknown"),
-        headline=headline_table(base, gate, names=(base_label, gateway_arm)),
-        p95_views=four_view_table(frames),
+        headline=headline_table(base, gate, names=(base_label, gateway_arm), n_resamples=settings.n_resamples,
+                                seed=settings.seed),
+        p95_views=four_view_table(frames, n_resamples=settings.n_resamples, seed=settings.seed),
         tiers=tier_table(frames),
         tasks=task_table(frames),
         family_a=table_a,
@@ -261,7 +262,8 @@ def metrics_summary(report: RunReport) -> pd.DataFrame:
     """Long format, one row per (arm, metric): the headline metrics and the four P95 views."""
     rows = []
     for arm, frame in report.frames.items():
-        rows += [{"arm": arm, "metric": key, "value": value} for key, value in arm_metrics(frame).items()]
+        metrics = arm_metrics(frame, n_resamples=report.meta.get("n_resamples", 2000), seed=report.meta.get("seed", 0))
+        rows += [{"arm": arm, "metric": key, "value": value} for key, value in metrics.items()]
     for view in report.p95_views.itertuples(index=False):
         for key in ("p50_ms", "p50_ci_low", "p50_ci_high", "p95_ms", "p95_ci_low", "p95_ci_high",
                     "p95_lower_bound_ms", "timeouts_rate"):

@@ -52,10 +52,10 @@ def p95_view(frame: pd.DataFrame, column: str, *, n_resamples: int = 2000, seed:
     return out
 
 
-def arm_metrics(frame: pd.DataFrame) -> dict:
+def arm_metrics(frame: pd.DataFrame, *, n_resamples: int = 2000, seed: int = 0) -> dict:
     """The headline figures of one arm."""
-    warm = p95_view(frame[frame["warm"] & ~frame["failed"]], "raw_ms")
-    overall = p95_view(frame[~frame["failed"]], "co_ms")
+    warm = p95_view(frame[frame["warm"] & ~frame["failed"]], "raw_ms", n_resamples=n_resamples, seed=seed)
+    overall = p95_view(frame[~frame["failed"]], "co_ms", n_resamples=n_resamples, seed=seed)
     return {
         "n": len(frame),
         "p50_e2e_warm_ms": warm["p50_ms"],
@@ -84,10 +84,12 @@ HEADLINE_ROWS = (
 )
 
 
-def headline_table(baseline: pd.DataFrame, gateway: pd.DataFrame, *, names=("baseline", "tsg")) -> pd.DataFrame:
+def headline_table(baseline: pd.DataFrame, gateway: pd.DataFrame, *, names=("baseline", "tsg"),
+                   n_resamples: int = 2000, seed: int = 0) -> pd.DataFrame:
     """Baseline vs gateway with the relative change, one metric per row; latency quantiles carry their
     95 % bootstrap CIs (``<arm> CI low`` / ``<arm> CI high``, NaN for the other rows)."""
-    base, gate = arm_metrics(baseline), arm_metrics(gateway)
+    base = arm_metrics(baseline, n_resamples=n_resamples, seed=seed)
+    gate = arm_metrics(gateway, n_resamples=n_resamples, seed=seed)
     rows = []
     for key, label in HEADLINE_ROWS:
         b, g = base[key], gate[key]
@@ -99,7 +101,7 @@ def headline_table(baseline: pd.DataFrame, gateway: pd.DataFrame, *, names=("bas
     return pd.DataFrame(rows)
 
 
-def four_view_table(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
+def four_view_table(frames: dict[str, pd.DataFrame], *, n_resamples: int = 2000, seed: int = 0) -> pd.DataFrame:
     """P50 and P95 with CIs per arm in the four views; failed requests (errors, not timeouts) are left
     out here and counted in ``errors`` (the Family B guardrail counts them at the SLO cap)."""
     rows = []
@@ -107,7 +109,7 @@ def four_view_table(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
         answered = frame[~frame["failed"]]
         for kind, scope in VIEWS:
             subset = answered if scope == "Overall" else answered[answered["warm"]]
-            view = p95_view(subset, "raw_ms" if kind == "Raw" else "co_ms")
+            view = p95_view(subset, "raw_ms" if kind == "Raw" else "co_ms", n_resamples=n_resamples, seed=seed)
             errors = int(frame["failed"].sum() if scope == "Overall" else frame.loc[frame["warm"], "failed"].sum())
             rows.append({"arm": arm, "view": f"{kind} / {scope}", **view, "errors": errors})
     return pd.DataFrame(rows)
