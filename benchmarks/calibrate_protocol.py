@@ -150,7 +150,7 @@ def report(rows: list[dict], elapsed: float, args) -> str:
     order = {name: i for i, name in enumerate((*QUALITY_SCENARIOS, *LATENCY_SCENARIOS, "iid"))}
     frame["_order"] = frame.get("scenario", pd.Series(dtype=object)).map(order)
     frame = frame.sort_values(["family", "_order", "n"], kind="stable")
-    command = "benchmarks/calibrate_protocol.py" + (" --quick" if args.quick else "")
+    command = "benchmarks/calibrate_protocol.py " + " ".join(sys.argv[1:])
     out = [f"# Calibration of the report's decisions (`{command}`)",
            "", f"α = {ALPHA}, Family A margin ε = {MARGIN}, Family B δ = {DELTA}. Rates ± one Monte-Carlo s.e. "
            f"Elapsed {elapsed:.0f} s with {args.workers} worker(s). Family B cells use B = {args.b_resamples} "
@@ -205,25 +205,25 @@ def tasks(args) -> list[tuple]:
     scale = args.reps_scale
     jobs: list[tuple] = []
     a_sizes = (2, 5, 10, 30, 60, 200) if args.quick else (2, 5, 10, 20, 30, 60, 120, 200, 500)
-    for scenario in QUALITY_SCENARIOS:
+    for scenario in QUALITY_SCENARIOS if "A" in args.only else ():
         for n in a_sizes:
             for mean_diff in (-MARGIN, 0.0):
                 if scenario == "binary-rare" and mean_diff == 0.0:
                     continue
                 reps = max(4, int(2000 * scale)) if n <= 200 else max(4, int(1000 * scale))
                 jobs.append((family_a_cell, scenario, n, mean_diff, reps, hash((scenario, n, mean_diff)) % 2**31))
-    b_sizes = (30, 120, 300) if args.quick else (30, 100, 300, 1000, 2000)
-    for scenario in LATENCY_SCENARIOS:
+    b_sizes = args.b_sizes or ((30, 120, 300) if args.quick else (30, 100, 300, 1000, 2000))
+    for scenario in LATENCY_SCENARIOS if "B" in args.only else ():
         for n in b_sizes:
             for ratio in (1.0 + DELTA, 1.0):
                 reps = max(4, int((1000 if n <= 300 else 400) * scale))
                 jobs.append((family_b_cell, scenario, n, ratio, reps, hash((scenario, n, ratio)) % 2**31,
                              args.b_resamples))
-    for scenario in ("iid", "ar1"):
+    for scenario in ("iid", "ar1") if "CI" in args.only else ():
         for n in ((200,) if args.quick else (200, 1000)):
             jobs.append((coverage_cell, scenario, n, max(4, int(1000 * scale)), hash((scenario, n)) % 2**31,
                          args.b_resamples))
-    for case in ("A at margin", "B at margin"):
+    for case in ("A at margin", "B at margin") if "verdict" in args.only else ():
         jobs.append((verdict_cell, case, max(4, int(400 * scale)), hash(case) % 2**31, args.b_resamples))
     return jobs
 
@@ -249,6 +249,10 @@ def main(argv=None) -> int:
     parser.add_argument("--reps-scale", type=float, default=None, help="multiply every cell's repetitions")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--b-resamples", type=int, default=None, help="bootstrap resamples in Family B and CI cells")
+    parser.add_argument("--only", type=lambda v: set(v.split(",")), default={"A", "B", "CI", "verdict"},
+                        help="comma-separated parts to run: A,B,CI,verdict (default all)")
+    parser.add_argument("--b-sizes", type=lambda v: tuple(int(x) for x in v.split(",")), default=None,
+                        help="Family B sample sizes, e.g. 100,200")
     parser.add_argument("--out", type=Path, default=None, help=f"markdown output (full run default: {RESULTS})")
     args = parser.parse_args(argv)
     if args.reps_scale is None:

@@ -18,7 +18,7 @@ from tsglab.spec import spec_from_dict
 TASKS = ("json", "code", "open", "arith")
 
 
-def arm(n_per_task=150, *, quality=0.7, latency=1000.0, seed=0, json_fail=0, drop=None):
+def arm(n_per_task=220, *, quality=0.7, latency=1000.0, seed=0, json_fail=0, drop=None):
     """A synthetic arm frame with the columns the protocol reads.
 
     Quality is pass/fail and decided per prompt (the same in every arm: identical answers), unless

@@ -136,15 +136,15 @@ def test_ratio_test_is_paired_the_shared_prompt_effect_narrows_the_bound():
 
 
 def test_ratio_test_refuses_what_it_cannot_decide():
-    gate, base = latency_pair("lognormal", 60, 1.0, np.random.default_rng(12))
+    gate, base = latency_pair("lognormal", 150, 1.0, np.random.default_rng(12))
     small = quantile_ratio_test(gate, base)
-    assert small.decision == "underpowered" and not small.passed and "needs n >= 100" in small.note
+    assert small.decision == "underpowered" and not small.passed and "needs n >= 200" in small.note
     gate, base = latency_pair("lognormal", 400, 1.0, np.random.default_rng(13))
     failing = np.zeros(400, bool)
     failing[::10] = True  # the baseline fails 10 % of its requests
     blind = quantile_ratio_test(gate, base, baseline_censored=failing)
     assert blind.decision == "not identifiable" and not blind.passed
-    latent_b, latent_g = _correlated_normals(np.random.default_rng(14), 150, 0.6, ar_phi=0.9)
+    latent_b, latent_g = _correlated_normals(np.random.default_rng(14), 300, 0.6, ar_phi=0.9)
     serial = quantile_ratio_test(np.exp(latent_g), np.exp(latent_b))
     assert serial.decision == "underpowered" and "blocks" in serial.note
 

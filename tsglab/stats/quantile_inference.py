@@ -47,8 +47,9 @@ __all__ = [
 # HD weights whose summed mass in either tail is below this are dropped (window of order statistics)
 _WEIGHT_TAIL = 1e-13
 # the quantile-ratio test needs at least this many observations above the quantile per arm; below it
-# a bootstrap of the P95 resamples the sample maximum and does not hold its level (calibration)
-MIN_TAIL_COUNT = 5
+# a bootstrap of the P95 resamples the sample maximum and does not hold its level (calibration: with 5,
+# i.e. n = 100, the heavy-tailed panel rejected 6.4 ± 0.8 % at the margin)
+MIN_TAIL_COUNT = 10
 # a row is `underpowered` when its estimated power at ratio 1 (equal arms) is below this
 UNDERPOWERED_BELOW = 0.5
 # serially correlated latencies: the stationary bootstrap (Politis–White block) underestimates the
@@ -277,14 +278,14 @@ def _woodruff_serial(values: np.ndarray, censored: np.ndarray, q: float, estimat
     estimate, :math:`q \pm t_{1-\alpha/2,\,n/L-1}\sqrt{q(1-q)\kappa/n}`, mapped back through the
     same estimator. κ is the long-run variance factor of the indicator series
     :math:`1\{x_t \le \hat\theta\}` from the block bootstrap (at least 1), inflated by
-    :math:`1 + 3L/n` for the bootstrap's downward variance bias at small n/L (calibrated on AR(1)
-    latencies). The upper end is +inf when the interval for F reaches 1: the data cannot bound it."""
+    :math:`1 + 6L/n` for the bootstrap's downward variance bias at small n/L (calibrated on AR(1)
+    latencies: with 3L/n the P95 covered 90.8 % at n = 200). The upper end is +inf when the interval for F reaches 1: the data cannot bound it."""
     from scipy.stats import t as student_t
 
     n, length = values.size, plan.block_length
     indicator = (values <= estimate).astype(np.float64)
     means = np.concatenate([indicator[idx].mean(axis=1) for idx in resample_indices(plan)])
-    kappa = max(1.0, float(means.var()) * n / (q * (1.0 - q))) * (1.0 + 3.0 * length / n)
+    kappa = max(1.0, float(means.var()) * n / (q * (1.0 - q))) * (1.0 + 6.0 * length / n)
     half = float(student_t.ppf(1.0 - alpha / 2, max(1.0, n / length - 1.0))) * math.sqrt(q * (1 - q) * kappa / n)
     low = censored_harrell_davis(values, q - half, censored=censored) if q - half > 0 else float(values.min())
     high = censored_harrell_davis(values, q + half, censored=censored) if q + half < 1 else math.inf
