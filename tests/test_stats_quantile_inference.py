@@ -160,3 +160,21 @@ def test_ratio_test_refuses_what_it_cannot_decide():
 def test_errors_name_the_parameter(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_resampled_window_kernel_equals_sorting_and_its_plain_twin():
+    from tsglab.stats._quantile_kernels import resampled_top_window
+    from tsglab.stats.quantile_inference import _hd_weights
+
+    rng = np.random.default_rng(15)
+    x = np.round(rng.lognormal(size=300), 1)  # ties included
+    index = rng.integers(0, 300, size=(40, 300))
+    lo, weights = _hd_weights(300, 0.95)
+    order = np.argsort(x, kind="stable")
+    ranks = np.empty(300, dtype=np.int64)
+    ranks[order] = np.arange(300)
+    jit, plain = np.empty(40), np.empty(40)
+    resampled_top_window(ranks, x[order], index, lo, weights, jit)
+    resampled_top_window.py_func(ranks, x[order], index, lo, weights, plain)
+    by_sorting = np.sort(x[index], axis=1)[:, lo:] @ weights
+    assert np.allclose(jit, by_sorting, rtol=1e-12) and np.allclose(plain, by_sorting, rtol=1e-12)

@@ -182,17 +182,18 @@ def censored_harrell_davis(values: ArrayLike, q: float = 0.95, *, censored: Arra
     return _km_hd(arr, flags, float(q))
 
 
-def _row_estimates(gathered: np.ndarray, q: float, lo: int, weights: np.ndarray) -> np.ndarray:
-    """HD estimate of every row of a (rows, n) matrix: only the top window needs sorting."""
-    if lo > 0:
-        gathered = np.partition(gathered, lo, axis=1)[:, lo:]
-    return np.sort(gathered, axis=1) @ weights
-
-
 def _resampled_estimates(values: np.ndarray, censored: np.ndarray, q: float, index: np.ndarray) -> np.ndarray:
+    """The estimate of every resample row ``values[index[r]]`` (same estimator as the sample's)."""
     if _top_censored(values, censored):
+        from tsglab.stats._quantile_kernels import resampled_top_window  # numba: imported when used
+
         lo, weights = _hd_weights(values.size, q)
-        return _row_estimates(values[index], q, lo, weights)
+        order = np.argsort(values, kind="stable")
+        ranks = np.empty(values.size, dtype=np.int64)
+        ranks[order] = np.arange(values.size)
+        out = np.empty(index.shape[0])
+        resampled_top_window(ranks, values[order], np.ascontiguousarray(index), lo, weights, out)
+        return out
     return np.array([_km_hd(values[row], censored[row], q) for row in index])
 
 
@@ -279,7 +280,8 @@ def _woodruff_serial(values: np.ndarray, censored: np.ndarray, q: float, estimat
     same estimator. κ is the long-run variance factor of the indicator series
     :math:`1\{x_t \le \hat\theta\}` from the block bootstrap (at least 1), inflated by
     :math:`1 + 6L/n` for the bootstrap's downward variance bias at small n/L (calibrated on AR(1)
-    latencies: with 3L/n the P95 covered 90.8 % at n = 200). The upper end is +inf when the interval for F reaches 1: the data cannot bound it."""
+    latencies: with 3L/n the P95 covered 90.8 % at n = 200). The upper end is +inf when the interval
+    for F reaches 1: the data cannot bound it."""
     from scipy.stats import t as student_t
 
     n, length = values.size, plan.block_length
