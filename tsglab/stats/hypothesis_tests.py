@@ -1,5 +1,10 @@
 """Hypothesis tests of the statistics protocol (DESIGN.md §3, Families A and C).
 
+The report's Family A uses :func:`tsglab.stats.quality_noninferiority` (exact / betting, valid at
+every n). :func:`paired_noninferiority` and :func:`paired_tost` here are large-sample tests (paired
+bootstrap, paired t): fine for continuous scores, but liberal on pass/fail scores at moderate n
+(size 14.5 % at n = 60, 8.6 % at n = 500); they are kept as cross-checks, not for verdicts.
+
 * Family A — paired non-inferiority (:func:`paired_noninferiority`) and equivalence (:func:`paired_tost`)
   of a quality score, by a paired bootstrap or a paired t-test;
 * multiple testing across strata — :func:`benjamini_hochberg`, :func:`benjamini_yekutieli`;
