@@ -147,6 +147,8 @@ def test_ratio_test_refuses_what_it_cannot_decide():
     latent_b, latent_g = _correlated_normals(np.random.default_rng(14), 300, 0.6, ar_phi=0.9)
     serial = quantile_ratio_test(np.exp(latent_g), np.exp(latent_b))
     assert serial.decision == "underpowered" and "blocks" in serial.note
+    zeros = quantile_ratio_test(np.zeros(300), np.zeros(300), n_resamples=200)  # 0 ms: log ratio undefined
+    assert zeros.decision == "not identifiable" and not zeros.passed
 
 
 @pytest.mark.parametrize(("call", "match"), [

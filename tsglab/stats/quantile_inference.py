@@ -519,6 +519,9 @@ def quantile_ratio_test(
         draws.append(np.log(_resampled_estimates(g, g_cens, q, idx)) - np.log(_resampled_estimates(b, b_cens, q, idx)))
     t_star = np.concatenate(draws)
     t_star = t_star[np.isfinite(t_star)]
+    if t_star.size < plan.n_resamples // 2:  # resampled quantiles of 0 ms: the log ratio is undefined
+        return untested("not identifiable", "a resampled P95 is 0 ms in most resamples: the ratio is undefined",
+                        ratio=nan, power_at_equal=nan, resampling=plan.describe())
     upper = float(np.exp(np.quantile(t_star, 1.0 - level)))
     # p-values on the alpha scale: the share beyond the bound, rescaled by the serial level factor
     p_value = min(1.0, float((1 + np.count_nonzero(t_star >= log_bound)) / (t_star.size + 1)) * alpha / level)
