@@ -14,7 +14,7 @@ import pandas as pd
 from tsglab.errors import DegenerateStatisticWarning
 from tsglab.policy.config import TIERS
 from tsglab.report import metrics
-from tsglab.stats import harrell_davis, quantile_ci
+from tsglab.stats import choose_resampling, harrell_davis, quantile_ci
 
 VIEWS = (("Raw", "Overall"), ("Raw", "Warm-only"), ("CO", "Overall"), ("CO", "Warm-only"))
 
@@ -37,18 +37,18 @@ def p95_view(frame: pd.DataFrame, column: str, *, n_resamples: int = 2000, seed:
     values = ordered[column].to_numpy(float)
     censored = ordered["timeout"].to_numpy(bool)
     n = len(values)
-    out = {"n": n, "timeouts_rate": float(censored.mean()) if n else math.nan}
-    for name, q in (("p50", 0.5), ("p95", 0.95)):
-        if n == 0:
-            out.update({f"{name}_ms": math.nan, f"{name}_ci_low": math.nan, f"{name}_ci_high": math.nan})
-            continue
-        result = _quietly(quantile_ci, values, q, censored=censored, n_resamples=n_resamples, seed=seed)
-        out.update({f"{name}_ms": result.estimate, f"{name}_ci_low": result.ci_low, f"{name}_ci_high": result.ci_high})
-        if name == "p95":
-            out.update({"p95_lower_bound_ms": result.lower_bound, "identifiable": result.identifiable,
-                        "interval": result.resampling if n >= 2 else "none"})
     if n == 0:
-        out.update({"p95_lower_bound_ms": math.nan, "identifiable": False, "interval": "none"})
+        return {"n": 0, "timeouts_rate": math.nan, **{f"{name}{part}": math.nan for name in ("p50", "p95")
+                                                       for part in ("_ms", "_ci_low", "_ci_high")},
+                "p95_lower_bound_ms": math.nan, "identifiable": False, "interval": "none"}
+    plan, _ = _quietly(choose_resampling, values, n_resamples=n_resamples, seed=seed)  # one choice for both
+    out = {"n": n, "timeouts_rate": float(censored.mean())}
+    for name, q in (("p50", 0.5), ("p95", 0.95)):
+        result = _quietly(quantile_ci, values, q, censored=censored, resampling=plan.method,
+                          block_length=plan.block_length, n_resamples=n_resamples, seed=seed)
+        out.update({f"{name}_ms": result.estimate, f"{name}_ci_low": result.ci_low, f"{name}_ci_high": result.ci_high})
+    out.update({"p95_lower_bound_ms": result.lower_bound, "identifiable": result.identifiable,
+                "interval": result.resampling if n >= 2 else "none"})
     return out
 
 

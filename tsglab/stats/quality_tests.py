@@ -33,6 +33,7 @@ from scipy import optimize
 from scipy.special import bdtrc, gammaln, xlog1py, xlogy
 
 from tsglab.errors import DegenerateStatisticWarning
+from tsglab.stats.hypothesis_tests import _frame, _short_repr
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -78,15 +79,10 @@ class QualityTest:
     note: str
 
     def __repr__(self) -> str:
-        names = ("estimate", "ci_low", "ci_high", "p_value", "margin", "n", "method", "decision")
-        body = ", ".join(f"{k}={getattr(self, k):.4g}" if isinstance(getattr(self, k), float)
-                         else f"{k}={getattr(self, k)!r}" for k in names)
-        return f"QualityTest({body})"
+        return _short_repr(self, ("estimate", "ci_low", "ci_high", "p_value", "margin", "n", "method", "decision"))
 
     def to_frame(self) -> pd.DataFrame:
-        import pandas as pd
-
-        return pd.DataFrame([asdict(self)])
+        return _frame(asdict(self))
 
 
 # -- exact unconditional test for paired binary outcomes ------------------------------------------
@@ -257,8 +253,7 @@ def _lower_bound(p_of: _PValue, alpha: float, known: float, rejected: bool) -> f
 
 
 @functools.lru_cache(maxsize=256)
-def _n_needed(margin: float, alpha: float, method: str, lower: float, upper: float, seed: int,
-              equivalence: bool) -> int:
+def _n_needed(margin: float, alpha: float, method: str, lower: float, upper: float, seed: int) -> int:
     """Smallest n at which identical scores on every pair (d = 0 throughout) pass."""
     if margin <= 0:
         return _MAX_N_NEEDED
@@ -342,12 +337,12 @@ def quality_noninferiority(
     margin, alpha, seed = float(margin), float(alpha), int(seed)
     n = g.size
     test = "equivalence (TOST)" if equivalence else "non-inferiority"
+    binary = bool(np.all((g == lower) | (g == upper)) and np.all((b == lower) | (b == upper)))
     if method == "auto":
-        binary = np.all((g == lower) | (g == upper)) and np.all((b == lower) | (b == upper))
         method = "exact-binary" if binary else "betting"
-    if method == "exact-binary" and not (np.all((g == lower) | (g == upper)) and np.all((b == lower) | (b == upper))):
+    if method == "exact-binary" and not binary:
         raise ValueError(f"method='exact-binary' needs scores of exactly {lower:g} or {upper:g}; use method='betting'.")
-    needed = _n_needed(margin, alpha, method, lower, upper, seed, equivalence)
+    needed = _n_needed(margin, alpha, method, lower, upper, seed)
     nan = math.nan
     if n == 0:
         warnings.warn("Family A needs at least one pair; got 0.", DegenerateStatisticWarning, stacklevel=2)

@@ -30,6 +30,9 @@ from numpy.typing import ArrayLike
 from scipy.special import betainc, ndtr, ndtri
 
 from tsglab.errors import DegenerateStatisticWarning
+from tsglab.stats.bootstrap import _hd_weights as hd_weights
+from tsglab.stats.bootstrap import _resolve_block_length, choose_bootstrap
+from tsglab.stats.hypothesis_tests import _frame, _short_repr
 from tsglab.stats.resample import RESAMPLE_METHODS, ResamplePlan, resample_indices
 
 if TYPE_CHECKING:
@@ -63,19 +66,6 @@ MIN_BLOCKS = 20
 MIN_SERIAL_CHECK_N = 30
 
 
-def _frame(record: dict[str, object]) -> pd.DataFrame:
-    import pandas as pd  # imported here: `import tsglab` stays cheap
-
-    return pd.DataFrame([record])
-
-
-def _short(obj: object, names: tuple[str, ...]) -> str:
-    def fmt(value: object) -> str:
-        return f"{value:.4g}" if isinstance(value, float) else repr(value)
-
-    return f"{type(obj).__name__}(" + ", ".join(f"{k}={fmt(getattr(obj, k))}" for k in names) + ")"
-
-
 # -- the estimator --------------------------------------------------------------------------------
 
 
@@ -97,14 +87,12 @@ def _validate_sample(values: ArrayLike, censored: ArrayLike | None, *, name: str
 
 
 def _hd_weights(n: int, q: float) -> tuple[int, np.ndarray]:
-    """0-based first order statistic and the Harrell–Davis weights from there to the end."""
-    cdf = betainc(q * (n + 1), (1.0 - q) * (n + 1), np.arange(n + 1, dtype=np.float64) / n)
-    weights = np.diff(cdf)
-    lo = int(np.searchsorted(cdf, _WEIGHT_TAIL, side="right")) - 1
-    lo = max(0, min(lo, n - 1))
-    head = weights[:lo].sum()
+    """0-based first order statistic and the Harrell–Davis weights from there to the end (the
+    negligible leading weights folded onto the first, so they still sum to one)."""
+    weights = hd_weights(n, q)
+    lo = max(0, min(int(np.searchsorted(np.cumsum(weights), _WEIGHT_TAIL, side="right")), n - 1))
     window = weights[lo:].copy()
-    window[0] += head  # mass left of the window folded onto its first value, so weights sum to 1
+    window[0] += weights[:lo].sum()
     return lo, window
 
 
@@ -215,18 +203,11 @@ def choose_resampling(series: ArrayLike, *, n_resamples: int = 2000, seed: int =
     if method == "iid":
         return ResamplePlan(n, "iid", None, n_resamples, seed), "iid requested"
     if method != "auto":
-        if block_length is None:
-            from tsglab.stats.blocklength import optimal_block_length
-
-            est = optimal_block_length(x)
-            value = est.stationary if method == "stationary" else est.circular
-            block_length = int(min(n, max(1, round(value)))) if np.isfinite(value) else 1
-        return ResamplePlan(n, method, int(block_length), n_resamples, seed), f"{method} requested"
+        length = _resolve_block_length(x, method, block_length)
+        return ResamplePlan(n, method, length, n_resamples, seed), f"{method} requested"
     if n < MIN_SERIAL_CHECK_N:
         reason = f"n = {n} < {MIN_SERIAL_CHECK_N}: iid (too short to test)"
         return ResamplePlan(n, "iid", None, n_resamples, seed), reason
-    from tsglab.stats.bootstrap import choose_bootstrap
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         choice = choose_bootstrap(x)
@@ -263,7 +244,7 @@ class QuantileCI:
     note: str
 
     def __repr__(self) -> str:
-        return _short(self, ("estimate", "ci_low", "ci_high", "q", "confidence", "n", "method"))
+        return _short_repr(self, ("estimate", "ci_low", "ci_high", "q", "confidence", "n", "method"))
 
     def to_frame(self) -> pd.DataFrame:
         return _frame(asdict(self))
@@ -402,7 +383,7 @@ class QuantileRatioTest:
     note: str
 
     def __repr__(self) -> str:
-        return _short(self, ("ratio", "ratio_ci_high", "bound", "p_value", "n", "decision"))
+        return _short_repr(self, ("ratio", "ratio_ci_high", "bound", "p_value", "n", "decision"))
 
     def to_frame(self) -> pd.DataFrame:
         return _frame(asdict(self))
