@@ -19,6 +19,13 @@ class SuiteError(TsglabError, ValueError):
     """A request-suite file is malformed (the message names file, line and field)."""
 
 
+class InvalidArgument(TsglabError, ValueError):
+    """A function was called with a bad argument; the message names the parameter, the value and the fix.
+
+    It subclasses :class:`ValueError` so code that caught ``ValueError`` before keeps working.
+    """
+
+
 class RunError(TsglabError):
     """A run directory is missing, unreadable or inconsistent."""
 
@@ -73,6 +80,30 @@ class BackendTimeout(BackendError):
     def __init__(self, message: str, *, elapsed_ms: float) -> None:
         super().__init__(message)
         self.elapsed_ms = elapsed_ms
+
+
+class ServerStartError(TsglabError, RuntimeError):
+    """A local server exited or did not answer in time (the message names its log file)."""
+
+
+class LegacyFormatError(TsglabError, ValueError):
+    """A legacy bench file is missing or malformed (the message names the file, line and field)."""
+
+
+class LegacyMismatchError(TsglabError):
+    """A legacy summary value is not what its events give under the legacy estimators."""
+
+
+class EnergyError(TsglabError, ValueError):
+    """Bad input to the energy meter: samples, request spans or options (the message names the fix)."""
+
+
+class MeterUnavailable(TsglabError):
+    """No energy source could be opened; ``reason`` says why in one line (it goes into the event)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class TsglabWarning(UserWarning):

@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tsglab.errors import TsglabError
+# The classes live in tsglab.errors (one exception tree); imported here so existing imports keep working.
+from tsglab.errors import LegacyFormatError
+from tsglab.errors import LegacyMismatchError as LegacyMismatchError
 
 _NAME = re.compile(r"^(?P<mode>.+?)_(?P<stamp>\d{8}_\d{6})_(?P<kind>events\.jsonl|summary\.json)$")
 
@@ -21,14 +23,6 @@ REQUIRED_EVENT_KEYS = ("idx", "prompt_id", "e2e_ms", "in_warmup", "right_censore
 SUMMARY_METRICS = ("warm_p50_ms", "warm_p95_ms_co", "overall_p95_ms_co", "warm_p95_ms_km", "avg_eval_ms",
                    "r_costly_pct")
 REQUIRED_SUMMARY_KEYS = (*SUMMARY_METRICS, "period_ms")
-
-
-class LegacyFormatError(TsglabError, ValueError):
-    """A legacy bench file is missing or malformed (the message names the file, line and field)."""
-
-
-class LegacyMismatchError(TsglabError):
-    """A legacy summary value is not what its events give under the legacy estimators."""
 
 
 @dataclass(frozen=True)

@@ -27,13 +27,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from tsglab.errors import MissingDependencyError, ModelNotInstalledError, SpecError, TsglabError
+from tsglab.errors import MissingDependencyError, ModelNotInstalledError, ServerStartError, SpecError
 
 LOCALHOST = "127.0.0.1"
-
-
-class ServerStartError(TsglabError, RuntimeError):
-    """A local server exited or did not answer in time (the message names its log file)."""
 
 
 def free_port() -> int:
