@@ -1,7 +1,7 @@
 """Open-loop load generator: does it send on time, and does it lose anything?
 
 Runs tsglab's real path — ``run_experiment`` with three ``backend: openai`` tiers on the stub
-server (``tsglab.servers.stub``, its own process on 127.0.0.1) and a generated JSONL suite — at
+server (``tests/stub_server.py``, its own process on 127.0.0.1) and a generated JSONL suite — at
 ``--rate`` req/s for ``--seconds`` s, and prints the achieved rate, dispatch-lag percentiles, raw and
 CO latency and lost requests (planned − events). References measured in the same run:
 
@@ -39,8 +39,11 @@ import numpy as np
 from tsglab.events import read_events, read_manifest
 from tsglab.load import runner
 from tsglab.load.arrivals import build_arrivals
-from tsglab.servers.stub import StubServer
 from tsglab.spec import LoadSpec, spec_from_dict
+
+# the stub server is a test helper, not part of the installed package: import it from tests/
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from stub_server import StubServer  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "bench_load.md"
 PROBE_DEADLINES = 1000

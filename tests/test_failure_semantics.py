@@ -8,11 +8,11 @@ import threading
 import time
 
 import pytest
+from stub_server import StubServer
 
 from tsglab.events import read_events
 from tsglab.load.runner import run_experiment
 from tsglab.report import build_report
-from tsglab.servers.stub import StubServer
 from tsglab.spec import spec_from_dict
 
 

@@ -75,7 +75,7 @@ def test_co_latency_captures_a_stall_that_raw_latency_hides_scripted(tmp_path):
 
 @pytest.mark.skipif(not HAS_OPENAI_BACKEND, reason="tsglab/backends/openai_compat.py not written yet")
 def test_co_latency_captures_a_stall_of_a_real_server_that_raw_latency_hides(tmp_path):
-    from tsglab.servers.stub import StubServer
+    from stub_server import StubServer
 
     with StubServer(serial=True, delay_ms=1, tokens=4, stall_ms=1000, stall_after=10) as stub:
         tiers = {t: {"backend": "openai", "endpoint": stub.base_url, "model": f"stub-{t}", "max_tokens": 16}

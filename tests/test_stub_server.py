@@ -7,9 +7,9 @@ import time
 
 import httpx
 import pytest
+from stub_server import StubServer
 
 from tsglab.errors import SpecError
-from tsglab.servers.stub import StubServer
 
 BODY = {"model": "m-light", "messages": [{"role": "user", "content": "What is 17 + 25?"}]}
 

@@ -1,2 +1,3 @@
 """Local servers tsglab starts and stops itself, always bound to 127.0.0.1: llama.cpp's OpenAI-compatible
-server, an Ollama-API endpoint in front of it, and a minimal stub server for load tests."""
+server and an Ollama-API endpoint in front of it. (The stub server for load tests is a test helper:
+``tests/stub_server.py``.)"""

@@ -24,8 +24,11 @@ Python API::
         stub.configure(fail="http_500")
         stub.stats()  # {"received": ..., "answered": ..., "knobs": {...}}
 
-    StubServer(process=True)  # its own process (`python -m tsglab.servers.stub --port 0`), so a
+    StubServer(process=True)  # its own process (`python tests/stub_server.py --port 0`), so a
                               # benchmark's server does not share the client's GIL
+
+It lives in ``tests/`` because only tests and ``benchmarks/bench_load.py`` use it: it is not part of
+the installed package (the wheel ships no test servers).
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ import sys
 import threading
 import time
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 from tsglab.errors import SpecError
@@ -346,7 +350,8 @@ class StubServer:
 
     def _start_process(self, port: int, knobs: dict[str, Any]) -> int:
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "tsglab.servers.stub", "--port", str(port), "--knobs", json.dumps(knobs)],
+            # run by path: this file is not an importable module of an installed package
+            [sys.executable, str(Path(__file__).resolve()), "--port", str(port), "--knobs", json.dumps(knobs)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         line = self._process.stdout.readline()
         if not line.strip().isdigit():
@@ -418,7 +423,7 @@ class StubServer:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m tsglab.servers.stub", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python tests/stub_server.py", description=__doc__.split("\n")[0])
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: any free port)")
     parser.add_argument("--knobs", default="{}", help="initial knobs as a JSON object")
     args = parser.parse_args(argv)
