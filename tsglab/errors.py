@@ -26,6 +26,14 @@ class InvalidArgument(TsglabError, ValueError):
     """
 
 
+class InvalidArgumentType(InvalidArgument, TypeError):
+    """An argument has the wrong type (e.g. a dict where a digest is expected).
+
+    Also a :class:`TypeError`, which is what these calls raised before and what Python raises for a
+    wrong type, so both ``except TypeError`` and ``except InvalidArgument`` catch it.
+    """
+
+
 class RunError(TsglabError):
     """A run directory is missing, unreadable or inconsistent."""
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import ArrayLike
 
-from tsglab.errors import DegenerateStatisticWarning
+from tsglab.errors import DegenerateStatisticWarning, InvalidArgument
 from tsglab.stats.quantiles import _as_sample
 
 if TYPE_CHECKING:
@@ -60,7 +60,7 @@ class BlockLength:
 def _validate_block_length_input(x: ArrayLike) -> np.ndarray:
     sample = _as_sample(x)
     if sample.size < MIN_BLOCK_LENGTH_N:
-        raise ValueError(
+        raise InvalidArgument(
             f"`x` needs at least {MIN_BLOCK_LENGTH_N} observations for a Politis–White block length; "
             f"got {sample.size}. Pass `block_length` explicitly."
         )
@@ -180,12 +180,12 @@ class SerialCorrelation:
 def _validate_serial_check(x: ArrayLike, lags: int, alpha: float) -> np.ndarray:
     sample = _as_sample(x)
     if isinstance(lags, bool) or not isinstance(lags, (int, np.integer)) or not 1 <= lags < sample.size:
-        raise ValueError(
+        raise InvalidArgument(
             f"`lags` must be an integer in [1, {max(sample.size - 1, 1)}] (below the sample size "
             f"{sample.size}); got {lags!r}. The usual choice is min(10, n // 5)."
         )
     if not 0.0 < alpha < 1.0:
-        raise ValueError(f"`alpha` must lie strictly between 0 and 1; got {alpha!r}. Use e.g. 0.05.")
+        raise InvalidArgument(f"`alpha` must lie strictly between 0 and 1; got {alpha!r}. Use e.g. 0.05.")
     return sample
 
 

@@ -17,7 +17,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.special import betainc, ndtr, ndtri
 
-from tsglab.errors import DegenerateStatisticWarning
+from tsglab.errors import DegenerateStatisticWarning, InvalidArgument
 from tsglab.stats._config import BOOTSTRAP_CDF_TOLERANCE, BOOTSTRAP_CHUNK_DRAWS, BOOTSTRAP_HD_WEIGHT_TAIL
 from tsglab.stats.blocklength import optimal_block_length, serial_correlation_check
 from tsglab.stats.quantiles import _as_probabilities, _as_sample, harrell_davis
@@ -279,34 +279,40 @@ def _validate_bootstrap(
     sample = _as_sample(x)
     q_arr = _as_probabilities(q)
     if q_arr.ndim != 0:
-        raise ValueError(f"`q` must be a single probability; got shape {q_arr.shape}. Call once per q.")
+        raise InvalidArgument(f"`q` must be a single probability; got shape {q_arr.shape}. Call once per q.")
     if method not in _METHODS:
-        raise ValueError(f"`method` must be one of {_METHODS}; got {method!r}. Use `choose_bootstrap(x)` to pick one.")
+        raise InvalidArgument(
+            f"`method` must be one of {_METHODS}; got {method!r}. Use `choose_bootstrap(x)` to pick one."
+        )
     if ci not in _INTERVALS:
-        raise ValueError(f"`ci` must be one of {_INTERVALS}; got {ci!r}.")
+        raise InvalidArgument(f"`ci` must be one of {_INTERVALS}; got {ci!r}. Use ci='percentile' (the default).")
     if estimator not in _ESTIMATORS:
-        raise ValueError(f"`estimator` must be one of {_ESTIMATORS}; got {estimator!r}.")
+        raise InvalidArgument(
+            f"`estimator` must be one of {_ESTIMATORS}; got {estimator!r}. Use the default, 'order-statistic'."
+        )
     if ci == "bca" and method != "iid":
-        raise ValueError(
+        raise InvalidArgument(
             f"`ci='bca'` needs iid data; got method={method!r}. Use ci='percentile' (or 'basic') for block bootstraps."
         )
     if isinstance(n_resamples, bool) or not isinstance(n_resamples, (int, np.integer)) or n_resamples < 100:
-        raise ValueError(
+        raise InvalidArgument(
             f"`n_resamples` must be an integer ≥ 100; got {n_resamples!r}. Use 2000 or more for a 95 % CI."
         )
     if not (isinstance(confidence, (int, float)) and 0.0 < confidence < 1.0):
-        raise ValueError(f"`confidence` must lie strictly between 0 and 1; got {confidence!r}. Use e.g. 0.95.")
+        raise InvalidArgument(f"`confidence` must lie strictly between 0 and 1; got {confidence!r}. Use e.g. 0.95.")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"`seed` must be a non-negative integer; got {seed!r}. Record it to make the CI reproducible.")
+        raise InvalidArgument(
+            f"`seed` must be a non-negative integer; got {seed!r}. Record it to make the CI reproducible."
+        )
     if block_length is not None:
         if method == "iid":
-            raise ValueError(
+            raise InvalidArgument(
                 f"`block_length` applies to block bootstraps only; got block_length={block_length!r} with "
                 "method='iid'. Drop it or choose method='stationary'."
             )
         bad_type = isinstance(block_length, bool) or not isinstance(block_length, (int, np.integer))
         if bad_type or not 1 <= block_length <= max(sample.size, 1):
-            raise ValueError(
+            raise InvalidArgument(
                 f"`block_length` must be an integer in [1, {sample.size}]; got {block_length!r}. Use "
                 "`optimal_block_length(x)` (or leave it None to use it)."
             )

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 from numpy.typing import ArrayLike
 
-from tsglab.errors import DegenerateStatisticWarning
+from tsglab.errors import DegenerateStatisticWarning, InvalidArgument
 from tsglab.stats._config import KM_TOLERANCE  # re-exported; see _config for why it exists
 from tsglab.stats.quantiles import _as_probabilities, _as_sample, harrell_davis, sample_quantile
 
@@ -48,9 +48,11 @@ def _validate_censored_sample(time: ArrayLike, censored: ArrayLike) -> tuple[np.
     times = _as_sample(time, name="time")
     flags_raw = np.asarray(censored)
     if flags_raw.ndim != 1:
-        raise ValueError(f"`censored` must be 1-D; got an array of shape {flags_raw.shape}.")
+        raise InvalidArgument(
+            f"`censored` must be 1-D; got an array of shape {flags_raw.shape}. Pass one flag per observation."
+        )
     if flags_raw.shape != times.shape:
-        raise ValueError(
+        raise InvalidArgument(
             f"`time` and `censored` must have the same length; got {times.size} and {flags_raw.size}. "
             "Pass one censoring flag per observation."
         )
@@ -62,7 +64,7 @@ def _validate_censored_sample(time: ArrayLike, censored: ArrayLike) -> tuple[np.
         except (TypeError, ValueError):
             numeric = None
         if numeric is None or not np.isin(numeric, (0.0, 1.0)).all():
-            raise ValueError(
+            raise InvalidArgument(
                 "`censored` must hold booleans (True = right-censored, e.g. a timeout) or 0/1; got "
                 f"dtype {flags_raw.dtype} with other values. Use e.g. `events['timeout'].astype(bool)`."
             )
@@ -70,7 +72,7 @@ def _validate_censored_sample(time: ArrayLike, censored: ArrayLike) -> tuple[np.
     negative = np.flatnonzero(times < 0)
     if negative.size:
         i = int(negative[0])
-        raise ValueError(
+        raise InvalidArgument(
             f"`time` must be non-negative durations; got {float(times[i])!r} at index {i} "
             f"({negative.size} negative value(s)). Check the clock stamps the durations came from."
         )
@@ -81,9 +83,12 @@ def _validate_cap(cap_ms: float) -> float:
     try:
         cap = float(cap_ms)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"`cap_ms` must be a positive number of milliseconds; got {cap_ms!r}.") from exc
+        raise InvalidArgument(
+            f"`cap_ms` must be a positive number of milliseconds; got {cap_ms!r}. Use the request timeout (the "
+            "SLO), e.g. cap_ms=30_000."
+        ) from exc
     if not (np.isfinite(cap) and cap > 0):
-        raise ValueError(
+        raise InvalidArgument(
             f"`cap_ms` must be a finite positive number of milliseconds; got {cap_ms!r}. Use the "
             "request timeout (the SLO), e.g. cap_ms=30_000."
         )
@@ -93,7 +98,9 @@ def _validate_cap(cap_ms: float) -> float:
 def _validate_scalar_q(q: float) -> float:
     q_arr = _as_probabilities(q)
     if q_arr.ndim != 0:
-        raise ValueError(f"`q` must be a single probability here; got an array of shape {q_arr.shape}.")
+        raise InvalidArgument(
+            f"`q` must be a single probability here; got an array of shape {q_arr.shape}. Call once per q."
+        )
     return float(q_arr)
 
 
@@ -404,7 +411,9 @@ def slo_cap_quantile(
     q_value = _validate_scalar_q(q)
     cap = _validate_cap(cap_ms)
     if estimator not in _ESTIMATORS:
-        raise ValueError(f"`estimator` must be one of {sorted(_ESTIMATORS)}; got {estimator!r}.")
+        raise InvalidArgument(
+            f"`estimator` must be one of {sorted(_ESTIMATORS)}; got {estimator!r}. Use estimator='harrell-davis'."
+        )
     return _slo_cap(times, flags, q_value, cap, estimator)
 
 
@@ -502,7 +511,7 @@ def censoring_summary(
     cap = _validate_cap(cap_ms)
     limit = float(km_max_censored)
     if not (0.0 <= limit <= 1.0):
-        raise ValueError(
+        raise InvalidArgument(
             f"`km_max_censored` must be a share in [0, 1]; got {km_max_censored!r}. The protocol "
             "default is 0.05."
         )

@@ -26,7 +26,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy import stats
 
-from tsglab.errors import DegenerateStatisticWarning
+from tsglab.errors import DegenerateStatisticWarning, InvalidArgument
 from tsglab.stats._config import BOOTSTRAP_CHUNK_ELEMENTS, SAMPLE_SIZE_MAX_N, ZERO_SD_RTOL
 from tsglab.stats.quantiles import _as_sample
 
@@ -75,10 +75,10 @@ def _short_repr(obj: object, names: tuple[str, ...]) -> str:
 def _check_probability(value: object, *, name: str, fix: str) -> float:
     """A float strictly between 0 and 1 (bools and NaN rejected)."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ValueError(f"`{name}` must be a number strictly between 0 and 1; got {value!r}. {fix}")
+        raise InvalidArgument(f"`{name}` must be a number strictly between 0 and 1; got {value!r}. {fix}")
     number = float(value)
     if not 0.0 < number < 1.0:
-        raise ValueError(f"`{name}` must be strictly between 0 and 1; got {value!r}. {fix}")
+        raise InvalidArgument(f"`{name}` must be strictly between 0 and 1; got {value!r}. {fix}")
     return number
 
 
@@ -87,21 +87,21 @@ def _check_finite(
 ) -> float:
     """A finite float, optionally ``>= minimum`` (``> minimum`` when ``strict``)."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ValueError(f"`{name}` must be a finite number; got {value!r}. {fix}".rstrip())
+        raise InvalidArgument(f"`{name}` must be a finite number; got {value!r}. {fix}".rstrip())
     number = float(value)
     if not math.isfinite(number):
-        raise ValueError(f"`{name}` must be a finite number; got {value!r}. {fix}".rstrip())
+        raise InvalidArgument(f"`{name}` must be a finite number; got {value!r}. {fix}".rstrip())
     if minimum is not None and (number <= minimum if strict else number < minimum):
         relation = ">" if strict else ">="
-        raise ValueError(f"`{name}` must be {relation} {minimum:g}; got {value!r}. {fix}".rstrip())
+        raise InvalidArgument(f"`{name}` must be {relation} {minimum:g}; got {value!r}. {fix}".rstrip())
     return number
 
 
 def _check_int(value: object, *, name: str, minimum: int, fix: str = "") -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"`{name}` must be an integer >= {minimum}; got {value!r}. {fix}".rstrip())
+        raise InvalidArgument(f"`{name}` must be an integer >= {minimum}; got {value!r}. {fix}".rstrip())
     if value < minimum:
-        raise ValueError(f"`{name}` must be an integer >= {minimum}; got {value!r}. {fix}".rstrip())
+        raise InvalidArgument(f"`{name}` must be an integer >= {minimum}; got {value!r}. {fix}".rstrip())
     return int(value)
 
 
@@ -120,13 +120,13 @@ def _validate_paired(
     gateway_arr = _as_sample(gateway, name="gateway")
     baseline_arr = _as_sample(baseline, name="baseline")
     if gateway_arr.shape != baseline_arr.shape:
-        raise ValueError(
+        raise InvalidArgument(
             f"`gateway` and `baseline` must be paired (same length, aligned by prompt id); got lengths "
             f"{gateway_arr.size} and {baseline_arr.size}. Join the two arms on prompt id first."
         )
     alpha_f = _check_probability(alpha, name="alpha", fix="Use e.g. alpha=0.05.")
     if method not in _PAIRED_METHODS:
-        raise ValueError(f"`method` must be one of {_PAIRED_METHODS}; got {method!r}.")
+        raise InvalidArgument(f"`method` must be one of {_PAIRED_METHODS}; got {method!r}. Use method='bootstrap'.")
     resamples = _check_int(n_resamples, name="n_resamples", minimum=1, fix="Use e.g. n_resamples=5000.")
     seed_i = _check_int(seed, name="seed", minimum=0, fix="Pass a fixed seed such as seed=0 (it is recorded).")
     return gateway_arr - baseline_arr, alpha_f, str(method), resamples, seed_i
@@ -476,7 +476,9 @@ def paired_tost(
     low_f = _check_finite(low, name="low", fix="Use e.g. low=-0.02, high=0.02.")
     high_f = _check_finite(high, name="high", fix="Use e.g. low=-0.02, high=0.02.")
     if not low_f < high_f:
-        raise ValueError(f"`low` must be below `high`; got low={low!r}, high={high!r}. Use e.g. low=-0.02, high=0.02.")
+        raise InvalidArgument(
+            f"`low` must be below `high`; got low={low!r}, high={high!r}. Use e.g. low=-0.02, high=0.02."
+        )
     n, estimate, sd, common = _paired_summary(differences, alpha_f, method_s, resamples, seed_i)
     common.update(low=low_f, high=high_f)
     reason = _degenerate_reason(differences)
@@ -582,15 +584,18 @@ def _validate_p_values(p_values: ArrayLike, q: object) -> tuple[np.ndarray, floa
     try:
         p_arr = np.array(p_values, dtype=np.float64)
     except (TypeError, ValueError) as exc:
-        raise ValueError(
-            f"`p_values` must be a 1-D array of numbers in [0, 1]; got {type(p_values).__name__}."
+        raise InvalidArgument(
+            f"`p_values` must be a 1-D array of numbers in [0, 1]; got {type(p_values).__name__}. Pass a list or "
+            "array of p-values (NaN for a missing test)."
         ) from exc
     if p_arr.ndim != 1:
-        raise ValueError(f"`p_values` must be 1-D; got an array of shape {p_arr.shape}. Use `np.ravel(p_values)`.")
+        raise InvalidArgument(
+            f"`p_values` must be 1-D; got an array of shape {p_arr.shape}. Use `np.ravel(p_values)`."
+        )
     finite = p_arr[~np.isnan(p_arr)]
     bad = finite[(finite < 0.0) | (finite > 1.0)]
     if bad.size:
-        raise ValueError(
+        raise InvalidArgument(
             f"`p_values` must lie in [0, 1] (NaN marks a missing test); got {float(bad[0])!r}. "
             "Pass p-values, not test statistics or log p-values."
         )
@@ -782,7 +787,7 @@ def _validate_binomial_gate(
     n_i = _check_int(n, name="n", minimum=0, fix="Pass the number of JSON-task requests.")
     failures_i = _check_int(failures, name="failures", minimum=0, fix="Pass the count of failed requests.")
     if failures_i > n_i:
-        raise ValueError(
+        raise InvalidArgument(
             f"`failures` must be <= `n`; got failures={failures_i}, n={n_i}. Count each request "
             "once (a request that failed twice is one failure)."
         )
@@ -930,14 +935,14 @@ def sample_size_paired(
     true_diff_f = _check_finite(true_diff, name="true_diff", fix="Use e.g. true_diff=0.0.")
     effect = true_diff_f + margin_f
     if effect <= 0.0:
-        raise ValueError(
+        raise InvalidArgument(
             f"`true_diff + margin` must be > 0; got true_diff={true_diff!r}, margin={margin!r}. When "
             "the true difference is at or below -margin, H0 holds and no n gives power."
         )
     z_sum = stats.norm.ppf(1.0 - alpha_f) + stats.norm.ppf(power_f)
     approx = (max(z_sum, 0.0) * sd_f / effect) ** 2
     if approx > SAMPLE_SIZE_MAX_N:
-        raise ValueError(
+        raise InvalidArgument(
             f"The required n (about {approx:.3g}) exceeds {SAMPLE_SIZE_MAX_N:g}; increase `margin` or lower `power`."
         )
     n = max(2, math.ceil(approx))
@@ -1007,7 +1012,7 @@ def sample_size_binomial_gate(
         fix="Use the failure rate of a pilot run, e.g. expected_rate=0.001.",
     )
     if not expected_f < max_rate_f:
-        raise ValueError(
+        raise InvalidArgument(
             f"`expected_rate` must be below `max_rate`; got expected_rate={expected_rate!r}, "
             f"max_rate={max_rate!r}. At or above the gate the test cannot be expected to pass."
         )
@@ -1022,7 +1027,7 @@ def sample_size_binomial_gate(
             return int(candidates[reached[0]])
         start += block
         block *= 2
-    raise ValueError(
+    raise InvalidArgument(
         f"The required n exceeds {SAMPLE_SIZE_MAX_N:g}; `expected_rate`={expected_rate!r} is too close "
         f"to `max_rate`={max_rate!r}. Lower `expected_rate` or `power`."
     )

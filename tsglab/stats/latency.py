@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
+from tsglab.errors import InvalidArgument
+
 __all__ = ["backfill_co", "co_latency_ms", "raw_latency_ms"]
 
 _NS_PER_MS = 1_000_000.0
@@ -21,9 +23,11 @@ _MAX_BACKFILL = 50_000_000
 def _as_stamps(stamps: ArrayLike, *, name: str) -> np.ndarray:
     arr = np.asarray(stamps)
     if arr.ndim != 1:
-        raise ValueError(f"`{name}` must be a 1-D array of nanosecond stamps; got shape {arr.shape}.")
+        raise InvalidArgument(
+            f"`{name}` must be a 1-D array of nanosecond stamps; got shape {arr.shape}. Pass one stamp per request."
+        )
     if arr.size and not np.issubdtype(arr.dtype, np.integer):
-        raise ValueError(
+        raise InvalidArgument(
             f"`{name}` must hold integer monotonic nanoseconds (int64); got dtype {arr.dtype}. "
             "Record stamps with `time.monotonic_ns()`; a float column usually means missing values "
             "were read as NaN — drop those rows, then `.astype('int64')`."
@@ -35,7 +39,7 @@ def _elapsed_ms(start: ArrayLike, completed: ArrayLike, *, start_name: str) -> n
     start_ns = _as_stamps(start, name=start_name)
     completed_ns = _as_stamps(completed, name="completed_ns")
     if start_ns.shape != completed_ns.shape:
-        raise ValueError(
+        raise InvalidArgument(
             f"`{start_name}` and `completed_ns` must have the same length; got {start_ns.size} and "
             f"{completed_ns.size}. Pass one stamp of each kind per request."
         )
@@ -43,7 +47,7 @@ def _elapsed_ms(start: ArrayLike, completed: ArrayLike, *, start_name: str) -> n
     bad = np.flatnonzero(elapsed_ns < 0)
     if bad.size:
         i = int(bad[0])
-        raise ValueError(
+        raise InvalidArgument(
             f"`completed_ns` must be >= `{start_name}`; first violation at index {i} "
             f"(completed_ns={int(completed_ns[i])}, {start_name}={int(start_ns[i])}; {bad.size} in all). "
             "Check that both come from the same monotonic clock and are not swapped."
@@ -171,15 +175,18 @@ def backfill_co(latency_ms: ArrayLike, period_ms: float) -> np.ndarray:
     try:
         latencies = np.asarray(latency_ms, dtype=np.float64)
     except (TypeError, ValueError) as exc:
-        raise ValueError(
-            f"`latency_ms` must be a 1-D array of numbers; got {type(latency_ms).__name__}."
+        raise InvalidArgument(
+            f"`latency_ms` must be a 1-D array of numbers; got {type(latency_ms).__name__}. Pass a list or array "
+            "of milliseconds."
         ) from exc
     if latencies.ndim != 1:
-        raise ValueError(f"`latency_ms` must be 1-D; got an array of shape {latencies.shape}.")
+        raise InvalidArgument(
+            f"`latency_ms` must be 1-D; got an array of shape {latencies.shape}. Use `np.ravel(latency_ms)`."
+        )
     not_finite = np.flatnonzero(~np.isfinite(latencies))
     if not_finite.size:
         i = int(not_finite[0])
-        raise ValueError(
+        raise InvalidArgument(
             f"`latency_ms` must be finite; got {float(latencies[i])!r} at index {i} "
             f"({not_finite.size} in all). "
             "Timeouts are right-censored: handle them with `censoring_summary`, not back-fill."
@@ -187,15 +194,18 @@ def backfill_co(latency_ms: ArrayLike, period_ms: float) -> np.ndarray:
     negative = np.flatnonzero(latencies < 0)
     if negative.size:
         i = int(negative[0])
-        raise ValueError(
+        raise InvalidArgument(
             f"`latency_ms` must be non-negative; got {float(latencies[i])!r} at index {i}. Check the stamps."
         )
     try:
         period = float(period_ms)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"`period_ms` must be a positive number of ms; got {period_ms!r}.") from exc
+        raise InvalidArgument(
+            f"`period_ms` must be a positive number of ms; got {period_ms!r}. Use the pacing interval of the run, "
+            "e.g. 1000 / requests_per_second."
+        ) from exc
     if not (np.isfinite(period) and period > 0):
-        raise ValueError(
+        raise InvalidArgument(
             f"`period_ms` must be a finite number > 0; got {period_ms!r}. Use the pacing interval of "
             "the run, e.g. 1000 / requests_per_second."
         )
@@ -205,7 +215,7 @@ def backfill_co(latency_ms: ArrayLike, period_ms: float) -> np.ndarray:
     ratios = np.where(latencies > period, np.floor(latencies / period), 0.0)
     total = float(ratios.sum())
     if total > _MAX_BACKFILL:
-        raise ValueError(
+        raise InvalidArgument(
             f"`period_ms`={period_ms!r} would back-fill about {total:.3g} values (limit "
             f"{_MAX_BACKFILL:.0e}); the period is far below the latencies. Check its unit (ms)."
         )

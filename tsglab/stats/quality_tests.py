@@ -32,7 +32,7 @@ from numpy.typing import ArrayLike
 from scipy import optimize
 from scipy.special import bdtrc, gammaln, xlog1py, xlogy
 
-from tsglab.errors import DegenerateStatisticWarning
+from tsglab.errors import DegenerateStatisticWarning, InvalidArgument
 from tsglab.stats.hypothesis_tests import _frame, _short_repr
 
 if TYPE_CHECKING:
@@ -201,20 +201,20 @@ def _validate(gateway, baseline, margin, alpha, lower, upper, method):
     g = np.asarray(gateway, dtype=np.float64)
     b = np.asarray(baseline, dtype=np.float64)
     if g.ndim != 1 or g.shape != b.shape:
-        raise ValueError(f"`gateway` and `baseline` must be 1-D and paired (same length); got shapes {g.shape} and "
-                         f"{b.shape}. Join the arms on prompt id first.")
+        raise InvalidArgument(f"`gateway` and `baseline` must be 1-D and paired (same length); got shapes {g.shape} "
+                              f"and {b.shape}. Join the arms on prompt id first.")
     for name, arr in (("gateway", g), ("baseline", b)):
         bad = ~np.isfinite(arr) | (arr < lower) | (arr > upper)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            raise ValueError(f"`{name}` scores must be finite and in [{lower:g}, {upper:g}]; position {i} is "
+            raise InvalidArgument(f"`{name}` scores must be finite and in [{lower:g}, {upper:g}]; position {i} is "
                              f"{float(arr[i])!r}. Pass `lower=`/`upper=` if your score has another range.")
     if not 0 < float(alpha) < 0.5:
-        raise ValueError(f"`alpha` must be in (0, 0.5); got {alpha!r}. Use e.g. alpha=0.05.")
+        raise InvalidArgument(f"`alpha` must be in (0, 0.5); got {alpha!r}. Use e.g. alpha=0.05.")
     if not 0 <= float(margin) < upper - lower:
-        raise ValueError(f"`margin` must be in [0, {upper - lower:g}); got {margin!r}. Use e.g. margin=0.05.")
+        raise InvalidArgument(f"`margin` must be in [0, {upper - lower:g}); got {margin!r}. Use e.g. margin=0.05.")
     if method not in QUALITY_METHODS:
-        raise ValueError(f"`method` must be one of {QUALITY_METHODS}; got {method!r}.")
+        raise InvalidArgument(f"`method` must be one of {QUALITY_METHODS}; got {method!r}. Use method='auto'.")
     return g, b
 
 
@@ -341,7 +341,8 @@ def quality_noninferiority(
     if method == "auto":
         method = "exact-binary" if binary else "betting"
     if method == "exact-binary" and not binary:
-        raise ValueError(f"method='exact-binary' needs scores of exactly {lower:g} or {upper:g}; use method='betting'.")
+        raise InvalidArgument(f"`method`='exact-binary' needs scores of exactly {lower:g} or {upper:g}; got other "
+                              "scores. Use method='betting' (or method='auto').")
     needed = _n_needed(margin, alpha, method, lower, upper, seed)
     nan = math.nan
     if n == 0:

@@ -29,7 +29,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.special import betainc, ndtr, ndtri
 
-from tsglab.errors import DegenerateStatisticWarning
+from tsglab.errors import DegenerateStatisticWarning, InvalidArgument
 from tsglab.stats.bootstrap import _hd_weights as hd_weights
 from tsglab.stats.bootstrap import _resolve_block_length, choose_bootstrap
 from tsglab.stats.hypothesis_tests import _frame, _short_repr
@@ -72,17 +72,18 @@ MIN_SERIAL_CHECK_N = 30
 def _validate_sample(values: ArrayLike, censored: ArrayLike | None, *, name: str) -> tuple[np.ndarray, np.ndarray]:
     arr = np.asarray(values, dtype=np.float64)
     if arr.ndim != 1:
-        raise ValueError(f"`{name}` must be 1-D; got shape {arr.shape}.")
+        raise InvalidArgument(f"`{name}` must be 1-D; got shape {arr.shape}. Pass one latency per request.")
     bad = ~np.isfinite(arr) | (arr < 0)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise ValueError(
+        raise InvalidArgument(
             f"`{name}` must hold finite latencies >= 0; position {i} is {float(arr[i])!r}. A request without an answer "
             "is right-censored: pass its elapsed time (or the SLO cap) with `censored=True`."
         )
     flags = np.zeros(arr.size, dtype=bool) if censored is None else np.asarray(censored, dtype=bool)
     if flags.shape != arr.shape:
-        raise ValueError(f"`censored` must have the shape of `{name}` {arr.shape}; got {flags.shape}.")
+        raise InvalidArgument(f"`censored` must have the shape of `{name}` {arr.shape}; got {flags.shape}. Pass "
+                              "one flag per latency.")
     return arr, flags
 
 
@@ -159,7 +160,7 @@ def censored_harrell_davis(values: ArrayLike, q: float = 0.95, *, censored: Arra
     """
     arr, flags = _validate_sample(values, censored, name="values")
     if not 0.0 < float(q) < 1.0:
-        raise ValueError(f"`q` must lie strictly between 0 and 1; got {q!r}. Use q=0.95 for the P95.")
+        raise InvalidArgument(f"`q` must lie strictly between 0 and 1; got {q!r}. Use q=0.95 for the P95.")
     if arr.size == 0:
         warnings.warn("The quantile of an empty sample is undefined; returning NaN.", DegenerateStatisticWarning,
                       stacklevel=2)
@@ -199,7 +200,8 @@ def choose_resampling(series: ArrayLike, *, n_resamples: int = 2000, seed: int =
     x = np.asarray(series, dtype=np.float64)
     n = x.size
     if method not in ("auto", *RESAMPLE_METHODS):
-        raise ValueError(f"`resampling` must be 'auto' or one of {RESAMPLE_METHODS}; got {method!r}.")
+        raise InvalidArgument(f"`resampling` must be 'auto' or one of {RESAMPLE_METHODS}; got {method!r}. Use "
+                              "'auto' to choose by a Ljung–Box test.")
     if method == "iid":
         return ResamplePlan(n, "iid", None, n_resamples, seed), "iid requested"
     if method != "auto":
@@ -316,7 +318,7 @@ def quantile_ci(
     """
     arr, flags = _validate_sample(values, censored, name="values")
     if not 0.0 < float(confidence) < 1.0:
-        raise ValueError(f"`confidence` must be in (0, 1); got {confidence!r}.")
+        raise InvalidArgument(f"`confidence` must be in (0, 1); got {confidence!r}. Use e.g. confidence=0.95.")
     q = float(q)
     n = arr.size
     nan = math.nan
@@ -444,10 +446,11 @@ def quantile_ratio_test(
     g, g_cens = _validate_sample(gateway, gateway_censored, name="gateway")
     b, b_cens = _validate_sample(baseline, baseline_censored, name="baseline")
     if g.size != b.size:
-        raise ValueError(f"`gateway` and `baseline` must be paired (same length); got {g.size} and {b.size}. "
-                         "Join the arms on prompt id first.")
+        raise InvalidArgument(f"`gateway` and `baseline` must be paired (same length); got {g.size} and {b.size}. "
+                              "Join the arms on prompt id first.")
     if not 0.0 < float(alpha) < 1.0 or not 0.0 < float(q) < 1.0 or not float(delta) >= 0.0:
-        raise ValueError(f"need 0 < alpha < 1, 0 < q < 1, delta >= 0; got alpha={alpha}, q={q}, delta={delta}.")
+        raise InvalidArgument(f"need 0 < alpha < 1, 0 < q < 1, delta >= 0; got alpha={alpha}, q={q}, delta={delta}. "
+                              "Use e.g. alpha=0.05, q=0.95, delta=0.10.")
     q, alpha, bound = float(q), float(alpha), 1.0 + float(delta)
     n = g.size
     nan = math.nan

@@ -14,7 +14,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.special import betainc, betaincc, betainccinv, betaincinv
 
-from tsglab.errors import DegenerateStatisticWarning
+from tsglab.errors import DegenerateStatisticWarning, InvalidArgument
 from tsglab.stats._config import HD_TAIL_MASS
 from tsglab.stats._quantile_kernels import hd_window_sum
 
@@ -26,21 +26,23 @@ def _as_sample(x: ArrayLike, *, name: str = "x") -> np.ndarray:
     try:
         arr = np.asarray(x, dtype=np.float64)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"`{name}` must be a 1-D array of numbers; got {type(x).__name__}.") from exc
+        raise InvalidArgument(
+            f"`{name}` must be a 1-D array of numbers; got {type(x).__name__}. Pass a list or array of numbers."
+        ) from exc
     if arr.ndim != 1:
-        raise ValueError(
+        raise InvalidArgument(
             f"`{name}` must be 1-D; got an array of shape {arr.shape}. Use `np.ravel({name})` if that "
             "is what you mean."
         )
     n_nan = int(np.isnan(arr).sum())
     if n_nan:
-        raise ValueError(
+        raise InvalidArgument(
             f"`{name}` contains {n_nan} NaN value(s) out of {arr.size}. Drop them first "
             f"(`{name}[~np.isnan({name})]`) or, for timeouts, use `tsglab.stats.km_quantile`."
         )
     n_inf = int(np.isinf(arr).sum())
     if n_inf:
-        raise ValueError(
+        raise InvalidArgument(
             f"`{name}` contains {n_inf} infinite value(s) out of {arr.size}. Treat them as "
             "right-censored observations (`km_quantile`, `slo_cap_quantile`) instead."
         )
@@ -52,11 +54,13 @@ def _as_probabilities(q: ArrayLike) -> np.ndarray:
     try:
         q_arr = np.asarray(q, dtype=np.float64)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"`q` must be a number or an array of numbers in (0, 1); got {q!r}.") from exc
+        raise InvalidArgument(
+            f"`q` must be a number or an array of numbers in (0, 1); got {q!r}. Use e.g. q=0.95 for the P95."
+        ) from exc
     bad = ~((q_arr > 0.0) & (q_arr < 1.0))  # also catches NaN
     if bad.any():
         first = q_arr.reshape(-1)[np.flatnonzero(bad.reshape(-1))[0]]
-        raise ValueError(
+        raise InvalidArgument(
             f"`q` must lie strictly between 0 and 1; got {float(first)!r}. Use e.g. q=0.95 for the P95 "
             "(min and max are `np.min(x)`, `np.max(x)`)."
         )

@@ -23,6 +23,8 @@ from typing import Literal
 
 import numpy as np
 
+from tsglab.errors import InvalidArgument
+
 __all__ = ["RESAMPLE_METHODS", "ResamplePlan", "resample_indices"]
 
 ResampleMethod = Literal["iid", "moving-block", "circular-block", "stationary"]
@@ -45,16 +47,21 @@ class ResamplePlan:
 
     def __post_init__(self) -> None:
         if self.method not in RESAMPLE_METHODS:
-            raise ValueError(f"`method` must be one of {RESAMPLE_METHODS}; got {self.method!r}.")
+            raise InvalidArgument(
+                f"`method` must be one of {RESAMPLE_METHODS}; got {self.method!r}. Use 'iid' or 'stationary'."
+            )
         if isinstance(self.n, bool) or int(self.n) < 1:
-            raise ValueError(f"`n` must be a positive number of rows; got {self.n!r}.")
+            raise InvalidArgument(f"`n` must be a positive number of rows; got {self.n!r}. Pass len(sample).")
         if int(self.n_resamples) < 1:
-            raise ValueError(f"`n_resamples` must be >= 1; got {self.n_resamples!r}. Use e.g. 2000.")
+            raise InvalidArgument(f"`n_resamples` must be >= 1; got {self.n_resamples!r}. Use e.g. 2000.")
         if self.method == "iid":
             if self.block_length not in (None, 1):
-                raise ValueError(f"`block_length` must be None for iid resampling; got {self.block_length!r}.")
+                raise InvalidArgument(
+                    f"`block_length` must be None for iid resampling; got {self.block_length!r}. Drop it or choose "
+                    "method='stationary'."
+                )
         elif self.block_length is None or not 1 <= int(self.block_length) <= self.n:
-            raise ValueError(
+            raise InvalidArgument(
                 f"`block_length` must be in [1, {self.n}] for {self.method} resampling; got {self.block_length!r}. "
                 "Use `optimal_block_length(x)`."
             )

@@ -16,7 +16,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from tsglab._version import __version__
-from tsglab.errors import DegenerateStatisticWarning
+from tsglab.errors import DegenerateStatisticWarning, InvalidArgument, InvalidArgumentType
 from tsglab.stats._config import (
     TDIGEST_BUFFER_FACTOR,
     TDIGEST_DEFAULT_COMPRESSION,
@@ -40,7 +40,7 @@ def _validate_compression(compression: Any) -> float:
         and compression >= TDIGEST_MIN_COMPRESSION
     )
     if not valid:
-        raise ValueError(
+        raise InvalidArgument(
             f"`compression` must be a finite number >= {TDIGEST_MIN_COMPRESSION:g}; got {compression!r}. "
             f"Use {TDIGEST_DEFAULT_COMPRESSION:g} (default) or 500 for high precision."
         )
@@ -164,7 +164,7 @@ class TDigest:
     def merge(self, other: TDigest) -> TDigest:
         """Return a new digest of both inputs' values, with this digest's compression."""
         if not isinstance(other, TDigest):
-            raise TypeError(
+            raise InvalidArgumentType(
                 f"`other` must be a TDigest; got {type(other).__name__}. Rebuild one with "
                 "`TDigest.from_dict(d)` if it travelled as a dict."
             )
@@ -231,9 +231,11 @@ class TDigest:
         try:
             x_arr = np.asarray(x, dtype=np.float64)
         except (TypeError, ValueError) as exc:
-            raise ValueError(f"`x` must be a number or an array of numbers; got {x!r}.") from exc
+            raise InvalidArgument(
+                f"`x` must be a number or an array of numbers; got {x!r}. Pass latencies as floats."
+            ) from exc
         if np.isnan(x_arr).any():
-            raise ValueError("`x` contains NaN; the CDF is defined for numbers only. Drop the NaN values.")
+            raise InvalidArgument("`x` contains NaN; the CDF is defined for numbers only. Drop the NaN values.")
         if self._count == 0:
             return self._empty(x_arr.shape, "CDF")
         values, ranks = self._points()
@@ -267,13 +269,13 @@ class TDigest:
     def from_dict(cls, state: dict) -> TDigest:
         """Rebuild a digest from :meth:`to_dict` output (e.g. sent from another process)."""
         if not isinstance(state, dict):
-            raise TypeError(f"`state` must be a dict from `TDigest.to_dict()`; got {type(state).__name__}.")
+            raise InvalidArgumentType(f"`state` must be a dict from `TDigest.to_dict()`; got {type(state).__name__}.")
         missing = [key for key in _DICT_KEYS if key not in state]
         if missing:
-            raise ValueError(f"`state` lacks key(s) {missing}; pass the dict `TDigest.to_dict()` returned.")
+            raise InvalidArgument(f"`state` lacks key(s) {missing}; pass the dict `TDigest.to_dict()` returned.")
         implementation = str(state["implementation"])
         if not implementation.startswith(_IMPLEMENTATION_NAME + " "):
-            raise ValueError(
+            raise InvalidArgument(
                 f"`state['implementation']` must start with {_IMPLEMENTATION_NAME!r}; got {implementation!r}. "
                 "Digests of other libraries do not share this centroid format."
             )
@@ -282,7 +284,7 @@ class TDigest:
         weights = np.asarray(state["weights"], dtype=np.float64)
         count = state["count"]
         if means.ndim != 1 or means.shape != weights.shape:
-            raise ValueError(
+            raise InvalidArgument(
                 f"`state['means']` and `state['weights']` must be 1-D lists of one length; got "
                 f"{means.size} and {weights.size}. The dict was altered after `to_dict()`."
             )
@@ -294,7 +296,7 @@ class TDigest:
             and math.isclose(float(weights.sum()), float(count), rel_tol=1e-9, abs_tol=1e-9)
         )
         if not consistent:
-            raise ValueError(
+            raise InvalidArgument(
                 f"`state` is inconsistent: count={count!r}, sum of weights={float(weights.sum())!r}; means "
                 "must be finite and sorted, weights positive. The dict was altered after `to_dict()`."
             )
