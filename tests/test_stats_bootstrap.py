@@ -281,7 +281,7 @@ def test_ljung_box_matches_statsmodels(phi, lags):
     ours = serial_correlation_check(x, lags=lags)
     ref = acorr_ljungbox(x, lags=[lags])
     assert ours.statistic == pytest.approx(ref["lb_stat"].iloc[0], rel=1e-10)
-    assert ours.pvalue == pytest.approx(ref["lb_pvalue"].iloc[0], rel=1e-8, abs=1e-300)
+    assert ours.p_value == pytest.approx(ref["lb_pvalue"].iloc[0], rel=1e-8, abs=1e-300)
 
 
 def test_choose_bootstrap_both_branches():
@@ -295,7 +295,7 @@ def test_choose_bootstrap_both_branches():
 
 def test_constant_series_warns():
     with pytest.warns(DegenerateStatisticWarning, match="constant"):
-        assert np.isnan(serial_correlation_check(np.ones(50)).pvalue)
+        assert np.isnan(serial_correlation_check(np.ones(50)).p_value)
     with pytest.warns(DegenerateStatisticWarning, match="constant"):
         assert np.isnan(optimal_block_length(np.ones(50)).stationary)
 

@@ -168,7 +168,9 @@ def test_km_hand_example_ties_and_tolerance():
     frame = result.to_frame()
     assert list(frame.columns) == ["estimate", "reached", "censored_fraction", "n", "n_events", "q", "method"]
     assert frame.shape == (1, 7)
-    assert curve.to_frame().shape == (3, 4)
+    curve_frame = curve.to_frame()
+    assert list(curve_frame.columns) == ["time", "at_risk", "events", "survival", "n", "n_censored"]
+    assert curve_frame.shape == (3, 6) and (curve_frame["n"] == curve.n).all()
 
 
 def test_km_exactly_five_percent_tail_censoring_reaches_p95():

@@ -247,7 +247,8 @@ def test_fdr_is_not_a_stub_and_has_a_frame():
     assert result.rejected.tolist() == [True, False, False, False, False]
     assert result.m == 4
     frame = result.to_frame()
-    assert list(frame.columns) == ["p_value", "adjusted", "rejected", "q", "method"] and len(frame) == 5
+    assert list(frame.columns) == ["p_value", "adjusted", "rejected", "q", "method", "m"] and len(frame) == 5
+    np.testing.assert_array_equal(frame["p_value"], result.p_value)
     assert repr(result) == "MultipleTestResult(method='bh', q=0.05, m=4, n_rejected=1)"
     with pytest.raises(ValueError):
         result.adjusted[0] = 0.0  # read-only

@@ -154,10 +154,10 @@ class SerialCorrelation:
     ----------
     statistic : float
         :math:`Q = n(n+2)\\sum_{k=1}^{h}\\hat\\rho_k^2/(n-k)` (NaN for a constant series).
-    pvalue : float
+    p_value : float
         :math:`P(\\chi^2_h > Q)`.
     significant : bool
-        ``pvalue < alpha``.
+        ``p_value < alpha``.
     lags, alpha, n
         Settings and sample size.
     test : str
@@ -165,7 +165,7 @@ class SerialCorrelation:
     """
 
     statistic: float
-    pvalue: float
+    p_value: float
     significant: bool
     lags: int
     alpha: float
@@ -240,5 +240,5 @@ def serial_correlation_check(x: ArrayLike, *, lags: int = 10, alpha: float = 0.0
         return SerialCorrelation(float("nan"), float("nan"), False, lags, float(alpha), n)
     rho = np.array([eps[k:] @ eps[: n - k] for k in range(1, lags + 1)]) / denom
     statistic = float(n * (n + 2) * np.sum(rho**2 / (n - np.arange(1, lags + 1))))
-    pvalue = float(chi2.sf(statistic, lags))
-    return SerialCorrelation(statistic, pvalue, bool(pvalue < alpha), lags, float(alpha), n)
+    p_value = float(chi2.sf(statistic, lags))
+    return SerialCorrelation(statistic, p_value, bool(p_value < alpha), lags, float(alpha), n)

@@ -471,7 +471,7 @@ class BootstrapChoice:
         One sentence to record in ``bootstrap_meta.json``.
     block_length : int or None
         Rounded Politis–White stationary block length (None for iid).
-    statistic, pvalue : float
+    statistic, p_value : float
         Ljung–Box statistic and p-value.
     lags : int
         Lags of the test.
@@ -483,7 +483,7 @@ class BootstrapChoice:
     reason: str
     block_length: int | None
     statistic: float
-    pvalue: float
+    p_value: float
     lags: int
     alpha: float
 
@@ -525,13 +525,13 @@ def choose_bootstrap(x: ArrayLike, *, lags: int = 10, alpha: float = 0.05) -> Bo
     .. [2] D. N. Politis and H. White, *Econometric Reviews* 23(1), 53–70, 2004.
     """
     check = serial_correlation_check(x, lags=lags, alpha=alpha)
-    test = f"Ljung–Box Q({check.lags}) = {check.statistic:.4g} on n = {check.n}: p = {check.pvalue:.3g}"
+    test = f"Ljung–Box Q({check.lags}) = {check.statistic:.4g} on n = {check.n}: p = {check.p_value:.3g}"
     if not check.significant:
         reason = f"{test} ≥ α = {check.alpha:g}, no significant autocorrelation; iid bootstrap."
-        return BootstrapChoice("iid", reason, None, check.statistic, check.pvalue, check.lags, check.alpha)
+        return BootstrapChoice("iid", reason, None, check.statistic, check.p_value, check.lags, check.alpha)
     length = _resolve_block_length(_as_sample(x), "stationary", None)
     reason = (
         f"{test} < α = {check.alpha:g}, serial correlation; stationary bootstrap with Politis–White "
         f"mean block length {length}."
     )
-    return BootstrapChoice("stationary", reason, length, check.statistic, check.pvalue, check.lags, check.alpha)
+    return BootstrapChoice("stationary", reason, length, check.statistic, check.p_value, check.lags, check.alpha)

@@ -136,11 +136,13 @@ class KaplanMeierCurve:
     n_censored: int
 
     def to_frame(self) -> pd.DataFrame:
-        """The curve as a DataFrame with columns ``time, at_risk, events, survival``."""
+        """The curve as a DataFrame, one row per event time, one column per field (``n`` and
+        ``n_censored`` repeated on every row): ``time, at_risk, events, survival, n, n_censored``."""
         import pandas as pd
 
         return pd.DataFrame(
-            {"time": self.time, "at_risk": self.at_risk, "events": self.events, "survival": self.survival}
+            {"time": self.time, "at_risk": self.at_risk, "events": self.events, "survival": self.survival,
+             "n": self.n, "n_censored": self.n_censored}
         )
 
 

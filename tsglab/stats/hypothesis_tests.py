@@ -537,8 +537,9 @@ class MultipleTestResult:
 
     Attributes
     ----------
-    p_values : numpy.ndarray
-        The raw p-values, in input order (read-only).
+    p_value : numpy.ndarray
+        The raw p-value of each hypothesis, in input order (read-only). Named like the scalar
+        ``p_value`` of the other results so that ``to_frame()`` has one ``p_value`` column.
     adjusted : numpy.ndarray
         Step-up adjusted p-values, monotone in the raw p-values and capped at 1; NaN where the raw
         p-value is NaN.
@@ -552,7 +553,7 @@ class MultipleTestResult:
         Number of hypotheses counted (non-NaN p-values).
     """
 
-    p_values: np.ndarray
+    p_value: np.ndarray
     adjusted: np.ndarray
     rejected: np.ndarray
     q: float
@@ -566,16 +567,17 @@ class MultipleTestResult:
         )
 
     def to_frame(self) -> pd.DataFrame:
-        """One row per hypothesis: ``p_value, adjusted, rejected, q, method``."""
+        """One row per hypothesis, one column per field: ``p_value, adjusted, rejected, q, method, m``."""
         import pandas as pd
 
         return pd.DataFrame(
             {
-                "p_value": self.p_values,
+                "p_value": self.p_value,
                 "adjusted": self.adjusted,
                 "rejected": self.rejected,
                 "q": self.q,
                 "method": self.method,
+                "m": self.m,
             }
         )
 
@@ -625,7 +627,7 @@ def _fdr_step_up(p_values: ArrayLike, q: object, *, method: str) -> MultipleTest
         rejected[present[order[:n_rejected]]] = True
     for array in (p_arr, adjusted, rejected):
         array.setflags(write=False)
-    return MultipleTestResult(p_values=p_arr, adjusted=adjusted, rejected=rejected, q=q_f, method=method, m=m)
+    return MultipleTestResult(p_value=p_arr, adjusted=adjusted, rejected=rejected, q=q_f, method=method, m=m)
 
 
 def benjamini_hochberg(p_values: ArrayLike, *, q: float = 0.10) -> MultipleTestResult:
