@@ -71,7 +71,7 @@ def test_an_answer_does_not_depend_on_the_request_before_it():
     from tsglab.backends.embedded import EmbeddedBackend
     from tsglab.suite import load_suite
 
-    prompt = next(item.prompt for item in load_suite() if item.id == "code-en-005")
+    prompt = next(item.prompt for item in load_suite() if item.id == "code-842560580a")
     backend = EmbeddedBackend("smollm2-135m")
     system = Message("system", "Answer the request directly and concisely.")
     request = CompletionRequest(messages=(system, Message("user", prompt)), max_tokens=128)

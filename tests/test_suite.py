@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import importlib.resources
+import importlib.util
 import json
+import random
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -25,7 +28,21 @@ from tsglab.suite import (
     normalize_answer,
     score_answer,
 )
-from tsglab.suite import _generate as generate
+
+# The generator is a repository tool, not part of the package: load it by path.
+GENERATOR_PATH = Path(__file__).resolve().parent.parent / "tools" / "generate_suite.py"
+
+
+def _load_generator() -> Any:
+    spec = importlib.util.spec_from_file_location("generate_suite", GENERATOR_PATH)
+    assert spec is not None and spec.loader is not None, f"cannot load {GENERATOR_PATH}"
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the file executes
+    spec.loader.exec_module(module)
+    return module
+
+
+generate = _load_generator()
 
 # --------------------------------------------------------------------------------------------- helpers
 
@@ -217,8 +234,127 @@ def test_load_suite_none_is_the_bundled_file(bundled: list[SuiteItem]) -> None:
 
 def test_generator_reproduces_the_committed_file() -> None:
     assert generate.render_suite() == bundled_suite_path().read_text(encoding="utf-8"), (
-        "bundled.jsonl is stale; run python -m tsglab.suite._generate"
+        "bundled.jsonl is stale; run python tools/generate_suite.py"
     )
+
+
+def test_generator_is_not_in_the_package() -> None:
+    assert GENERATOR_PATH.is_file()
+    assert importlib.util.find_spec("tsglab.suite._generate") is None
+    assert "python tools/generate_suite.py" in bundled_suite_path().read_text(encoding="utf-8").splitlines()[1]
+
+
+def test_bundled_ids_are_task_and_content_hash() -> None:
+    # Recomputed from the raw lines (check parameters as written, before the loader fills defaults).
+    lines = bundled_suite_path().read_text(encoding="utf-8").splitlines()
+    raw_items = [json.loads(line) for line in lines if line and not line.startswith("#")]
+    assert len(raw_items) >= 220
+    for raw in raw_items:
+        assert raw["id"] == generate.content_id(raw), raw["id"]
+        task, digest = raw["id"].rsplit("-", 1)
+        assert task == raw["task"] and len(digest) == 10 and int(digest, 16) >= 0
+    ids = [raw["id"] for raw in raw_items]
+    assert len(set(ids)) == len(ids)
+
+
+def _by_group(items: list[dict[str, Any]]) -> dict[str, list[tuple[str, str]]]:
+    grouped: dict[str, list[tuple[str, str]]] = {}
+    for item in items:
+        grouped.setdefault(item["task"], []).append((item["id"], item["prompt"]))
+    return grouped
+
+
+def test_perturbing_one_group_leaves_every_other_group_identical(monkeypatch: pytest.MonkeyPatch) -> None:
+    before = _by_group(generate.build_items())
+    assert set(before) == set(generate.GROUPS) == set(TASKS)
+    build_arith = generate.GROUPS["arith"]
+
+    def perturbed_arith(rng: random.Random) -> list[dict[str, Any]]:
+        # Extra draws: with one generator shared by all groups, every later group would shift. (Many of
+        # them: a shared stream offset by a word or two can fall back in step after a rejection sample.)
+        for _ in range(1000):
+            rng.random()
+        return build_arith(rng)[1:]
+
+    monkeypatch.setitem(generate.GROUPS, "arith", perturbed_arith)
+    after = _by_group(generate.build_items())
+    assert after["arith"] != before["arith"], "the perturbation should change the arith group"
+    for group in set(before) - {"arith"}:
+        assert after[group] == before[group], group
+
+
+def test_a_group_with_a_new_seed_changes_only_itself(monkeypatch: pytest.MonkeyPatch) -> None:
+    before = _by_group(generate.build_items())
+    group_rng = generate.group_rng
+
+    def reseed_classify(seed: int, group: str) -> random.Random:
+        return group_rng(seed + 1 if group == "classify" else seed, group)
+
+    monkeypatch.setattr(generate, "group_rng", reseed_classify)
+    after = _by_group(generate.build_items())
+    assert after["classify"] != before["classify"]
+    assert {group: ids for group, ids in after.items() if group != "classify"} == {
+        group: ids for group, ids in before.items() if group != "classify"
+    }
+
+
+def test_content_id_changes_with_the_content_and_only_with_it() -> None:
+    item = {
+        "task": "json",
+        "lang": "en",
+        "prompt": "Return JSON with keys name and age. Ada is 36.",
+        "json_schema": PERSON_SCHEMA,
+        "check": {"kind": "json_fields", "fields": {"name": "Ada", "age": 36}},
+    }
+    original = generate.content_id(item)
+    assert original.startswith("json-") and len(original) == len("json-") + 10
+    changed = [
+        {**item, "prompt": item["prompt"] + " "},
+        {**item, "task": "classify"},
+        {**item, "check": {"kind": "json_fields", "fields": {"name": "Ada", "age": 37}}},
+        {**item, "json_schema": {**PERSON_SCHEMA, "required": ["name"]}},
+        {key: value for key, value in item.items() if key != "json_schema"},
+    ]
+    ids = [generate.content_id(variant) for variant in changed]
+    assert original not in ids and len(set(ids)) == len(ids)
+    # What describes an item rather than defines it leaves the id alone, as does key order.
+    described = {**item, "lang": "zh", "notes": "a note", "strata": {"domain": "hr"}}
+    reordered = dict(reversed(list(item.items())))
+    assert generate.content_id(described) == generate.content_id(reordered) == original
+
+
+def test_generator_refuses_duplicate_items(monkeypatch: pytest.MonkeyPatch) -> None:
+    build_open = generate.GROUPS["open"]
+    n_open = len(build_open(generate.group_rng(generate.SEED, "open")))
+
+    def open_with_a_repeat(rng: random.Random) -> list[dict[str, Any]]:
+        items = build_open(rng)
+        return [*items, dict(items[0])]
+
+    monkeypatch.setitem(generate.GROUPS, "open", open_with_a_repeat)
+    with pytest.raises(
+        RuntimeError,
+        match=rf"group 'open' item {n_open + 1} has id 'open-[0-9a-f]{{10}}', already the id of group 'open' "
+        r"item 1: the two items have the same prompt, task, check, json_schema",
+    ):
+        generate.build_items()
+
+
+def test_generator_redraws_a_repeated_prompt() -> None:
+    draws = iter(["a", "a", "b"])
+    seen: set[str] = set()
+    assert generate._unique(lambda: next(draws), seen) == "a"
+    assert generate._unique(lambda: next(draws), seen) == "b"
+    assert seen == {"a", "b"}
+    with pytest.raises(RuntimeError, match=r"no new prompt after 3 draws \(last: 'a'\); extend the word lists"):
+        generate._unique(lambda: "a", seen, tries=3)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_generator_builds_a_valid_suite_for_other_seeds(seed: int, tmp_path: Path) -> None:
+    path = tmp_path / "suite.jsonl"
+    path.write_text(generate.render_suite(seed=seed), encoding="utf-8")
+    assert len(load_suite(path)) == len(generate.build_items())
 
 
 def test_generator_main_writes_and_checks(tmp_path: Path) -> None:
