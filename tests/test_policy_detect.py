@@ -7,7 +7,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tsglab.errors import SpecError
-from tsglab.policy.detect import detect_task, normalize
+from tsglab.policy import detect
+from tsglab.policy.config import PolicyConfig
+from tsglab.policy.detect import analyse, detect_analysed, detect_task, keyword_scan, normalize
+from tsglab.policy.planner import heavy_keywords, plan
 
 # --------------------------------------------------------------------------------------------------
 # normalize
@@ -260,14 +263,15 @@ _MIXED_PIECES = st.sampled_from(
 )
 
 
-@given(st.lists(_MIXED_PIECES, max_size=40))
+@given(st.lists(_MIXED_PIECES, max_size=40), st.booleans())
 @settings(max_examples=200, deadline=None)
-def test_chunked_chinese_keyword_scan_equals_one_scan(pieces):
-    from tsglab.policy.detect import _ZH_KEYWORD_SCAN, _analyse
+def test_chunked_chinese_keyword_scan_equals_one_scan(pieces, with_heavy_keywords):
+    from tsglab.policy.planner import _HEAVY_ZH
 
+    scan = keyword_scan(_HEAVY_ZH if with_heavy_keywords else ())
     text = "".join(pieces)
-    request = _analyse(text)
-    one_scan = [(match[0], match.start()) for match in _ZH_KEYWORD_SCAN.finditer(request.text)]
+    request = analyse(text, scan=scan)
+    one_scan = [(match[0], match.start()) for match in scan.pattern.finditer(request.text)]
     assert request.zh_hits == one_scan
 
 
@@ -311,3 +315,92 @@ def test_requests_across_internal_chunk_borders(offset, request_text, expected):
     assert len(prefix) == offset
     document = prefix + request_text + "。" + "y " * 400
     assert detect_task(document) == expected
+
+
+# --------------------------------------------------------------------------------------------------
+# The analysis the planner shares with the detector
+
+
+def test_detect_public_api_is_sorted_and_public():
+    assert detect.__all__ == sorted(detect.__all__)
+    for name in detect.__all__:
+        assert not name.startswith("_") and hasattr(detect, name), name
+
+
+def test_planner_imports_only_public_names_of_the_detector():
+    import ast
+    import inspect
+
+    from tsglab.policy import planner
+
+    tree = ast.parse(inspect.getsource(planner))
+    imported = [
+        alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module == "tsglab.policy.detect"
+        for alias in node.names
+    ]
+    assert imported, "the planner should reuse the detector's analysis"
+    assert [name for name in imported if name.startswith("_") or name not in detect.__all__] == []
+
+
+def _heavy_zh_table() -> dict[str, str]:
+    from tsglab.policy.planner import _HEAVY_ZH
+
+    return dict(_HEAVY_ZH)
+
+
+@pytest.mark.parametrize(("keyword", "name"), sorted(_heavy_zh_table().items()))
+def test_every_chinese_heavy_keyword_is_found(keyword, name):
+    # The Chinese heavy keywords used to live in two hand-kept tables (the planner's names and the
+    # detector's scan); a keyword missing from the scan was silently never found.
+    from tsglab.policy.planner import _HEAVY_ORDER
+
+    assert name in _HEAVY_ORDER, f"{keyword!r} maps to {name!r}, which is no heavy keyword name"
+    assert heavy_keywords(keyword) == (name,)
+    assert heavy_keywords(f"这份材料涉及{keyword}，请看看。") == (name,)
+    report = plan(f"请看一下：{keyword}", PolicyConfig())
+    assert report.heavy and f"heavy:{name}" in report.risk_factors
+
+
+def test_the_planner_scan_is_the_detector_scan_plus_the_heavy_table():
+    from tsglab.policy.planner import _PLANNER_ZH_SCAN
+
+    heavy = set(_heavy_zh_table())
+    detector = set(keyword_scan().keywords)
+    assert set(_PLANNER_ZH_SCAN.keywords) == detector | heavy
+    assert heavy - detector, "the heavy table should add keywords the detector does not read"
+    lengths = [len(keyword) for keyword in _PLANNER_ZH_SCAN.keywords]
+    assert lengths == sorted(lengths, reverse=True) and _PLANNER_ZH_SCAN.longest == lengths[0]
+
+
+_PLANNER_PIECES = st.sampled_from(
+    [*_heavy_zh_table(), "算法", "程序", "写", "编写", "代码", "函数", "实现", "解决", "用", "Python", "来", "查询",
+     "表达式", "json", "只输出", "格式", "什么是", "。", "？", " ", "\n", "write a function", "中文" * 150, "x" * 300]
+)  # fmt: skip
+
+
+@given(st.lists(_PLANNER_PIECES, max_size=30))
+@settings(max_examples=300, deadline=None)
+def test_the_planner_and_the_detector_agree_on_the_task(pieces):
+    # The planner's scan also finds its heavy keywords; that must not change what the detector sees.
+    text = "".join(pieces)
+    assert plan(text, PolicyConfig()).task == detect_task(text)
+
+
+def test_analyse_defaults_to_the_detector_vocabulary_and_scan():
+    request = analyse("请写一个函数，法律问题 and write a function")
+    assert request.words == {b"function"}
+    assert [keyword for keyword, _position in request.zh_hits] == ["写", "函数"]
+    assert detect_analysed(request, has_schema=False) == "code"
+    assert detect_analysed(analyse("hello"), has_schema=True) == "json"
+
+
+@pytest.mark.parametrize("bad", ["", "json", "a法律", 3])
+def test_keyword_scan_refuses_keywords_it_could_never_find(bad):
+    with pytest.raises(
+        SpecError,
+        match=r"`extra` keywords of keyword_scan must be strings that start with a "
+        r"Chinese character; got .*Put ASCII words in the vocabulary",
+    ):
+        keyword_scan([bad])

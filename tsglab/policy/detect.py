@@ -14,22 +14,38 @@ the topic of a question ("What is JSON?", "Explain JSON vs XML") is not a JSON t
 
 Speed (the planner's budget is ~100 µs per request, prompts run to thousands of characters): a regex
 scan costs 5–20 ns per character in CPython, so no English pattern is run over a whole long prompt.
-The text is analysed once (:func:`_analyse`): width folding (NFKC's mappings, see :func:`_fold_width`),
+The text is analysed once (:func:`analyse`): width folding (NFKC's mappings, see :func:`_fold_width`),
 then a lower-cased bytes copy in which every non-word character is a space (``encode`` + ``translate``,
 C speed, same indices as the text); its words are intersected with the vocabulary the detectors use,
 Chinese keywords are found by one scan for their first characters, and every other pattern runs only
 in a small window around an occurrence of the word it needs.
+
+The planner reuses one analysis for task detection and its own keywords: it extends the vocabulary
+(:data:`DETECT_VOCABULARY`) with its words and the Chinese scan with its keywords
+(:func:`keyword_scan`), then calls :func:`analyse` and :func:`detect_analysed`.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Literal
 
 from tsglab.errors import SpecError
 
-__all__ = ["detect_task", "normalize"]
+__all__ = [
+    "Analysis",
+    "DETECT_VOCABULARY",
+    "KeywordScan",
+    "analyse",
+    "detect_analysed",
+    "detect_task",
+    "keyword_scan",
+    "normalize",
+    "require_str",
+]
 
 TaskLabel = Literal["json", "code", "general"]
 
@@ -39,7 +55,7 @@ def normalize(text: str) -> str:
 
     Full-width letters, digits, punctuation and braces become ASCII ("ＪＳＯＮ｛：｝" → "json{:}").
     """
-    _require_str(text, "text")
+    require_str(text, "text")
     return " ".join(unicodedata.normalize("NFKC", _replace_common_full_width(text)).casefold().split())
 
 
@@ -117,7 +133,8 @@ def _fold(text: str) -> tuple[str, str, list[tuple[int, int]] | None]:
     return plain, "".join(folded_pieces), None
 
 
-def _require_str(value: object, name: str) -> None:
+def require_str(value: object, name: str) -> None:
+    """Raise :class:`~tsglab.errors.SpecError` naming ``name`` unless ``value`` is a ``str``."""
     if not isinstance(value, str):
         raise SpecError(f"`{name}` must be a str; got {type(value).__name__}. Pass the request text.")
 
@@ -139,21 +156,52 @@ def _compile_ci(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern, re.IGNORECASE)
 
 
-# Chinese keywords of the detector and the planner, longest first where one contains another.
-_ZH_KEYWORDS = (
-    "解释为什么", "复杂算法", "伪代码", "法律", "合规", "金融", "财务", "医疗", "医学", "诊断", "正则",
-    "多步", "检索", "比较", "对比", "排序", "函数", "代码", "程序", "脚本", "查询", "语句", "算法",
-    "接口", "模块", "命令", "实现", "编写", "写", "开发", "完成", "解决",
-)  # fmt: skip
-_ZH_KEYWORD_SCAN = re.compile("|".join(_ZH_KEYWORDS))
+@dataclass(frozen=True)
+class KeywordScan:
+    """Chinese keywords found by one left-to-right scan of a request (build one with :func:`keyword_scan`).
+
+    ``keywords`` are tried longest first, so where one contains another ("复杂算法", "算法") the longer
+    wins; matches do not overlap. ``pattern`` is their compiled alternation, ``longest`` the longest
+    keyword's length.
+    """
+
+    keywords: tuple[str, ...]
+    pattern: re.Pattern[str]
+    longest: int
 
 
-class _Analysed:
-    """A request prepared once for every detector (and the planner)."""
+def keyword_scan(extra: Iterable[str] = ()) -> KeywordScan:
+    """A scan for the detector's Chinese keywords and the ``extra`` ones (the planner's heavy keywords).
+
+    The detector reads only its own keywords among the hits; an extra keyword changes what it sees only
+    where it would overlap one of them, which none of the planner's do (a test checks that the planner
+    and :func:`detect_task` agree). A scan compiles a regex: build it once and reuse it.
+    """
+    keywords = set(_DETECT_ZH_KEYWORDS)
+    for keyword in extra:
+        # Only the non-ASCII parts of a request are scanned, so a keyword must start with such a character.
+        if not isinstance(keyword, str) or not keyword or keyword[0].isascii():
+            raise SpecError(
+                f"`extra` keywords of keyword_scan must be strings that start with a Chinese character; got "
+                f"{keyword!r}. Put ASCII words in the vocabulary passed to analyse() instead."
+            )
+        keywords.add(keyword)
+    ordered = tuple(sorted(keywords, key=lambda keyword: (-len(keyword), keyword)))
+    return KeywordScan(ordered, re.compile("|".join(map(re.escape, ordered))), len(ordered[0]))
+
+
+class Analysis:
+    """A request prepared once for every detector (and the planner): build one with :func:`analyse`.
+
+    ``plain``: the text with common full-width punctuation replaced and nothing else ("？" is "?" here);
+    ``text``: width-folded, case and whitespace kept; ``ascii_bytes``: ``text`` with one byte per
+    character; ``word_bytes``: the same, lower-cased, every non-word byte a space; ``words``: the
+    vocabulary words that occur as whole words; ``zh_hits``: (keyword, position) of each Chinese keyword.
+    """
 
     __slots__ = ("plain", "text", "ascii_bytes", "word_bytes", "words", "zh_hits")
 
-    def __init__(self, text: str, vocabulary: frozenset[bytes]) -> None:
+    def __init__(self, text: str, vocabulary: frozenset[bytes], scan: KeywordScan) -> None:
         # plain: common full-width punctuation replaced, nothing else ("？" is "?" here: marks can be
         # counted); text: width-folded (see _fold_width), case and whitespace kept as sent.
         self.plain, self.text, non_ascii_spans = _fold(text)
@@ -165,26 +213,27 @@ class _Analysed:
         # Intersecting with the vocabulary, rather than building a set of every word, halves the cost.
         self.words = vocabulary.intersection(self.word_bytes.split())
         # (keyword, position) of each Chinese keyword, in order.
-        self.zh_hits = _chinese_keywords(self.text, non_ascii_spans)
+        self.zh_hits = _chinese_keywords(self.text, non_ascii_spans, scan)
 
 
-_ZH_LONGEST = max(len(keyword) for keyword in _ZH_KEYWORDS)
-
-
-def _chinese_keywords(text: str, spans: list[tuple[int, int]] | None) -> list[tuple[str, int]]:
-    """(keyword, position) of every Chinese keyword, left to right, without overlaps.
+def _chinese_keywords(
+    text: str, spans: list[tuple[int, int]] | None, scan: KeywordScan | None = None
+) -> list[tuple[str, int]]:
+    """(keyword, position) of every keyword of ``scan`` (default: the detector's), left to right, without
+    overlaps.
 
     The scan costs ~5 ns per character, ASCII or not, so only ``spans`` (the parts of the text that
     hold non-ASCII characters; ``None``: all of it) are scanned: a keyword starts with a Chinese
     character.
     """
+    scan = _DETECT_ZH_SCAN if scan is None else scan
     if spans is None:
-        return [(match[0], match.start()) for match in _ZH_KEYWORD_SCAN.finditer(text)]
+        return [(match[0], match.start()) for match in scan.pattern.finditer(text)]
     hits = []
     length = len(text)
     resume = 0  # where the previous match ended: matches do not overlap, as in one scan
     for start, stop in spans:
-        for match in _ZH_KEYWORD_SCAN.finditer(text, max(start, resume), min(length, stop + _ZH_LONGEST - 1)):
+        for match in scan.pattern.finditer(text, max(start, resume), min(length, stop + scan.longest - 1)):
             if match.start() >= stop:
                 break
             hits.append((match[0], match.start()))
@@ -192,9 +241,17 @@ def _chinese_keywords(text: str, spans: list[tuple[int, int]] | None) -> list[tu
     return hits
 
 
-def _analyse(text: str, vocabulary: frozenset[bytes] | None = None) -> _Analysed:
-    """Fold ``text`` and find the words of ``vocabulary`` (default: the detector's) and Chinese keywords."""
-    return _Analysed(text, _DETECT_VOCABULARY if vocabulary is None else vocabulary)
+def analyse(text: str, vocabulary: frozenset[bytes] | None = None, scan: KeywordScan | None = None) -> Analysis:
+    """Fold ``text`` and find the words of ``vocabulary`` and the Chinese keywords of ``scan``.
+
+    ``vocabulary`` holds lower-case ASCII words as bytes and must include :data:`DETECT_VOCABULARY`
+    for :func:`detect_analysed` to see what it needs (default: exactly that); ``scan`` comes from
+    :func:`keyword_scan` (default: the detector's keywords). ``text`` is not type-checked here: call
+    :func:`require_str` first where it comes from a user.
+    """
+    return Analysis(
+        text, DETECT_VOCABULARY if vocabulary is None else vocabulary, _DETECT_ZH_SCAN if scan is None else scan
+    )
 
 
 def _occurrences(word_bytes: bytes, word: bytes) -> list[int]:
@@ -339,7 +396,7 @@ _ZH_JSON_BEFORE = 12
 _ZH_TOPIC_AROUND = 40  # a topic word ("什么是", "有什么好处") this close to "json" makes it the topic
 
 
-def _asks_for_json_word(request: _Analysed) -> bool:
+def _asks_for_json_word(request: Analysis) -> bool:
     if b"json" not in request.words:
         return False
     text = request.text
@@ -369,7 +426,7 @@ def _asks_for_json_word(request: _Analysed) -> bool:
     return False
 
 
-def _has_example_object(request: _Analysed) -> bool:
+def _has_example_object(request: Analysis) -> bool:
     if b"{" not in request.ascii_bytes:
         return False
     text = request.text
@@ -475,7 +532,7 @@ _ZH_USE_LANGUAGE_REVERSED = _compile_ci(
 _ZH_CODE_BEFORE = 24
 
 
-def _asks_for_code(request: _Analysed) -> bool:
+def _asks_for_code(request: Analysis) -> bool:
     text = request.text
     word_bytes = request.word_bytes
     words = request.words
@@ -526,7 +583,15 @@ def _chinese_code_at(text: str, keyword: str, position: int) -> bool:
 
 
 _MARKER_WORDS = frozenset(word for word, _pattern in _CODE_LINE_MARKERS)
-_DETECT_VOCABULARY = frozenset({b"json"}) | _ARTIFACT_WORDS | _REGEX_WORDS | _IMPLEMENT_WORDS | _MARKER_WORDS
+DETECT_VOCABULARY: frozenset[bytes] = (
+    frozenset({b"json"}) | _ARTIFACT_WORDS | _REGEX_WORDS | _IMPLEMENT_WORDS | _MARKER_WORDS
+)
+"""The ASCII words (lower-case bytes) the detectors look up; extend it for an analysis that needs more."""
+
+# The Chinese keywords the detector reads (_chinese_code_at), derived from the tables it reads them with
+# so the scan cannot drift from them. The planner adds its heavy keywords through keyword_scan().
+_DETECT_ZH_KEYWORDS = _ZH_ARTIFACTS | _ZH_LANGUAGE_ARTIFACTS | _ZH_USE_VERBS | {"代码", "伪代码", "正则"}
+_DETECT_ZH_SCAN = keyword_scan()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -543,12 +608,12 @@ def detect_task(text: str, *, has_schema: bool = False) -> TaskLabel:
     Chinese equivalents). JSON wins over code when both apply, because the JSON contract is the
     stricter check.
     """
-    _require_str(text, "text")
-    return _detect_analysed(_analyse(text), has_schema=has_schema)
+    require_str(text, "text")
+    return detect_analysed(analyse(text), has_schema=has_schema)
 
 
-def _detect_analysed(request: _Analysed, *, has_schema: bool) -> TaskLabel:
-    """:func:`detect_task` on a request already passed through :func:`_analyse`."""
+def detect_analysed(request: Analysis, *, has_schema: bool) -> TaskLabel:
+    """:func:`detect_task` on a request already passed through :func:`analyse`."""
     if has_schema or _asks_for_json_word(request):
         return "json"
     code = _asks_for_code(request)
@@ -556,3 +621,9 @@ def _detect_analysed(request: _Analysed, *, has_schema: bool) -> TaskLabel:
         # Code prompts often hold dict literals, so an example object alone only counts outside code.
         return "json"
     return "code" if code else "general"
+
+
+# benchmarks/bench_policy.py times these stages under their former private names; delete these two
+# lines once it calls analyse() and detect_analysed().
+_analyse = analyse
+_detect_analysed = detect_analysed

@@ -26,11 +26,12 @@ from typing import Any
 from tsglab.errors import SpecError
 from tsglab.policy.config import PolicyConfig
 from tsglab.policy.detect import (
-    _DETECT_VOCABULARY,
-    _analyse,
-    _Analysed,
-    _detect_analysed,
-    _require_str,
+    DETECT_VOCABULARY,
+    Analysis,
+    analyse,
+    detect_analysed,
+    keyword_scan,
+    require_str,
 )
 
 __all__ = ["PlanReport", "heavy_keywords", "json_skeleton", "plan"]
@@ -43,7 +44,8 @@ MULTI_QUESTION_MARKS = 2  # risk factor "multi_question" at this many question m
 # Heavy keywords, by canonical name (the order of ``heavy_keywords``). English keywords are whole ASCII
 # words (so "rag" is not found in "storage", nor "sort" in "resort"); each entry lists the word forms
 # that count, and two-word keywords name a first word and a pattern matched where it occurs. Chinese
-# keywords are substrings (Chinese has no spaces).
+# keywords are substrings (Chinese has no spaces); _HEAVY_ZH is their only table: the analysis scans
+# for them through keyword_scan(_HEAVY_ZH).
 _HEAVY_WORDS: tuple[tuple[str, frozenset[bytes]], ...] = tuple(
     (name, frozenset(form.encode() for form in forms.split()))
     for name, forms in (
@@ -97,9 +99,10 @@ _HEAVY_FORMS = frozenset(_HEAVY_FORM_NAMES)
 _HEAVY_PHRASE_FIRSTS: dict[bytes, tuple[str, re.Pattern[bytes]]] = {
     first: (name, pattern) for name, (first, pattern) in _HEAVY_PHRASES.items()
 }
-_PLANNER_VOCABULARY = _DETECT_VOCABULARY.union(
+_PLANNER_VOCABULARY = DETECT_VOCABULARY.union(
     *(forms for _name, forms in _HEAVY_WORDS), (first for first, _phrase in _HEAVY_PHRASES.values())
 )
+_PLANNER_ZH_SCAN = keyword_scan(_HEAVY_ZH)
 
 
 @dataclass(frozen=True)
@@ -132,11 +135,11 @@ class PlanReport:
 
 def heavy_keywords(text: str) -> tuple[str, ...]:
     """Canonical names of the heavy keywords in ``text`` (any case or width), in table order, no repeats."""
-    _require_str(text, "text")
-    return _heavy_keywords(_analyse(text, _PLANNER_VOCABULARY))
+    require_str(text, "text")
+    return _heavy_keywords(analyse(text, _PLANNER_VOCABULARY, _PLANNER_ZH_SCAN))
 
 
-def _heavy_keywords(request: _Analysed) -> tuple[str, ...]:
+def _heavy_keywords(request: Analysis) -> tuple[str, ...]:
     words = request.words
     found = {_HEAVY_FORM_NAMES[form] for form in words & _HEAVY_FORMS}
     for first in words & _HEAVY_PHRASE_FIRSTS.keys():
@@ -174,8 +177,8 @@ def plan(prompt: str, config: PolicyConfig, *, json_schema: dict | None = None) 
         The request's JSON Schema, if any; a schema makes the task ``"json"`` and fills ``skeleton``.
     """
     _validate_plan_inputs(prompt, config, json_schema)
-    request = _analyse(prompt, _PLANNER_VOCABULARY)
-    task = _detect_analysed(request, has_schema=json_schema is not None)
+    request = analyse(prompt, _PLANNER_VOCABULARY, _PLANNER_ZH_SCAN)
+    task = detect_analysed(request, has_schema=json_schema is not None)
     keywords = _heavy_keywords(request)
     heavy = bool(keywords)
     chars = len(prompt)
@@ -231,7 +234,7 @@ def json_skeleton(schema: dict) -> str:
 
 
 def _validate_plan_inputs(prompt: object, config: object, json_schema: object) -> None:
-    _require_str(prompt, "prompt")
+    require_str(prompt, "prompt")
     if not isinstance(config, PolicyConfig):
         raise SpecError(
             f"`config` must be a PolicyConfig; got {type(config).__name__}. "
