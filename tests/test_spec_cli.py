@@ -43,7 +43,15 @@ def test_overrides_apply_dotted_keys(tmp_path):
 
 @pytest.mark.parametrize(("text", "match"), [
     (GOOD + "colour: red\n", r"unknown top-level key\(s\) \['colour'\]"),
-    (GOOD.replace("  enh: {max_tokens: 8}\n", ""), r"tiers: missing \['enh'\]"),
+    # any ladder is accepted, but the default arms' baseline_tier (enh) must be one of its rungs
+    (GOOD.replace("  enh: {max_tokens: 8}\n", ""),
+     (r"arms.baseline.baseline_tier is 'enh', which is not a rung of the ladder \['light', 'std'\]; set "
+      r"arms.baseline.baseline_tier to one of them")),
+    ("name: t\n", r"missing key 'tiers' \(the ladder, lowest rung first\)"),
+    ("name: t\ntiers: {}\n", "tiers: the ladder needs at least one rung"),
+    ("name: t\ntiers: {light: 8}\n", "tiers.light must be a mapping of tier settings; got int"),
+    (GOOD.replace("  light: {max_tokens: 8}\n", "") + "  light: {max_tokens: 8}\n",
+     r"tiers are listed as \['std', 'enh', 'light'\].*reorder `tiers:` lowest first"),
     (GOOD + "load: {mode: burst}\n", "load.mode must be 'paced' or 'open_loop'; got 'burst'"),
     (GOOD + "load: {speed: 3}\n", r"unknown key\(s\) \['load.speed'\]"),
     (GOOD + "arms: {tsg: {thr_std: 0.9, thr_enh: 0.5}}\n", "arms.tsg: .*thr_std <= thr_enh"),

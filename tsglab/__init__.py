@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from tsglab._version import __version__
 from tsglab.api import build_report, compare, run
+from tsglab.config import ExperimentSpec, PolicyConfig, load_spec
 from tsglab.errors import (
     BackendConnectError,
     BackendError,
@@ -23,8 +24,6 @@ from tsglab.errors import (
     TsglabError,
     TsglabWarning,
 )
-from tsglab.policy.config import PolicyConfig
-from tsglab.spec import ExperimentSpec, load_spec
 
 __all__ = [
     "BackendConnectError",

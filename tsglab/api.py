@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tsglab.spec import ExperimentSpec, load_spec
+from tsglab.config import ExperimentSpec, load_spec
 
 if TYPE_CHECKING:  # the runner and the report pull in pandas and the suite: import them when used
     from tsglab.load.runner import RunResult

@@ -1,254 +1,37 @@
-"""Experiment specs: YAML files (or papermill parameters) turned into one frozen value.
+"""Compatibility alias: experiment specs now live in :mod:`tsglab.config`.
 
-A spec names the request suite, the arms (policy parameter sets), the tier ladder and the load
-pattern. Every error names the file and the key, with the fix.
+Old notebooks and scripts import ``tsglab.spec``; new code imports ``tsglab.config`` (nothing inside
+the ``tsglab`` package imports this module).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
-import os
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from tsglab.config.experiment import (
+    ARRIVALS,
+    REDACTED,
+    RETRYABLE_KINDS,
+    EnergySpec,
+    ExperimentSpec,
+    LoadSpec,
+    PromptSelection,
+    RetryPolicy,
+    TierSpec,
+    apply_overrides,
+    load_spec,
+    spec_from_dict,
+)
 
-from tsglab.errors import SpecError
-from tsglab.policy.config import TIERS, PolicyConfig
-from tsglab.policy.ladder import TierSpec
-
-_TOP_KEYS = {"name", "description", "suite", "prompts", "arms", "tiers", "load", "retry", "energy", "seed"}
-REDACTED = "<redacted>"
-ARRIVALS = ("constant", "poisson", "gamma")
-RETRYABLE_KINDS = ("connect_error", "http_5xx", "http_429", "stream_interrupted", "malformed_response")
-
-
-@dataclass(frozen=True)
-class PromptSelection:
-    """Which suite items run: ``limit`` items drawn round-robin across tasks after a seeded shuffle."""
-
-    limit: int | None = None
-    tasks: tuple[str, ...] = ()
-    ids: tuple[str, ...] = ()
-    seed: int = 0
-
-
-@dataclass(frozen=True)
-class LoadSpec:
-    """Arrival pattern.
-
-    ``paced``: one request every ``period_ms`` (0 = back-to-back), sequential.
-    ``open_loop``: arrivals at ``rate_per_s`` regardless of completions, at most ``concurrency`` in
-    flight. ``arrival`` shapes the gaps: ``constant``, ``poisson`` (exponential gaps) or ``gamma``
-    (bursty: gaps with coefficient of variation ``burstiness`` > 1; ``burstiness`` = 1 is Poisson).
-    ``ramp_seconds`` raises the rate linearly from ``ramp_start_fraction`` × rate to the full rate.
-    ``warmup_count`` counts requests per arm; ``warmup_seconds`` from the start of each segment.
-    """
-
-    mode: str = "paced"
-    period_ms: float = 0.0
-    rate_per_s: float = 1.0
-    arrival: str = "constant"
-    burstiness: float = 2.0
-    ramp_seconds: float = 0.0
-    ramp_start_fraction: float = 0.1
-    concurrency: int = 1
-    arm_order: str = "interleaved"
-    switchback_block: int = 10
-    warmup_count: int = 0
-    warmup_seconds: float = 0.0
-    timeout_s: float = 60.0
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.mode not in ("paced", "open_loop"):
-            raise SpecError(f"load.mode must be 'paced' or 'open_loop'; got {self.mode!r}.")
-        if self.arrival not in ARRIVALS:
-            raise SpecError(f"load.arrival must be one of {list(ARRIVALS)}; got {self.arrival!r}.")
-        if self.arm_order not in ("interleaved", "switchback"):
-            raise SpecError(f"load.arm_order must be 'interleaved' or 'switchback'; got {self.arm_order!r}.")
-        if self.period_ms < 0:
-            raise SpecError(f"load.period_ms must be >= 0; got {self.period_ms}.")
-        if self.rate_per_s <= 0:
-            raise SpecError(f"load.rate_per_s must be > 0; got {self.rate_per_s}.")
-        if self.burstiness <= 0:
-            raise SpecError(f"load.burstiness (coefficient of variation of the gaps) must be > 0; got "
-                            f"{self.burstiness}.")
-        if self.ramp_seconds < 0 or not 0 < self.ramp_start_fraction <= 1:
-            raise SpecError("load.ramp_seconds must be >= 0 and load.ramp_start_fraction in (0, 1]; got "
-                            f"{self.ramp_seconds}, {self.ramp_start_fraction}.")
-        if self.concurrency < 1:
-            raise SpecError(f"load.concurrency must be >= 1; got {self.concurrency}.")
-        if self.switchback_block < 1:
-            raise SpecError(f"load.switchback_block must be >= 1; got {self.switchback_block}.")
-        if self.timeout_s <= 0:
-            raise SpecError(f"load.timeout_s must be > 0; got {self.timeout_s}.")
-        if self.warmup_count < 0 or self.warmup_seconds < 0:
-            raise SpecError("load.warmup_count and load.warmup_seconds must be >= 0.")
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """What the executor does when a backend call fails (not when it times out: a timeout is a
-    right-censored observation and is never retried). ``max_retries`` extra attempts at the same
-    tier, only for the error kinds in ``on``, after ``backoff_ms`` × 2^k. Default: no retries."""
-
-    max_retries: int = 0
-    on: tuple[str, ...] = ("connect_error", "http_5xx", "http_429")
-    backoff_ms: float = 200.0
-
-    def __post_init__(self) -> None:
-        if self.max_retries < 0:
-            raise SpecError(f"retry.max_retries must be >= 0; got {self.max_retries}.")
-        if self.backoff_ms < 0:
-            raise SpecError(f"retry.backoff_ms must be >= 0; got {self.backoff_ms}.")
-        unknown = sorted(set(self.on) - set(RETRYABLE_KINDS))
-        if unknown:
-            raise SpecError(f"retry.on: {unknown} are not retryable error kinds; choose from "
-                            f"{list(RETRYABLE_KINDS)} (timeouts are never retried).")
-
-
-@dataclass(frozen=True)
-class EnergySpec:
-    """The energy meter. ``meter``: ``auto`` (NVML if a GPU answers, else RAPL if readable, else
-    none), ``nvml``, ``rapl`` or ``none``. ``idle_w`` is the idle baseline in watts subtracted before
-    apportioning (None: measured for ``idle_seconds`` before the run starts)."""
-
-    meter: str = "auto"
-    sample_hz: float = 20.0
-    window_s: float = 1.0
-    idle_w: float | None = None
-    idle_seconds: float = 2.0
-    gpu_index: int = 0
-
-    def __post_init__(self) -> None:
-        if self.meter not in ("auto", "nvml", "rapl", "none"):
-            raise SpecError(f"energy.meter must be auto, nvml, rapl or none; got {self.meter!r}.")
-        if self.sample_hz < 10:
-            raise SpecError(f"energy.sample_hz must be >= 10 (windows need several samples); got {self.sample_hz}.")
-        if self.window_s < 1:
-            raise SpecError(f"energy.window_s must be >= 1 s (NVML's counter is too coarse below); got "
-                            f"{self.window_s}.")
-        if self.idle_w is not None and self.idle_w < 0:
-            raise SpecError(f"energy.idle_w must be >= 0 watts; got {self.idle_w}.")
-
-
-@dataclass(frozen=True)
-class ExperimentSpec:
-    name: str
-    suite: str  # "bundled" or a path
-    arms: dict[str, PolicyConfig]
-    tiers: dict[str, TierSpec]
-    prompts: PromptSelection = PromptSelection()
-    load: LoadSpec = LoadSpec()
-    retry: RetryPolicy = RetryPolicy()
-    energy: EnergySpec = EnergySpec()
-    seed: int = 0
-    description: str = ""
-    source: str = field(default="", compare=False)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Everything that defines the experiment, with API keys redacted (this goes into run.json)."""
-        data = dataclasses.asdict(self)
-        data.pop("source")
-        for tier in data["tiers"].values():
-            if tier.get("api_key"):
-                tier["api_key"] = REDACTED
-        return data
-
-    def spec_hash(self) -> str:
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True, default=str).encode()).hexdigest()[:12]
-
-
-def _section(raw: dict, key: str, where: str) -> dict:
-    value = raw.get(key) or {}
-    if not isinstance(value, dict):
-        raise SpecError(f"{where}: '{key}' must be a mapping; got {type(value).__name__}.")
-    return value
-
-
-def _build(cls, values: dict, where: str, prefix: str):
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise SpecError(f"{where}: unknown key(s) {[f'{prefix}.{k}' for k in unknown]}; known: {sorted(known)}.")
-    try:
-        return cls(**values)
-    except SpecError as exc:
-        raise SpecError(f"{where}: {exc}") from None
-    except TypeError as exc:
-        raise SpecError(f"{where}: {prefix}: {exc}") from None
-
-
-def spec_from_dict(raw: dict[str, Any], *, where: str = "<spec>", base_dir: Path | None = None) -> ExperimentSpec:
-    """Validate a spec mapping (as parsed from YAML) into an :class:`ExperimentSpec`."""
-    if not isinstance(raw, dict):
-        raise SpecError(f"{where}: a spec must be a mapping of keys; got {type(raw).__name__}.")
-    unknown = sorted(set(raw) - _TOP_KEYS)
-    if unknown:
-        raise SpecError(f"{where}: unknown top-level key(s) {unknown}; known: {sorted(_TOP_KEYS)}.")
-    if "name" not in raw:
-        raise SpecError(f"{where}: missing key 'name' (used in run ids).")
-    suite = str(raw.get("suite", "bundled"))
-    if suite != "bundled" and base_dir is not None and not Path(suite).is_absolute():
-        candidate = base_dir / suite
-        suite = str(candidate if candidate.exists() else Path(suite))
-    arms_raw = _section(raw, "arms", where) or {"baseline": {"kind": "baseline"}, "tsg": {}}
-    arms = {}
-    for arm, values in arms_raw.items():
-        try:
-            arms[str(arm)] = PolicyConfig.from_dict({"label": str(arm), **(values or {})})
-        except SpecError as exc:
-            raise SpecError(f"{where}: arms.{arm}: {exc}") from None
-    tiers_raw = _section(raw, "tiers", where)
-    missing = [t for t in TIERS if t not in tiers_raw]
-    if missing:
-        raise SpecError(f"{where}: tiers: missing {missing}; a ladder needs light, std and enh.")
-    tiers = {t: TierSpec.from_dict(t, dict(tiers_raw[t] or {}), where) for t in TIERS}
-    prompts_raw = dict(_section(raw, "prompts", where))
-    for key in ("tasks", "ids"):
-        if key in prompts_raw:
-            prompts_raw[key] = tuple(prompts_raw[key])
-    prompts = _build(PromptSelection, prompts_raw, where, "prompts")
-    load = _build(LoadSpec, dict(_section(raw, "load", where)), where, "load")
-    retry_raw = dict(_section(raw, "retry", where))
-    if "on" in retry_raw:
-        retry_raw["on"] = tuple(retry_raw["on"])
-    retry = _build(RetryPolicy, retry_raw, where, "retry")
-    energy = _build(EnergySpec, dict(_section(raw, "energy", where)), where, "energy")
-    return ExperimentSpec(name=str(raw["name"]), suite=suite, arms=arms, tiers=tiers, prompts=prompts, load=load,
-                          retry=retry, energy=energy, seed=int(raw.get("seed", 0)),
-                          description=str(raw.get("description", "")), source=where)
-
-
-def load_spec(path: str | os.PathLike, overrides: dict[str, Any] | None = None) -> ExperimentSpec:
-    """Read a YAML spec; ``overrides`` are dotted keys (``{"prompts.limit": 20}``) applied on top."""
-    import yaml
-
-    path = Path(path)
-    if not path.is_file():
-        raise SpecError(f"spec file {path} does not exist; specs live in experiments/ "
-                        "(e.g. experiments/quickstart.yaml).")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        raise SpecError(f"{path}{line}: not valid YAML ({getattr(exc, 'problem', exc)}).") from None
-    raw = apply_overrides(raw or {}, overrides or {}, where=str(path))
-    return spec_from_dict(raw, where=str(path), base_dir=path.parent)
-
-
-def apply_overrides(raw: dict, overrides: dict[str, Any], *, where: str) -> dict:
-    result = json.loads(json.dumps(raw))
-    for dotted, value in overrides.items():
-        node = result
-        keys = dotted.split(".")
-        for key in keys[:-1]:
-            child = node.setdefault(key, {})
-            if not isinstance(child, dict):
-                raise SpecError(f"{where}: override {dotted!r}: '{key}' is not a mapping.")
-            node = child
-        node[keys[-1]] = value
-    return result
+__all__ = [
+    "ARRIVALS",
+    "REDACTED",
+    "RETRYABLE_KINDS",
+    "EnergySpec",
+    "ExperimentSpec",
+    "LoadSpec",
+    "PromptSelection",
+    "RetryPolicy",
+    "TierSpec",
+    "apply_overrides",
+    "load_spec",
+    "spec_from_dict",
+]

@@ -48,10 +48,23 @@ class Completion:
 
 @runtime_checkable
 class Backend(Protocol):
+    """What the executor calls. Build one from a tier spec with :func:`tsglab.backends.build_backend`.
+
+    ``name`` identifies the backend in events (e.g. ``"ollama:llama3.2:1b@127.0.0.1:11434"``).
+    """
+
     name: str
 
     def complete(self, request: CompletionRequest) -> Completion:
-        """Run one completion; raise :class:`~tsglab.errors.BackendTimeout` past ``request.timeout_s``."""
+        """Run one completion; raise :class:`~tsglab.errors.BackendTimeout` past ``request.timeout_s``
+        and another :class:`~tsglab.errors.BackendError` for any other failure."""
         ...
 
-    def close(self) -> None: ...
+    def warm_up(self) -> float:
+        """Load what the first request would otherwise load, before the timed schedule starts; return
+        the load time in ms (0.0 when there is nothing to load here)."""
+        ...
+
+    def close(self) -> None:
+        """Release connections or handles; the backend is not used afterwards."""
+        ...

@@ -16,6 +16,7 @@ import os
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tsglab.backends._http import chunk_timing
 from tsglab.backends.base import Completion, CompletionRequest
@@ -24,6 +25,9 @@ from tsglab.errors import BackendError, BackendTimeout, MissingDependencyError
 
 _CACHE: dict[tuple, tuple] = {}
 _CACHE_LOCK = threading.Lock()
+
+if TYPE_CHECKING:
+    from tsglab.config import TierSpec
 
 
 def _import_llama_cpp():
@@ -170,3 +174,8 @@ class EmbeddedBackend:
 
     def close(self) -> None:
         """Models stay cached for the process; nothing to release per backend object."""
+
+
+def from_tier_spec(tier: TierSpec) -> EmbeddedBackend:
+    """The registry's ``embedded`` factory: ``tier.model`` run in-process, ``tier.options`` as keywords."""
+    return EmbeddedBackend(tier.model, **tier.options)

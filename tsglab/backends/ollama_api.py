@@ -21,7 +21,7 @@ import json
 import os
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tsglab.backends._http import chunk_timing, excerpt, host_port
 from tsglab.backends.base import Completion, CompletionRequest, Message
@@ -38,6 +38,9 @@ from tsglab.errors import (
 
 DEFAULT_HOST = "http://127.0.0.1:11434"
 ENDPOINTS = ("chat", "generate")
+
+if TYPE_CHECKING:
+    from tsglab.config import TierSpec
 
 
 def _import_ollama():
@@ -293,5 +296,15 @@ class OllamaBackend:
                    "durations_source": source, "cold_start": cold, "endpoint": self.endpoint},
         )
 
+    def warm_up(self) -> float:
+        """Nothing is loaded from here: 0.0. The server loads the model on the first request and reports
+        it as ``load_ms`` (a cold start the warm-only view drops); preloading it here would hide that."""
+        return 0.0
+
     def close(self) -> None:
         self._client.close()
+
+
+def from_tier_spec(tier: TierSpec) -> OllamaBackend:
+    """The registry's ``ollama`` factory: ``tier.endpoint`` is the host, ``tier.options`` go to Ollama."""
+    return OllamaBackend(tier.model, host=tier.endpoint or None, **tier.options)

@@ -18,7 +18,7 @@ import json
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from tsglab.backends._http import REDACTED, chunk_timing, display_url, excerpt, host_port, scrub
 from tsglab.backends.base import Completion, CompletionRequest
@@ -35,6 +35,9 @@ from tsglab.errors import (
 DEFAULT_BASE_URL = "http://127.0.0.1:8000/v1"
 JSON_MODES = ("json_schema", "json_object_schema", "json_object")
 JsonMode = Literal["json_schema", "json_object_schema", "json_object"]
+
+if TYPE_CHECKING:
+    from tsglab.config import TierSpec
 
 
 def response_format(schema: dict, json_mode: str) -> dict:
@@ -325,5 +328,15 @@ class OpenAICompatBackend:
                    "server_model": state.model, "json_mode": self.json_mode},
         )
 
+    def warm_up(self) -> float:
+        """Nothing to load: the server holds its model already (its load time is not the client's). 0.0."""
+        return 0.0
+
     def close(self) -> None:
         self._client.close()
+
+
+def from_tier_spec(tier: TierSpec) -> OpenAICompatBackend:
+    """The registry's ``openai`` factory: ``tier.endpoint`` is the base URL, ``tier.options`` keywords."""
+    return OpenAICompatBackend(tier.model, base_url=tier.endpoint or None, api_key=tier.api_key or None,
+                               api_key_env=tier.api_key_env or None, **tier.options)

@@ -39,6 +39,8 @@ from types import SimpleNamespace
 import numpy as np
 
 from tsglab._version import __version__
+from tsglab.backends import build_backends
+from tsglab.config import ExperimentSpec
 from tsglab.errors import RunError, SpecError
 from tsglab.events.energy import EnergyRecording
 from tsglab.events.log import GROUP_COMMIT_INTERVAL_S, EventWriter, read_events, read_manifest, write_manifest
@@ -50,7 +52,6 @@ from tsglab.policy.gateway import handle
 from tsglab.policy.ladder import TierLadder
 from tsglab.policy.planner import plan
 from tsglab.policy.router import route
-from tsglab.spec import ExperimentSpec
 from tsglab.suite import QualityScore, SuiteItem, bundled_suite_path, load_suite, score_answer
 
 
@@ -244,7 +245,7 @@ def run_experiment(
     own_ladder = ladder is None
     bar = recorder = energy = None
     try:
-        ladder = ladder or TierLadder(spec.tiers)
+        ladder = ladder or TierLadder(spec.tiers, build_backends(spec.tiers))
         manifest["load_ms"] = ladder.warm_up()
         energy = EnergyRecording(spec.energy, run_dir, segment, meter=energy_meter).start()
         if progress:

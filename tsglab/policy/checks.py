@@ -6,8 +6,8 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from tsglab.policy.config import PolicyConfig
-from tsglab.policy.contract import check_json_contract
+from tsglab.config import PolicyConfig
+from tsglab.jsoncontract import check_json_contract
 
 # Refusal openers in English and Chinese; matched near the start of the answer only, so an answer
 # that merely quotes such a phrase later on is not a refusal.

@@ -1,63 +1,10 @@
-"""The JSON output contract: extract a JSON value from model text, parse it, validate a JSON Schema.
+"""Compatibility alias: the JSON output contract now lives in :mod:`tsglab.jsoncontract`.
 
-Shared by the executor's runtime check (no gold data) and the suite's quality checks (with gold data),
-so "json_ok" means the same thing everywhere.
+(It moved to the bottom layer because the suite's quality checks, below the policy, use it too.)
 """
 
 from __future__ import annotations
 
-import json
-import re
-from dataclasses import dataclass
-from typing import Any
+from tsglab.jsoncontract import ContractResult, check_json_contract, extract_json_text
 
-_FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
-
-
-@dataclass(frozen=True)
-class ContractResult:
-    """Outcome of a JSON contract check."""
-
-    ok: bool
-    value: Any = None
-    error: str = ""
-
-
-def extract_json_text(text: str) -> str | None:
-    """Return the JSON candidate in ``text``: a fenced block, else the outermost ``{…}`` or ``[…]`` span."""
-    fenced = _FENCE.search(text)
-    if fenced:
-        text = fenced.group(1)
-    stripped = text.strip()
-    if not stripped:
-        return None
-    starts = [i for i in (stripped.find("{"), stripped.find("[")) if i >= 0]
-    if not starts:
-        return None
-    start = min(starts)
-    closer = "}" if stripped[start] == "{" else "]"
-    end = stripped.rfind(closer)
-    if end <= start:
-        return None
-    return stripped[start : end + 1]
-
-
-def check_json_contract(text: str, schema: dict | None = None) -> ContractResult:
-    """Parse ``text`` as JSON (fences and surrounding prose tolerated) and validate it against ``schema``."""
-    candidate = extract_json_text(text)
-    if candidate is None:
-        return ContractResult(False, error="no JSON object or array in the answer")
-    try:
-        value = json.loads(candidate)
-    except json.JSONDecodeError as exc:
-        return ContractResult(False, error=f"invalid JSON: {exc.msg} at char {exc.pos}")
-    if schema is not None:
-        import jsonschema
-
-        validator = jsonschema.Draft202012Validator(schema)
-        errors = sorted(validator.iter_errors(value), key=lambda e: list(e.path))
-        if errors:
-            first = errors[0]
-            where = "/".join(str(p) for p in first.path) or "<root>"
-            return ContractResult(False, value=value, error=f"schema violation at {where}: {first.message}")
-    return ContractResult(True, value=value)
+__all__ = ["ContractResult", "check_json_contract", "extract_json_text"]

@@ -20,11 +20,10 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
+from tsglab.config import PolicyConfig, RetryPolicy, tier_index
 from tsglab.errors import BackendError, BackendTimeout
 from tsglab.policy.checks import check_answer
-from tsglab.policy.config import TIERS, PolicyConfig, tier_index
 from tsglab.policy.ladder import TierLadder
-from tsglab.spec import RetryPolicy
 
 NO_RETRY = RetryPolicy()
 
@@ -82,7 +81,12 @@ def execute(
     seed: int = 0,
     retry: RetryPolicy = NO_RETRY,
 ) -> Execution:
-    """Run the cascade for one request starting at ``tier``; the baseline policy makes one attempt."""
+    """Run the cascade for one request starting at ``tier``; the baseline policy makes one attempt.
+
+    Upgrades climb ``ladder.tiers`` (the spec's order, lowest rung first) one rung at a time.
+    """
+    tiers = ladder.tiers
+    tier_index(tier, tiers)  # an unknown starting tier is a SpecError naming the ladder, not a KeyError later
     attempts: list[Attempt] = []
     started = time.perf_counter()
     current, kind = tier, "initial"
@@ -91,7 +95,7 @@ def execute(
     text = ""
     while True:
         remaining = None if timeout_s is None else max(timeout_s - (time.perf_counter() - started), 1e-3)
-        backend_name = getattr(ladder.backends[current], "name", "")
+        backend_name = ladder.backends[current].name
         attempt_started = time.perf_counter()
         try:
             completion = ladder.generate(current, prompt, task=task, json_schema=json_schema,
@@ -126,8 +130,9 @@ def execute(
             repaired, kind = True, "repair"
             repair_of = (text, verdict.detail or verdict.reason)
             continue
-        if upgrades < config.max_upgrades and tier_index(current) < len(TIERS) - 1:
-            current, kind = TIERS[tier_index(current) + 1], "upgrade"
+        rung = tier_index(current, tiers)
+        if upgrades < config.max_upgrades and rung < len(tiers) - 1:
+            current, kind = tiers[rung + 1], "upgrade"
             upgrades += 1
             repair_of = None
             continue

@@ -1,89 +1,49 @@
-"""The tier ladder: which backend, model and decoding settings serve light, std and enh."""
+"""The tier ladder: which backend, model and decoding settings serve each rung, lowest first.
+
+The ladder's rungs and their order are the spec's (``tiers:``, any names). The ladder does not build
+backends (that is :func:`tsglab.backends.build_backends`, called by the runner): it is handed them.
+"""
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Mapping
 
 from tsglab.backends.base import Backend, Completion, CompletionRequest, Message
+from tsglab.config import TierSpec
 from tsglab.errors import SpecError
-from tsglab.policy.config import TIERS
+
+__all__ = ["JSON_HINT", "TierLadder", "TierSpec"]  # TierSpec: re-exported for code that imported it from here
 
 JSON_HINT = "Answer with JSON only."
-BACKENDS = ("embedded", "ollama", "openai")
-
-
-@dataclass(frozen=True)
-class TierSpec:
-    """One rung of the ladder.
-
-    ``backend``: ``embedded`` (llama.cpp in-process), ``ollama`` or ``openai`` (any OpenAI-compatible
-    server). ``endpoint``: the server's URL (Ollama host, or the OpenAI base URL such as
-    ``http://127.0.0.1:8000/v1``); empty means the environment (``OLLAMA_HOST``, ``OPENAI_BASE_URL``).
-    ``api_key_env`` names the environment variable holding the key (default ``OPENAI_API_KEY``);
-    an ``api_key`` written in the spec is used but never stored in events, manifests or logs.
-    ``constrained_json`` decodes json tasks under their JSON Schema (grammar-constrained sampling);
-    ``system_prompt`` is sent as a system message when non-empty. ``options`` go to the backend
-    (e.g. Ollama's ``num_ctx``, ``keep_alive``; the embedded backend's ``n_threads``).
-    """
-
-    name: str
-    backend: str = "embedded"
-    model: str = "smollm2-135m"
-    endpoint: str = ""
-    api_key_env: str = ""
-    api_key: str = field(default="", repr=False)
-    max_tokens: int = 128
-    constrained_json: bool = False
-    system_prompt: str = ""
-    options: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def from_dict(cls, name: str, values: dict[str, Any], where: str = "spec") -> TierSpec:
-        known = {f.name for f in dataclasses.fields(cls)} - {"name"}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise SpecError(f"{where}: tiers.{name}: unknown key(s) {unknown}; known: {sorted(known)}.")
-        spec = cls(name=name, **values)
-        if spec.backend not in BACKENDS:
-            raise SpecError(f"{where}: tiers.{name}.backend must be one of {list(BACKENDS)}; got {spec.backend!r}.")
-        if spec.max_tokens < 1:
-            raise SpecError(f"{where}: tiers.{name}.max_tokens must be >= 1; got {spec.max_tokens}.")
-        return spec
-
-
-def build_backend(spec: TierSpec) -> Backend:
-    """Create the backend a tier names (imports are lazy: optional dependencies load only when used)."""
-    if spec.backend == "embedded":
-        from tsglab.backends.embedded import EmbeddedBackend
-
-        return EmbeddedBackend(spec.model, **spec.options)
-    if spec.backend == "ollama":
-        from tsglab.backends.ollama_api import OllamaBackend
-
-        return OllamaBackend(spec.model, host=spec.endpoint or None, **spec.options)
-    if spec.backend == "openai":
-        from tsglab.backends.openai_compat import OpenAICompatBackend
-
-        return OpenAICompatBackend(spec.model, base_url=spec.endpoint or None, api_key=spec.api_key or None,
-                                   api_key_env=spec.api_key_env or None, **spec.options)
-    raise SpecError(f"tiers.{spec.name}.backend must be one of {list(BACKENDS)}; got {spec.backend!r}.")
 
 
 class TierLadder:
-    """Maps tier names to (spec, backend) and turns a request into backend calls."""
+    """Maps tier names to (spec, backend) and turns a request into backend calls.
 
-    def __init__(self, specs: dict[str, TierSpec], backends: dict[str, Backend] | None = None) -> None:
-        missing = [t for t in TIERS if t not in specs]
-        if missing:
-            raise SpecError(f"the tier ladder needs {list(TIERS)}; missing {missing}.")
-        self.specs = specs
-        self.backends = backends if backends is not None else {t: build_backend(specs[t]) for t in TIERS}
+    ``specs`` is the ladder in order, lowest rung first (an ``ExperimentSpec.tiers``); ``backends`` has
+    one backend per tier (``build_backends(specs)``, or scripted ones in tests).
+    """
+
+    def __init__(self, specs: Mapping[str, TierSpec], backends: Mapping[str, Backend]) -> None:
+        if not specs:
+            raise SpecError("TierLadder: `specs` is empty; a ladder needs at least one tier (lowest rung first).")
+        missing = [t for t in specs if t not in backends]
+        extra = [t for t in backends if t not in specs]
+        if missing or extra:
+            raise SpecError(f"TierLadder: `backends` must have one backend per tier {list(specs)}; missing "
+                            f"{missing}, not on the ladder {extra}. Build them with "
+                            "tsglab.backends.build_backends(specs).")
+        self.specs = dict(specs)
+        self.backends = {t: backends[t] for t in specs}
+
+    @property
+    def tiers(self) -> tuple[str, ...]:
+        """The tier names, lowest rung first."""
+        return tuple(self.specs)
 
     def warm_up(self) -> dict[str, float]:
         """Load every model before the timed schedule starts; returns load ms per tier."""
-        return {t: getattr(b, "warm_up", lambda: 0.0)() for t, b in self.backends.items()}
+        return {t: b.warm_up() for t, b in self.backends.items()}
 
     def generate(
         self,

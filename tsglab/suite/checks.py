@@ -1,7 +1,7 @@
 """Quality checks: score a model's answer to a suite item against the item's gold check.
 
 Each check kind returns a score in [0, 1]; ``must_include`` and ``json_fields`` give partial credit.
-``json_ok`` is the JSON output contract (:func:`tsglab.policy.contract.check_json_contract`) for items
+``json_ok`` is the JSON output contract (:func:`tsglab.jsoncontract.check_json_contract`) for items
 that carry a ``json_schema``, so it means the same thing here as in the gateway's runtime check.
 """
 
@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from tsglab.policy.contract import check_json_contract
+from tsglab.jsoncontract import check_json_contract
 from tsglab.suite._format import SuiteItem
 
 # Numbers in free text (after NFKC): optional sign, thousands commas, decimals. A sign only counts when
