@@ -5,10 +5,9 @@ import time
 import pytest
 from conftest import scripted_ladder
 
+from tsglab.config import ABLATIONS, BASELINE, PolicyConfig, RetryPolicy
 from tsglab.errors import BackendConnectError, BackendError, BackendHTTPError, BackendTimeout, SpecError
-from tsglab.policy.config import ABLATIONS, BASELINE, PolicyConfig
 from tsglab.policy.executor import execute
-from tsglab.spec import RetryPolicy
 
 SCHEMA = {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}}
 GOOD = '{"name": "Ada"}'

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tsglab.config import ABLATIONS, DEFAULT_TIERS, PolicyConfig, tier_index
 from tsglab.errors import SpecError
-from tsglab.policy.config import ABLATIONS, TIERS, PolicyConfig, tier_index
 from tsglab.policy.planner import PlanReport, plan
 from tsglab.policy.router import RouteDecision, route
 
@@ -385,7 +385,7 @@ def test_route_rejects_a_nan_score():
 # --------------------------------------------------------------------------------------------------
 # Properties
 
-tiers = st.sampled_from(TIERS)
+tiers = st.sampled_from(DEFAULT_TIERS)
 tasks = st.sampled_from(("json", "code", "general"))
 scores = st.floats(min_value=0.0, max_value=3.0, allow_nan=False)
 
@@ -433,6 +433,63 @@ def test_planned_requests_respect_floors_and_cap(prompt, config, with_schema):
     assert tier_index(decision.tier) >= tier_index(decision.floor)
     if with_schema:
         assert report.task == "json" and report.skeleton == '{"a": …}'
+
+
+ladder_names = st.lists(st.text(alphabet="abcdefghij", min_size=1, max_size=4), min_size=1, max_size=6, unique=True)
+
+
+@st.composite
+def ladders_and_configs(draw, *, fast_lane: bool = True):
+    """Any ladder (1 to 6 rungs, any names) and a config whose tier fields name its rungs."""
+    ladder = tuple(draw(ladder_names))
+    rungs = st.sampled_from(ladder)
+    thr_std = draw(st.floats(min_value=0.0, max_value=2.0))
+    config = PolicyConfig(
+        thr_std=thr_std,
+        thr_enh=draw(st.floats(min_value=thr_std, max_value=2.0)),
+        json_floor=draw(rungs),
+        code_floor=draw(rungs),
+        def_floor=draw(rungs),
+        baseline_tier=draw(rungs),
+        force_light_len=draw(st.integers(0, 400)) if fast_lane else 0,
+        force_light_score=draw(st.floats(min_value=0.0, max_value=2.0)),
+    )
+    return ladder, config
+
+
+@given(score=scores, task=tasks, chars=st.integers(0, 2000), ladder_config=ladders_and_configs())
+@settings(max_examples=300, deadline=None)
+def test_on_any_ladder_the_routed_tier_is_a_rung_never_below_its_floor(score, task, chars, ladder_config):
+    ladder, config = ladder_config
+    decision = route(make_plan(score, task=task, chars=chars), config, ladder)
+    assert decision.tier in ladder
+    assert decision.score_tier in ladder
+    assert tier_index(decision.tier, ladder) >= tier_index(decision.floor, ladder)
+    # the thresholds reach rung 2 at most; higher rungs only through a floor
+    assert tier_index(decision.score_tier, ladder) <= 2
+    if tier_index(decision.tier, ladder) > 2:
+        assert decision.reason.endswith("_floor")
+
+
+@given(first=scores, second=scores, chars=st.integers(0, 2000), ladder_config=ladders_and_configs(fast_lane=False))
+@settings(max_examples=300, deadline=None)
+def test_on_any_ladder_routing_is_monotone_in_score(first, second, chars, ladder_config):
+    ladder, config = ladder_config
+    low, high = sorted((first, second))
+    low_tier = route(make_plan(low, chars=chars), config, ladder).tier
+    high_tier = route(make_plan(high, chars=chars), config, ladder).tier
+    assert tier_index(low_tier, ladder) <= tier_index(high_tier, ladder)
+
+
+@given(score=scores, config=configs())
+@settings(max_examples=200, deadline=None)
+def test_the_default_ladder_routes_as_before_ladders_were_configurable(score, config):
+    """The default ladder passed explicitly or left out gives the same decision, and it matches the
+    paper's rule written out with the three literal tier names."""
+    by_default = route(make_plan(score), config)
+    assert route(make_plan(score), config, ("light", "std", "enh")) == by_default
+    paper_rule = "light" if score < config.thr_std else ("std" if score < config.thr_enh else "enh")
+    assert by_default.score_tier == paper_rule
 
 
 def test_plan_report_is_frozen():

@@ -8,10 +8,9 @@ from conftest import scripted_ladder
 
 import tsglab
 from tsglab.cli import main
+from tsglab.config import PolicyConfig, load_spec, spec_from_dict
 from tsglab.errors import ModelNotInstalledError, SpecError
 from tsglab.load.runner import run_experiment
-from tsglab.policy.config import PolicyConfig
-from tsglab.spec import load_spec, spec_from_dict
 
 GOOD = """
 name: t
