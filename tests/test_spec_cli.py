@@ -135,3 +135,34 @@ def test_build_report_stays_a_function_after_the_report_package_is_imported():
     import tsglab.report  # noqa: F401  (a subpackage import rebinds its name on the parent package)
 
     assert callable(tsglab.build_report) and callable(tsglab.run)
+
+
+def _tsglab_imports(path) -> set[str]:
+    """Every ``tsglab...`` module a source file imports (at any depth: lazy imports count too)."""
+    import ast
+
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return {name for name in found if name == "tsglab" or name.startswith("tsglab.")}
+
+
+def test_config_sits_below_everything_and_policy_neither_reads_tsglab_spec_nor_builds_backends():
+    from pathlib import Path
+
+    package = Path(tsglab.__file__).parent
+    for path in sorted((package / "config").glob("*.py")):
+        outside = {m for m in _tsglab_imports(path) if not m.startswith(("tsglab.config", "tsglab.errors"))}
+        assert outside == set(), f"{path.name} imports {sorted(outside)}"
+    assert _tsglab_imports(package / "jsoncontract.py") == set()
+    for path in sorted((package / "policy").glob("*.py")):
+        if path.name in ("config.py", "contract.py"):  # the compatibility aliases
+            continue
+        imported = _tsglab_imports(path)
+        assert "tsglab.spec" not in imported, path.name
+        assert not {m for m in imported if m.startswith("tsglab.backends") and m != "tsglab.backends.base"}, path.name
+    for path in sorted((package / "suite").glob("*.py")):
+        assert not {m for m in _tsglab_imports(path) if m.startswith("tsglab.policy")}, path.name
