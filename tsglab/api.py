@@ -47,15 +47,19 @@ def build_report(
     gateway_arm: str | None = None,
     settings=None,
     write: bool = True,
+    allow_suite_change: bool = False,
 ) -> RunReport:
     """Build (and by default write) the report of a run: tables, family tests, metadata.
 
     ``settings`` is a :class:`tsglab.report.ProtocolSettings` (strata, margins, B, seed, FDR method).
+    ``vs`` takes the baseline arm from another run; the report is then written to a comparison directory
+    of its own (``<run>--vs--<other>``), never into either run. Both runs must have run the same suite
+    unless ``allow_suite_change`` (then only prompts with identical texts pair).
     """
     from tsglab.report import build_report as _build
 
     return _build(Path(run_dir), vs=vs, baseline_arm=baseline_arm, gateway_arm=gateway_arm, settings=settings,
-                  write=write)
+                  write=write, allow_suite_change=allow_suite_change)
 
 
 def compare(

@@ -10,7 +10,8 @@ import yaml
 from tsglab.errors import TsglabError
 
 
-def _parse_set(pairs: list[str]) -> dict:
+def parse_overrides(pairs: list[str]) -> dict:
+    """``["prompts.limit=20", ...]`` (the ``--set`` values) → ``{"prompts.limit": 20}``; values are YAML."""
     overrides = {}
     for pair in pairs:
         if "=" not in pair:
@@ -36,7 +37,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     rep = sub.add_parser("report", help="print and write the report of a run")
     rep.add_argument("run", help="run directory, e.g. runs/quickstart-20261122-101500")
-    rep.add_argument("--vs", default=None, metavar="RUN", help="take the baseline from another run")
+    rep.add_argument("--vs", default=None, metavar="RUN",
+                     help="take the baseline arm from another run; the report goes to <run>--vs--<RUN>/, "
+                          "never into either run's own files")
+    rep.add_argument("--allow-suite-change", action="store_true",
+                     help="with --vs: pair runs of different suite versions, only on prompts whose texts match")
     rep.add_argument("--baseline", default="baseline", help="baseline arm name (default: baseline)")
     rep.add_argument("--gateway", default=None, help="gateway arm name (default: the first other arm)")
     rep.add_argument("--strata", default="task", help="pre-treatment strata keys, comma-separated (default: task)")
@@ -75,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             result = api.run(args.spec, runs_dir=args.runs_dir, run_id=args.run_id, resume=args.resume,
-                             overrides=_parse_set(args.overrides), progress=not args.quiet)
+                             overrides=parse_overrides(args.overrides), progress=not args.quiet)
             print(f"run {result.run_id}: {result.status}, {result.n_events}/{result.n_planned} requests "
                   f"in {result.run_dir}")
             if not args.no_report:
@@ -87,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
                                         n_resamples=args.resamples, co_correction=not args.no_co,
                                         equivalence=args.equivalence)
             print(api.build_report(args.run, vs=args.vs, baseline_arm=args.baseline, gateway_arm=args.gateway,
-                                   settings=settings))
+                                   settings=settings, allow_suite_change=args.allow_suite_change))
         elif args.command == "import-legacy":
             from tsglab.legacy import import_legacy
 
@@ -108,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
             from tsglab.report.render import to_markdown
 
             table = api.compare(args.file, runs_dir=args.runs_dir, comparison_id=args.comparison_id,
-                                   overrides=_parse_set(args.overrides), variants=args.variants,
+                                   overrides=parse_overrides(args.overrides), variants=args.variants,
                                    progress=not args.quiet)
             print(to_markdown(table, title="Framework comparison"))
         elif args.command == "models":

@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from tsglab.errors import SpecError
-from tsglab.policy.config import TIERS
+from tsglab.config import DEFAULT_TIERS
 
 _TOP_KEYS = {"name", "description", "spec", "servers", "variants"}
 _SERVER_KINDS = ("llama_cpp_server", "ollama_proxy")
@@ -82,7 +82,7 @@ def variant_spec(comparison: Comparison, variant: str, endpoints: dict[str, tupl
     raw = apply_overrides(comparison.spec, overrides or {}, where=comparison.source)
     raw["name"] = f"{comparison.name}-{variant}"
     tiers = raw.setdefault("tiers", {})
-    for tier in TIERS:
+    for tier in list(tiers) or DEFAULT_TIERS:  # the base spec's ladder, whatever its rungs are named
         tier_values = dict(tiers.get(tier) or {})
         if "backend" in values:
             tier_values["backend"] = values["backend"]
@@ -180,8 +180,8 @@ def comparison_table(run_dirs: dict[str, str | os.PathLike]) -> pd.DataFrame:
         events = read_events(Path(run_dir))
         frame = events_frame(events)
         for arm, part in frame.groupby("arm", sort=False):
-            attempts = [a for e in events if e["arm"] == arm for a in e["attempts"]]
-            backends = sorted({a.get("backend", "") for a in attempts} - {""})
+            attempts = [a for e in events if e.arm == arm for a in e.attempts]
+            backends = sorted({a.backend for a in attempts} - {""})
             answered = part[~part["failed"]]
             energy = energy_table({arm: part}).iloc[0]
             raw, co = p95_view(answered, "raw_ms"), p95_view(answered, "co_ms")  # the report's estimator and CIs
@@ -197,7 +197,7 @@ def comparison_table(run_dirs: dict[str, str | os.PathLike]) -> pd.DataFrame:
                 "p95_co_ci_low": co["p95_ci_low"],
                 "p95_co_ci_high": co["p95_ci_high"],
                 "ttft_p50_ms": _median(answered["ttft_ms"]),
-                "itl_p50_ms": _median(pd.Series([a.get("details", {}).get("itl_ms_p50") for a in attempts],
+                "itl_p50_ms": _median(pd.Series([a.details.get("itl_ms_p50") for a in attempts],
                                                 dtype=float)),
                 "tokens_per_s": metrics.decode_tokens_per_s(part),
                 "mean_quality": metrics.mean_quality(part),

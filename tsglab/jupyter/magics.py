@@ -13,7 +13,7 @@ import shlex
 from tsglab.errors import TsglabError
 
 USAGE = ("%tsg run SPEC [--runs-dir DIR] [--run-id ID] [--resume RUN_DIR] [--set KEY=VALUE ...]\n"
-         "%tsg report RUN [--vs RUN] [--baseline ARM] [--gateway ARM]\n"
+         "%tsg report RUN [--vs RUN [--allow-suite-change]] [--baseline ARM] [--gateway ARM]\n"
          "%tsg compare FILE [--variant NAME ...] [--set KEY=VALUE ...]")
 
 
@@ -22,7 +22,7 @@ def tsg(line: str):
     from IPython.core.error import UsageError
 
     from tsglab import api
-    from tsglab.cli import _parse_set, build_parser
+    from tsglab.cli import build_parser, parse_overrides
 
     stderr = io.StringIO()
     try:
@@ -34,13 +34,14 @@ def tsg(line: str):
     try:
         if args.command == "run":
             result = api.run(args.spec, runs_dir=args.runs_dir, run_id=args.run_id, resume=args.resume,
-                             overrides=_parse_set(args.overrides), progress=not args.quiet)
+                             overrides=parse_overrides(args.overrides), progress=not args.quiet)
             return result if args.no_report else api.build_report(result.run_dir)
         if args.command == "report":
-            return api.build_report(args.run, vs=args.vs, baseline_arm=args.baseline, gateway_arm=args.gateway)
+            return api.build_report(args.run, vs=args.vs, baseline_arm=args.baseline, gateway_arm=args.gateway,
+                                    allow_suite_change=args.allow_suite_change)
         if args.command == "compare":
             return api.compare(args.file, runs_dir=args.runs_dir, comparison_id=args.comparison_id,
-                               overrides=_parse_set(args.overrides), variants=args.variants,
+                               overrides=parse_overrides(args.overrides), variants=args.variants,
                                progress=not args.quiet)
         raise UsageError(f"%tsg supports 'run', 'report' and 'compare'.\nUsage:\n{USAGE}")
     except TsglabError as exc:

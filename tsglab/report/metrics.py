@@ -35,19 +35,19 @@ from typing import NamedTuple
 
 import pandas as pd
 
-from tsglab.policy.config import TIERS, tier_index
+from tsglab.config import DEFAULT_TIERS
+from tsglab.errors import SpecError
 
 JSON_TASK = "json"
-TOP_TIER = TIERS[-1]  # the costly tier: r_costly is the share of requests that touched it
 
 __all__ = [
     "JSON_TASK",
-    "TOP_TIER",
     "JsonFailures",
     "attempts_per_request",
     "avg_cost_ms",
     "decode_tokens_per_s",
     "error_rate",
+    "frame_ladder",
     "initial_tier_share",
     "is_json_request",
     "json_fail_rate",
@@ -144,15 +144,28 @@ def decode_tokens_per_s(frame: pd.DataFrame) -> float:
 # ---- routing -----------------------------------------------------------------------------------
 
 
-def initial_tier_share(frame: pd.DataFrame, tier: str) -> float:
-    """``r_<tier>``: share of requests whose initial (routed) tier is ``tier``."""
-    tier_index(tier)  # an unknown tier name raises a SpecError naming the tiers
+def frame_ladder(frame: pd.DataFrame) -> tuple[str, ...]:
+    """The tier ladder (lowest rung first) the frame's requests ran on: the events' ``fingerprint.ladder``
+    (column ``ladder``); :data:`tsglab.config.DEFAULT_TIERS` for a frame without it."""
+    if "ladder" not in frame or not len(frame):
+        return DEFAULT_TIERS
+    ladders = list(dict.fromkeys(tuple(x) for x in frame["ladder"]))
+    merged = tuple(dict.fromkeys(t for ladder in ladders for t in ladder))  # runs on different ladders: union
+    return merged or DEFAULT_TIERS
+
+
+def initial_tier_share(frame: pd.DataFrame, tier: str, ladder: tuple[str, ...] | None = None) -> float:
+    """``r_<tier>``: share of requests whose initial (routed) tier is ``tier``, a rung of ``ladder``
+    (default: the frame's own ladder)."""
+    ladder = ladder or frame_ladder(frame)
+    if tier not in ladder:
+        raise SpecError(f"tier {tier!r} is not on the ladder {list(ladder)}; name one of its rungs.")
     return _mean(frame["initial_tier"] == tier)
 
 
 def r_costly(frame: pd.DataFrame) -> float:
-    """Share of requests that touched the top tier (:data:`TOP_TIER`) in any attempt."""
-    return _mean(frame["touched_enh"])
+    """Share of requests that touched the top rung of their ladder in any attempt (``touched_top``)."""
+    return _mean(frame["touched_top"])
 
 
 def retry_rate(frame: pd.DataFrame) -> float:
@@ -180,11 +193,13 @@ def error_rate(frame: pd.DataFrame) -> float:
     return _mean(frame["failed"])
 
 
-def routing_metrics(frame: pd.DataFrame) -> dict[str, float]:
-    """Routing and cost of one arm (paper §6.4): ``n``, ``r_<tier>`` for every tier, ``r_costly``,
-    retry / upgrade / refusal rates, attempts, ``avg_eval_ms`` and tokens per request."""
+def routing_metrics(frame: pd.DataFrame, ladder: tuple[str, ...] | None = None) -> dict[str, float]:
+    """Routing and cost of one arm (paper §6.4): ``n``, ``r_<tier>`` for every rung of ``ladder`` (default:
+    the frame's own), ``r_costly``, retry / upgrade / refusal rates, attempts, ``avg_eval_ms`` and tokens
+    per request."""
+    ladder = ladder or frame_ladder(frame)
     metrics: dict[str, float] = {"n": len(frame)}
-    metrics.update({f"r_{tier}": initial_tier_share(frame, tier) for tier in TIERS})
+    metrics.update({f"r_{tier}": initial_tier_share(frame, tier, ladder) for tier in ladder})
     metrics.update({
         "r_costly": r_costly(frame),
         "retry_rate": retry_rate(frame),

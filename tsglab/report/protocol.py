@@ -205,9 +205,10 @@ def family_c(frames: dict[str, pd.DataFrame], settings: ProtocolSettings) -> pd.
     return pd.DataFrame(rows)
 
 
-def routing_cost(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """Where requests started and ended, and what the whole cascade cost (paper §6.4)."""
-    return pd.DataFrame([{"arm": arm, **metrics.routing_metrics(frame)} for arm, frame in frames.items()])
+def routing_cost(frames: dict[str, pd.DataFrame], ladder: tuple[str, ...] | None = None) -> pd.DataFrame:
+    """Where requests started and ended, and what the whole cascade cost (paper §6.4); ``r_<tier>`` for
+    every rung of ``ladder`` (default: each frame's own ladder)."""
+    return pd.DataFrame([{"arm": arm, **metrics.routing_metrics(frame, ladder)} for arm, frame in frames.items()])
 
 
 def verdict(table_a: pd.DataFrame, table_b: pd.DataFrame, table_c: pd.DataFrame, gateway: str) -> dict:

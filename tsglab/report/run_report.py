@@ -1,8 +1,11 @@
-"""Report v0 of one run (or two runs): tables printed and written under ``runs/<id>/tables/``."""
+"""The report of two paired arms: :func:`build_report` = pairing → :func:`compute_report` → writing.
+
+:func:`compute_report` is pure (frames and settings in, a frozen :class:`RunReport` out); reading the
+runs and pairing their arms is :mod:`tsglab.report.pairing`'s, writing files :mod:`tsglab.report.writing`'s.
+"""
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -11,14 +14,10 @@ from pathlib import Path
 import pandas as pd
 
 from tsglab._version import __version__
-from tsglab.errors import RunError
-from tsglab.events.log import read_events, read_manifest
-from tsglab.report.frame import events_frame
-from tsglab.report.pairing import shared_pairs
+from tsglab.report.pairing import ArmPair, load_arm_pair
 from tsglab.report.protocol import ProtocolSettings, family_a, family_b, family_c, routing_cost, verdict
-from tsglab.report.render import to_html, to_latex, to_markdown
+from tsglab.report.render import to_markdown
 from tsglab.report.tables import (
-    ablation_table,
     arm_metrics,
     energy_table,
     four_view_table,
@@ -31,6 +30,10 @@ from tsglab.report.tables import (
 
 @dataclass(frozen=True)
 class RunReport:
+    """Every table, test and note of one report. ``run_dir`` is the run whose gateway arm is compared;
+    ``out_dir`` where the report is written (``run_dir``, or a comparison directory for ``--vs``);
+    ``ladder`` the tier names lowest first; ``manifests`` the ``run.json`` of each run involved."""
+
     run_dir: Path
     baseline: str
     gateway: str
@@ -49,6 +52,15 @@ class RunReport:
     meta: dict = field(default_factory=dict, repr=False)
     notes: dict[str, str] = field(default_factory=dict)
     frames: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
+    figures: dict[str, dict] = field(default_factory=dict, repr=False)  # arm_metrics per arm, computed once
+    out_dir: Path | None = None
+    ladder: tuple[str, ...] = ()
+    manifests: tuple[dict, ...] = field(default=(), repr=False)
+
+    def to_frame(self) -> pd.DataFrame:
+        """Long format, one row per (arm, metric): the headline figures with their CIs and the four P95
+        views (what ``metrics_summary.parquet`` holds)."""
+        return metrics_summary(self)
 
     def tables(self) -> dict[str, tuple[str, pd.DataFrame]]:
         return {
@@ -89,6 +101,8 @@ class RunReport:
     def __str__(self) -> str:
         status = "" if self.status == "complete" else f"  [run {self.status}: partial data]"
         title = f"tsglab report — {self.run_dir.name}: {self.gateway} vs {self.baseline}{status}"
+        if self.out_dir is not None and self.out_dir != self.run_dir:
+            title += f"\n(written to {self.out_dir})"
         return f"{title}\n{self.verdict_line()}\n\n{self.to_markdown()}"
 
     def _repr_markdown_(self) -> str:
@@ -113,10 +127,6 @@ def _c_view(table: pd.DataFrame) -> pd.DataFrame:
     return table[cols] if len(table) else table
 
 
-def _arm_frames(run_dir: Path) -> tuple[pd.DataFrame, dict]:
-    return events_frame(read_events(run_dir)), read_manifest(run_dir)
-
-
 def build_report(
     run_dir: str | os.PathLike,
     *,
@@ -125,43 +135,39 @@ def build_report(
     gateway_arm: str | None = None,
     settings: ProtocolSettings | None = None,
     write: bool = True,
+    allow_suite_change: bool = False,
 ) -> RunReport:
-    """Compare the gateway arm with the baseline arm of ``run_dir`` (or the baseline of run ``vs``)."""
-    run_dir = Path(run_dir)
-    frame, manifest = _arm_frames(run_dir)
-    arms = list(dict.fromkeys(frame["arm"]))
-    if vs is not None:
-        other, _ = _arm_frames(Path(vs))
-        other_arms = list(dict.fromkeys(other["arm"]))
-        base_name = baseline_arm if baseline_arm in other_arms else other_arms[0]
-        base = other[other["arm"] == base_name]
-        base_label = f"{Path(vs).name}:{base_name}"
-        candidates = [a for a in arms if a != baseline_arm] or arms
-    else:
-        if baseline_arm not in arms:
-            raise RunError(f"{run_dir}: no arm named {baseline_arm!r} (arms: {arms}); pass baseline_arm= "
-                           "(CLI: --baseline ARM) or compare with another run via vs= (CLI: --vs RUN).")
-        base = frame[frame["arm"] == baseline_arm]
-        base_label = baseline_arm
-        candidates = [a for a in arms if a != baseline_arm]
-        if not candidates:
-            raise RunError(f"{run_dir}: only the baseline arm has events; nothing to compare.")
-    gateway_arm = gateway_arm or candidates[0]
-    if gateway_arm not in arms:
-        raise RunError(f"{run_dir}: no arm named {gateway_arm!r} (arms: {arms}).")
-    gate = frame[frame["arm"] == gateway_arm]
-    base, gate = shared_pairs(base, gate)
-    if not len(base):
-        raise RunError(f"{run_dir}: the arms share no prompt ids; a paired comparison needs the same prompts.")
-    frames = {base_label: base, gateway_arm: gate}
+    """Compare the gateway arm with the baseline arm of ``run_dir`` (or the baseline arm of run ``vs``).
+
+    Three steps: :func:`~tsglab.report.pairing.load_arm_pair` (which arms, checked to be pairable),
+    :func:`compute_report` (the tables and tests; no I/O) and, with ``write``,
+    :func:`~tsglab.report.writing.write_report` into the run directory — or, with ``vs``, into a comparison
+    directory of its own (``<run>--vs--<other>``), so another run's files are never overwritten."""
+    pair = load_arm_pair(run_dir, vs=vs, baseline_arm=baseline_arm, gateway_arm=gateway_arm,
+                         allow_suite_change=allow_suite_change)
+    manifest = pair.manifest
+    settings = settings or ProtocolSettings(seed=int(manifest.get("seed") or 0))
+    report = compute_report(pair, settings)
+    if write:
+        from tsglab.report.writing import write_report
+
+        write_report(report)
+    return report
+
+
+def compute_report(pair: ArmPair, settings: ProtocolSettings) -> RunReport:
+    """Every table and test of the report for two paired arms (no reading, no writing)."""
+    base, gate = pair.baseline, pair.gateway
+    frames = pair.frames
+    manifest = pair.manifest
     load = manifest.get("spec", {}).get("load", {})
-    fingerprint = (f"tsglab {__version__}; run {manifest.get('run_id')}; spec {manifest.get('spec_hash')}; "
+    runs = f"run {manifest.get('run_id')}" + (f" vs {pair.vs_manifest.get('run_id')}" if pair.vs_manifest else "")
+    fingerprint = (f"tsglab {__version__}; {runs}; spec {manifest.get('spec_hash')}; "
                    f"seed {manifest.get('seed')}; n={len(base)} paired requests; warm-up "
                    f"{load.get('warmup_count', 0)} req per arm / {load.get('warmup_seconds', 0)} s; timeout "
                    f"{load.get('timeout_s')} s; mode {load.get('mode')}, period {load.get('period_ms')} ms")
     from tsglab.stats import TDigest
 
-    settings = settings or ProtocolSettings(seed=int(manifest.get("seed") or 0))
     choice = {arm: _serial_choice(f) for arm, f in frames.items()}
     table_a = family_a(base, gate, settings)
     table_b = family_b(base, gate, settings)
@@ -170,6 +176,10 @@ def build_report(
     meta = {
         "n_resamples": settings.n_resamples,
         "seed": settings.seed,
+        "runs": {"run": str(pair.run_dir), "vs": str(pair.vs_dir) if pair.vs_dir else None,
+                 "suite_sha256": manifest.get("suite_sha256"),
+                 "vs_suite_sha256": (pair.vs_manifest or {}).get("suite_sha256")},
+        "ladder": list(pair.ladder),
         "family_A": {"function": "tsglab.stats.quality_noninferiority",
                      "methods": sorted(set(table_a["method"])), "margin": settings.quality_margin,
                      "alpha": settings.alpha, "test": "equivalence (TOST)" if settings.equivalence else
@@ -187,26 +197,36 @@ def build_report(
                        "online": TDigest.implementation},
         "settings": settings.to_dict(),
     }
-    report = RunReport(
-        run_dir=run_dir,
-        baseline=base_label,
-        gateway=gateway_arm,
-        status=manifest.get("status", "unknown"),
-        headline=headline_table(base, gate, names=(base_label, gateway_arm), n_resamples=settings.n_resamples,
-                                seed=settings.seed),
+    figures = {arm: arm_metrics(frame, n_resamples=settings.n_resamples, seed=settings.seed)
+               for arm, frame in frames.items()}
+    return RunReport(
+        run_dir=pair.run_dir,
+        out_dir=pair.out_dir,
+        baseline=pair.baseline_label,
+        gateway=pair.gateway_label,
+        status=pair.status,
+        ladder=pair.ladder,
+        headline=headline_table(figures, top_tier=pair.ladder[-1]),
         p95_views=four_view_table(frames, n_resamples=settings.n_resamples, seed=settings.seed),
-        tiers=tier_table(frames),
+        tiers=tier_table(frames, pair.ladder),
         tasks=task_table(frames),
         family_a=table_a,
         family_b=table_b,
         family_c=table_c,
-        routing=routing_cost(frames),
+        routing=routing_cost(frames, pair.ladder),
         load=load_table(frames),
         energy=energy_table(frames),
-        verdict=verdict(table_a, table_b, table_c, gateway_arm),
+        verdict=verdict(table_a, table_b, table_c, pair.gateway_label),
         meta=meta,
+        manifests=(manifest,) + ((pair.vs_manifest,) if pair.vs_manifest else ()),
         frames=frames,
-        notes={
+        figures=figures,
+        notes=_notes(settings, fingerprint, manifest),
+    )
+
+
+def _notes(settings: ProtocolSettings, fingerprint: str, manifest: dict) -> dict[str, str]:
+    return {
             "headline": "P50: raw E2E latency of warm requests; P95 CO: completed − intended start. Both "
                         "Harrell–Davis on the Kaplan–Meier distribution (timeouts right-censored), with 95 % "
                         f"percentile-bootstrap CIs (B={settings.n_resamples}; stationary bootstrap when a Ljung–Box "
@@ -239,11 +259,7 @@ def build_report(
                     "earlier requests (a paced schedule's backlog, or every open-loop worker busy) or for the "
                     "generator itself. CO latency includes it; raw latency does not. " + _generator_note(manifest),
             "energy": _energy_note(manifest),
-        },
-    )
-    if write:
-        write_report(report)
-    return report
+    }
 
 
 def _generator_note(manifest: dict) -> str:
@@ -261,11 +277,9 @@ def _energy_note(manifest: dict) -> str:
 
 
 def metrics_summary(report: RunReport) -> pd.DataFrame:
-    """Long format, one row per (arm, metric): the headline metrics and the four P95 views."""
-    rows = []
-    for arm, frame in report.frames.items():
-        metrics = arm_metrics(frame, n_resamples=report.meta.get("n_resamples", 2000), seed=report.meta.get("seed", 0))
-        rows += [{"arm": arm, "metric": key, "value": value} for key, value in metrics.items()]
+    """Long format, one row per (arm, metric): the headline figures and the four P95 views."""
+    rows = [{"arm": arm, "metric": key, "value": value}
+            for arm, figures in report.figures.items() for key, value in figures.items()]
     for view in report.p95_views.itertuples(index=False):
         for key in ("p50_ms", "p50_ci_low", "p50_ci_high", "p95_ms", "p95_ci_low", "p95_ci_high",
                     "p95_lower_bound_ms", "timeouts_rate"):
@@ -287,82 +301,3 @@ def _serial_choice(frame: pd.DataFrame):
         return choose_bootstrap(series)
 
 
-def seed_manifest(report: RunReport) -> str:
-    """Every seed and version that makes the run and its report reproducible."""
-    import platform
-
-    import numba
-    import numpy
-    import scipy
-
-    manifest = read_manifest(report.run_dir)
-    spec = manifest.get("spec", {})
-    lines = [
-        f"run_id: {manifest.get('run_id')}",
-        f"spec_hash: {manifest.get('spec_hash')}",
-        f"spec_seed: {manifest.get('seed')}",
-        f"prompt_selection_seed: {spec.get('prompts', {}).get('seed')}",
-        f"protocol_seed: {report.meta.get('seed')}",
-        f"n_resamples: {report.meta.get('n_resamples')}",
-        f"suite: {manifest.get('suite')} sha256[:16]={manifest.get('suite_sha256')}",
-        f"tsglab: {__version__}",
-        f"python: {platform.python_version()}",
-        f"numpy: {numpy.__version__}",
-        f"scipy: {scipy.__version__}",
-        f"numba: {numba.__version__}",
-        f"pandas: {pd.__version__}",
-    ]
-    try:
-        import llama_cpp
-
-        lines.append(f"llama_cpp_python: {llama_cpp.__version__}")
-    except ImportError:
-        lines.append("llama_cpp_python: not installed")
-    for tier, tier_spec in spec.get("tiers", {}).items():
-        lines.append(f"tier {tier}: model={tier_spec.get('model')} max_tokens={tier_spec.get('max_tokens')} "
-                     f"constrained_json={tier_spec.get('constrained_json')} temperature=0")
-    return "\n".join(lines) + "\n"
-
-
-def build_ablation(run_dirs: list[str | os.PathLike], *, write_to: str | os.PathLike | None = None) -> pd.DataFrame:
-    """The ablation table over every arm of the given runs (rows named ``run:arm`` when several runs)."""
-    frames: dict[str, pd.DataFrame] = {}
-    for run_dir in map(Path, run_dirs):
-        frame, _ = _arm_frames(run_dir)
-        for arm, part in frame.groupby("arm", sort=False):
-            frames[f"{run_dir.name}:{arm}" if len(run_dirs) > 1 else str(arm)] = part
-    table = ablation_table(frames)
-    if write_to is not None:
-        out = Path(write_to) / "tables"
-        out.mkdir(parents=True, exist_ok=True)
-        title = "Ablations: cost, routing and latency per arm"
-        note = ("cost: prompt + generation ms summed over all attempts; P50: Harrell–Davis, warm raw E2E; "
-                f"P95 CO: HD (KM/SLO-cap under censoring); tsglab {__version__}")
-        (out / "ablation.md").write_text(to_markdown(table, title=title, note=note), encoding="utf-8")
-        (out / "ablation.tex").write_text(to_latex(table, title=title, note=note, label="tab:ablation"),
-                                          encoding="utf-8")
-    return table
-
-
-def write_report(report: RunReport) -> Path:
-    """Write Markdown, LaTeX and HTML tables under ``tables/``; return that folder."""
-    out = report.run_dir / "tables"
-    out.mkdir(parents=True, exist_ok=True)
-    for name, (title, df) in report.tables().items():
-        note = report.notes.get(name, "")
-        (out / f"{name}.md").write_text(to_markdown(df, title=title, note=note), encoding="utf-8")
-        (out / f"{name}.tex").write_text(to_latex(df, title=title, note=note, label=f"tab:{name}"), encoding="utf-8")
-        (out / f"{name}.html").write_text(to_html(df, title=title, note=note), encoding="utf-8")
-    import matplotlib.pyplot as plt
-
-    from tsglab.report.figures import latency_ecdf, load_timeline
-
-    plt.close(latency_ecdf(report.frames, report.run_dir / "figures" / "latency_ecdf.png"))
-    plt.close(load_timeline(report.frames, report.run_dir / "figures" / "load_timeline.png"))
-    metrics_summary(report).to_parquet(report.run_dir / "metrics_summary.parquet", index=False)
-    for name, table in (("A", report.family_a), ("B", report.family_b), ("C", report.family_c)):
-        table.to_csv(report.run_dir / f"tests_family_{name}.csv", index=False)
-    meta = {**report.meta, "verdict": report.verdict}
-    (report.run_dir / "bootstrap_meta.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
-    (report.run_dir / "seed_manifest.txt").write_text(seed_manifest(report))
-    return out

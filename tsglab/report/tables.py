@@ -12,7 +12,6 @@ import warnings
 import pandas as pd
 
 from tsglab.errors import DegenerateStatisticWarning
-from tsglab.policy.config import TIERS
 from tsglab.report import metrics
 from tsglab.stats import choose_resampling, harrell_davis, quantile_ci
 
@@ -77,27 +76,28 @@ def arm_metrics(frame: pd.DataFrame, *, n_resamples: int = 2000, seed: int = 0) 
 HEADLINE_ROWS = (
     ("p50_e2e_warm_ms", "P50 E2E warm (ms)"),
     ("avg_eval_ms", "Avg eval ms/req (all attempts)"),
-    ("r_costly", f"r_costly (share touching {metrics.TOP_TIER})"),
+    ("r_costly", "r_costly (share touching {top})"),
     ("p95_co_overall_ms", "P95 CO overall (ms)"),
     ("json_fail_rate", "JSON failure rate"),
     ("mean_quality", "Mean quality [0,1]"),
 )
 
 
-def headline_table(baseline: pd.DataFrame, gateway: pd.DataFrame, *, names=("baseline", "tsg"),
-                   n_resamples: int = 2000, seed: int = 0) -> pd.DataFrame:
-    """Baseline vs gateway with the relative change, one metric per row; latency quantiles carry their
-    95 % bootstrap CIs (``<arm> CI low`` / ``<arm> CI high``, NaN for the other rows)."""
-    base = arm_metrics(baseline, n_resamples=n_resamples, seed=seed)
-    gate = arm_metrics(gateway, n_resamples=n_resamples, seed=seed)
+def headline_table(figures: dict[str, dict], *, top_tier: str) -> pd.DataFrame:
+    """Baseline vs gateway (the two arms of ``figures``, each :func:`arm_metrics`' dict, baseline first)
+    with the relative change, one metric per row; latency quantiles carry their 95 % bootstrap CIs
+    (``<arm> CI low`` / ``<arm> CI high``, NaN for the other rows). ``top_tier`` names the ladder's top
+    rung in the r_costly label."""
+    (base_name, base), (gate_name, gate) = figures.items()
     rows = []
     for key, label in HEADLINE_ROWS:
         b, g = base[key], gate[key]
         change = (g - b) / abs(b) * 100.0 if b and not math.isnan(b) and not math.isnan(g) else math.nan
-        rows.append({"metric": label, names[0]: b, f"{names[0]} CI low": base.get(f"{key}_ci_low", math.nan),
-                     f"{names[0]} CI high": base.get(f"{key}_ci_high", math.nan), names[1]: g,
-                     f"{names[1]} CI low": gate.get(f"{key}_ci_low", math.nan),
-                     f"{names[1]} CI high": gate.get(f"{key}_ci_high", math.nan), "change_%": change})
+        rows.append({"metric": label.format(top=top_tier), base_name: b,
+                     f"{base_name} CI low": base.get(f"{key}_ci_low", math.nan),
+                     f"{base_name} CI high": base.get(f"{key}_ci_high", math.nan), gate_name: g,
+                     f"{gate_name} CI low": gate.get(f"{key}_ci_low", math.nan),
+                     f"{gate_name} CI high": gate.get(f"{key}_ci_high", math.nan), "change_%": change})
     return pd.DataFrame(rows)
 
 
@@ -115,11 +115,12 @@ def four_view_table(frames: dict[str, pd.DataFrame], *, n_resamples: int = 2000,
     return pd.DataFrame(rows)
 
 
-def tier_table(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """Routing and cost by final tier: how many requests ended where, at what quality and cost."""
+def tier_table(frames: dict[str, pd.DataFrame], ladder: tuple[str, ...] | None = None) -> pd.DataFrame:
+    """Routing and cost by final tier: how many requests ended where, at what quality and cost; one row
+    per rung of ``ladder`` (default: the frames' own ladder, :func:`tsglab.report.metrics.frame_ladder`)."""
     rows = []
     for arm, frame in frames.items():
-        for tier in TIERS:
+        for tier in ladder or metrics.frame_ladder(frame):
             part = frame[frame["final_tier"] == tier]
             rows.append({"arm": arm, "final_tier": tier, "n": len(part), "share": len(part) / len(frame),
                          "mean_quality": metrics.mean_quality(part),
