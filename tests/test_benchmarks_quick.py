@@ -1,5 +1,6 @@
-"""Every benchmark runs in CI: each ``benchmarks/*.py`` script with a ``__main__`` block must accept
-``--quick`` (the same code paths at tiny sizes, a few seconds) and finish with status 0.
+"""Every benchmark runs in CI (the ``bench`` stage of ``make test``): each ``benchmarks/*.py`` script
+with a ``__main__`` block must accept ``--quick`` (the same code paths at tiny sizes, a few seconds)
+and finish with status 0.
 
 Scripts are discovered by glob, so a new benchmark is checked as soon as it lands; one without
 ``--quick`` fails here. Private helpers (``benchmarks/_*.py``) and modules without a ``__main__`` block
@@ -15,6 +16,9 @@ import time
 from pathlib import Path
 
 import pytest
+
+# CI stage 7 (`make ci-bench`, `-m bench`): the unit stage leaves these out
+pytestmark = pytest.mark.bench
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 RESULTS = BENCHMARKS / "results"
