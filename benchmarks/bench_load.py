@@ -43,7 +43,7 @@ from tsglab.spec import LoadSpec, spec_from_dict
 
 # the stub server is a test helper, not part of the installed package: import it from tests/
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from stub_server import StubServer  # noqa: E402
+from stub_server import StubServer
 
 RESULTS = Path(__file__).resolve().parent / "results" / "bench_load.md"
 PROBE_DEADLINES = 1000
