@@ -324,7 +324,8 @@ def test_requests_across_internal_chunk_borders(offset, request_text, expected):
 def test_detect_public_api_is_sorted_and_public():
     assert detect.__all__ == sorted(detect.__all__)
     for name in detect.__all__:
-        assert not name.startswith("_") and hasattr(detect, name), name
+        assert not name.startswith("_"), name
+        assert hasattr(detect, name), name
 
 
 def test_planner_imports_only_public_names_of_the_detector():
@@ -360,7 +361,8 @@ def test_every_chinese_heavy_keyword_is_found(keyword, name):
     assert heavy_keywords(keyword) == (name,)
     assert heavy_keywords(f"这份材料涉及{keyword}，请看看。") == (name,)
     report = plan(f"请看一下：{keyword}", PolicyConfig())
-    assert report.heavy and f"heavy:{name}" in report.risk_factors
+    assert report.heavy
+    assert f"heavy:{name}" in report.risk_factors
 
 
 def test_the_planner_scan_is_the_detector_scan_plus_the_heavy_table():
@@ -371,7 +373,8 @@ def test_the_planner_scan_is_the_detector_scan_plus_the_heavy_table():
     assert set(_PLANNER_ZH_SCAN.keywords) == detector | heavy
     assert heavy - detector, "the heavy table should add keywords the detector does not read"
     lengths = [len(keyword) for keyword in _PLANNER_ZH_SCAN.keywords]
-    assert lengths == sorted(lengths, reverse=True) and _PLANNER_ZH_SCAN.longest == lengths[0]
+    assert lengths == sorted(lengths, reverse=True)
+    assert _PLANNER_ZH_SCAN.longest == lengths[0]
 
 
 _PLANNER_PIECES = st.sampled_from(

@@ -35,7 +35,8 @@ GENERATOR_PATH = Path(__file__).resolve().parent.parent / "tools" / "generate_su
 
 def _load_generator() -> Any:
     spec = importlib.util.spec_from_file_location("generate_suite", GENERATOR_PATH)
-    assert spec is not None and spec.loader is not None, f"cannot load {GENERATOR_PATH}"
+    assert spec is not None, f"cannot load {GENERATOR_PATH}"
+    assert spec.loader is not None, f"cannot load {GENERATOR_PATH}"
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up while the file executes
     spec.loader.exec_module(module)
@@ -252,7 +253,9 @@ def test_bundled_ids_are_task_and_content_hash() -> None:
     for raw in raw_items:
         assert raw["id"] == generate.content_id(raw), raw["id"]
         task, digest = raw["id"].rsplit("-", 1)
-        assert task == raw["task"] and len(digest) == 10 and int(digest, 16) >= 0
+        assert task == raw["task"], raw["id"]
+        assert len(digest) == 10, raw["id"]
+        assert set(digest) <= set("0123456789abcdef"), raw["id"]
     ids = [raw["id"] for raw in raw_items]
     assert len(set(ids)) == len(ids)
 
@@ -307,7 +310,8 @@ def test_content_id_changes_with_the_content_and_only_with_it() -> None:
         "check": {"kind": "json_fields", "fields": {"name": "Ada", "age": 36}},
     }
     original = generate.content_id(item)
-    assert original.startswith("json-") and len(original) == len("json-") + 10
+    assert original.startswith("json-")
+    assert len(original) == len("json-") + 10
     changed = [
         {**item, "prompt": item["prompt"] + " "},
         {**item, "task": "classify"},
@@ -316,7 +320,8 @@ def test_content_id_changes_with_the_content_and_only_with_it() -> None:
         {key: value for key, value in item.items() if key != "json_schema"},
     ]
     ids = [generate.content_id(variant) for variant in changed]
-    assert original not in ids and len(set(ids)) == len(ids)
+    assert original not in ids
+    assert len(set(ids)) == len(ids)
     # What describes an item rather than defines it leaves the id alone, as does key order.
     described = {**item, "lang": "zh", "notes": "a note", "strata": {"domain": "hr"}}
     reordered = dict(reversed(list(item.items())))
