@@ -147,9 +147,9 @@ def _heavy_keywords(request: Analysis) -> tuple[str, ...]:
         if name not in found and _has_phrase(request.word_bytes, pattern):
             found.add(name)
     for keyword, _position in request.zh_hits:
-        name = _HEAVY_ZH.get(keyword)
-        if name is not None:
-            found.add(name)
+        zh_name = _HEAVY_ZH.get(keyword)  # None for the detector's own keywords
+        if zh_name is not None:
+            found.add(zh_name)
     if not found:
         return ()
     return tuple(name for name in _HEAVY_ORDER if name in found)
