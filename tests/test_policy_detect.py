@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tsglab.config import PolicyConfig
 from tsglab.errors import SpecError
 from tsglab.policy import detect
-from tsglab.policy.config import PolicyConfig
 from tsglab.policy.detect import analyse, detect_analysed, detect_task, keyword_scan, normalize
 from tsglab.policy.planner import heavy_keywords, plan
 

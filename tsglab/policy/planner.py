@@ -23,8 +23,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from tsglab.config import PolicyConfig
 from tsglab.errors import SpecError
-from tsglab.policy.config import PolicyConfig
 from tsglab.policy.detect import (
     DETECT_VOCABULARY,
     Analysis,
