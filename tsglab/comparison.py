@@ -19,8 +19,8 @@ from typing import Any
 
 import pandas as pd
 
-from tsglab.errors import SpecError
 from tsglab.config import DEFAULT_TIERS
+from tsglab.errors import SpecError
 
 _TOP_KEYS = {"name", "description", "spec", "servers", "variants"}
 _SERVER_KINDS = ("llama_cpp_server", "ollama_proxy")
