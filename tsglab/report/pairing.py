@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tsglab.errors import RunError
+from tsglab.errors import InvalidArgument, InvalidArgumentType, RunError
 
 __all__ = [
     "KEYS",
@@ -48,13 +48,14 @@ _REQUIRED = ("prompt_id", "seq")
 
 def _validate_arm(frame: pd.DataFrame, name: str) -> None:
     if not isinstance(frame, pd.DataFrame):
-        raise TypeError(f"`{name}` must be a pandas DataFrame of one arm's requests; got {type(frame).__name__}.")
+        raise InvalidArgumentType(f"`{name}` must be a pandas DataFrame of one arm's requests; got "
+                                  f"{type(frame).__name__}.")
     missing = [column for column in _REQUIRED if column not in frame.columns]
     if missing:
-        raise ValueError(f"`{name}` has no column {missing[0]!r} (columns: {list(frame.columns)}); pairing needs "
+        raise InvalidArgument(f"`{name}` has no column {missing[0]!r} (columns: {list(frame.columns)}); pairing needs "
                          "'prompt_id' and 'seq' per request. Build the frame with tsglab.report.frame.events_frame.")
     if OCCURRENCE in frame.columns:
-        raise ValueError(f"`{name}` already has a column {OCCURRENCE!r}; pair_arms computes it from 'seq'. "
+        raise InvalidArgument(f"`{name}` already has a column {OCCURRENCE!r}; pair_arms computes it from 'seq'. "
                          f"Drop or rename it first (frame.drop(columns={OCCURRENCE!r})).")
 
 
