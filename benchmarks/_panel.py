@@ -9,9 +9,14 @@ Quality panel for Family A: paired scores whose true mean difference is a chosen
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pandas as pd
 from scipy import optimize, stats
+
+from tsglab.events import synthetic_event
+from tsglab.report.frame import FRAME_COLUMNS, events_frame
 
 LATENCY_SCENARIOS = ("lognormal", "routing-mixture", "heavy-tail", "ar1")
 Q = 0.95
@@ -108,20 +113,35 @@ def quality_pair(scenario: str, n: int, mean_diff: float, rng: np.random.Generat
     raise ValueError(f"unknown scenario {scenario!r}; one of {QUALITY_SCENARIOS}")
 
 
+# The columns a repetition of a calibration varies; everything else comes from events_frame.
+MEASURED_COLUMNS = ("co_ms", "raw_ms", "cost_ms", "quality")
+
+
+@functools.lru_cache(maxsize=16)
+def _template(n: int, tasks: tuple[str, ...], timeout_ms: float, arm: str) -> pd.DataFrame:
+    """The report frame (``tsglab.report.frame.events_frame``) of ``n`` synthetic events of one arm: one
+    attempt on std each, tasks in turn, the first 3 in warm-up."""
+    events = [synthetic_event(f"p{i}", arm=arm, seq=i, task=tasks[i % len(tasks)], in_warmup=i < 3,
+                              completion_tokens=50, timeout_s=timeout_ms / 1e3) for i in range(n)]
+    return events_frame(events)
+
+
 def arm_frames(gate_lat, base_lat, gate_q=None, base_q=None, *, tasks=("t",), timeout_ms=600_000.0):
-    """(baseline, gateway) report frames (the columns of ``tsglab.report.frame.events_frame`` that the
-    protocol reads), one row per request in time order; the first 3 requests of each arm are warm-up.
-    A benchmark that uses a column the frame no longer has fails its --quick run in CI."""
+    """(baseline, gateway) report frames, one row per request in time order; the first 3 requests of each
+    arm are warm-up. The frames are ``tsglab.report.frame.events_frame`` of synthetic events (built once
+    per size and cached: a calibration repeats thousands of times), with the latency (raw = CO = cost)
+    and quality of this repetition in :data:`MEASURED_COLUMNS`. A frame that lost one of those columns
+    fails here, and a benchmark that reads a column the frame no longer has fails its --quick run in CI."""
     n = len(base_lat)
-    task = np.array(tasks)[np.arange(n) % len(tasks)]
+    missing = set(MEASURED_COLUMNS) - set(FRAME_COLUMNS)
+    if missing:
+        raise KeyError(f"benchmarks/_panel.py: the report frame has no column(s) {sorted(missing)}; update "
+                       "MEASURED_COLUMNS to tsglab.report.frame.FRAME_COLUMNS.")
     frames = []
-    for lat, q in ((base_lat, base_q), (gate_lat, gate_q)):
-        frames.append(pd.DataFrame({
-            "prompt_id": [f"p{i}" for i in range(n)], "seq": np.arange(n), "task": task, "ctx_bucket": "short",
-            "lang": "en", "warm": np.arange(n) >= 3, "quality": np.zeros(n) if q is None else q,
-            "co_ms": lat, "raw_ms": lat, "failed": False, "timeout": False, "timeout_ms": timeout_ms,
-            "json_ok": None, "initial_tier": "std", "final_tier": "std", "touched_enh": False, "n_attempts": 1,
-            "upgrades": 0, "repaired": False, "refusal": False, "cost_ms": lat, "completion_tokens": 50,
-            "error_kind": "",
-        }))
+    for arm, lat, q in (("baseline", base_lat, base_q), ("tsg", gate_lat, gate_q)):
+        frame = _template(n, tuple(tasks), float(timeout_ms), arm).copy()
+        lat = np.asarray(lat, dtype=np.float64)
+        frame["co_ms"], frame["raw_ms"], frame["cost_ms"] = lat, lat, lat
+        frame["quality"] = np.zeros(n) if q is None else np.asarray(q, dtype=np.float64)
+        frames.append(frame)
     return frames[0], frames[1]

@@ -79,14 +79,14 @@ def pct(values: np.ndarray, q: float) -> float:
 
 def figures_from_run(run_dir: Path, n_planned: int) -> dict:
     events = read_events(run_dir)
-    lag = np.array([e["latency"]["dispatch_lag_ms"] for e in events])
-    raw = np.array([e["latency"]["raw_ms"] for e in events])
-    co = np.array([e["latency"]["co_ms"] for e in events])
-    sent = np.array([e["schedule"]["dispatched_ns"] for e in events])
+    lag = np.array([e.latency.dispatch_lag_ms for e in events])
+    raw = np.array([e.latency.raw_ms for e in events])
+    co = np.array([e.latency.co_ms for e in events])
+    sent = np.array([e.schedule.dispatched_ns for e in events])
     span_s = (sent.max() - sent.min()) / 1e9 if sent.size > 1 else float("nan")
     return {"achieved": (sent.size - 1) / span_s, "lag": lag, "raw": raw, "co": co,
-            "lost": n_planned - len(events), "errors": sum(1 for e in events if e["error"]),
-            "attempts": sum(len(e["attempts"]) for e in events)}
+            "lost": n_planned - len(events), "errors": sum(1 for e in events if e.error),
+            "attempts": sum(len(e.attempts) for e in events)}
 
 
 def timer_floor(load: LoadSpec, n: int) -> dict:

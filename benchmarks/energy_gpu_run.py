@@ -147,11 +147,11 @@ def run_and_check(spec, ladder, *, read_counter_j, energy_meter=None, device: st
         "",
     ]
     failures = []
-    measured = [e for e in events if e["energy"].get("available")]
+    measured = [e for e in events if e.energy.available]
     if len(measured) != len(events):
         failures.append(f"{len(events) - len(measured)} events without measured energy")
     totals = energy.get("totals") or {}
-    joules = sum(e["energy"]["joules"] for e in measured)
+    joules = sum(e.energy.joules for e in measured)
     conservation = joules + totals.get("unattributed_j", float("nan")) - totals.get("net_j", float("nan"))
     lines.append(f"- conservation: events {joules:.2f} J + unattributed {totals.get('unattributed_j', 0):.2f} J "
                  f"- net {totals.get('net_j', 0):.2f} J = {conservation:.2e} J")
@@ -163,9 +163,9 @@ def run_and_check(spec, ladder, *, read_counter_j, energy_meter=None, device: st
                  f"{totals.get('n_windows')} windows")
     lines += ["", "| arm | events | J/request | mWh per 1k tokens | tokens/s/W |", "|---|---|---|---|---|"]
     for arm in ("baseline", "tsg"):
-        part = [e for e in measured if e["arm"] == arm]
-        arm_j = sum(e["energy"]["joules"] for e in part)
-        tokens = sum(e["energy"]["tokens"] or 0 for e in part)
+        part = [e for e in measured if e.arm == arm]
+        arm_j = sum(e.energy.joules for e in part)
+        tokens = sum(e.energy.tokens or 0 for e in part)
         lines.append(f"| {arm} | {len(part)} | {arm_j / max(len(part), 1):.2f} | "
                      f"{arm_j / 3.6 / tokens * 1e3 if tokens else float('nan'):.3f} | "
                      f"{tokens / arm_j if arm_j else float('nan'):.2f} |")

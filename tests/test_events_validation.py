@@ -1,7 +1,9 @@
-"""Events with NaN, infinite, negative or missing latencies are refused, naming the file, line and field."""
+"""Events with NaN, infinite, negative or missing latencies are refused, naming the file, line and field;
+so is any other mismatch with the typed record."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -43,6 +45,7 @@ def corrupt(run_dir, line: int, edit) -> str:
 def test_a_recorded_run_reads_cleanly(run_dir):
     events = read_events(run_dir)
     assert len(events) == 2 and all(latency_problem(e) is None for e in events)
+    assert all(latency_problem(e.to_json()) is None for e in events)  # the record and its JSON read the same
 
 
 @pytest.mark.parametrize("field, value, literal, reason", [
@@ -84,16 +87,50 @@ def test_null_ttft_and_overhead_are_allowed(run_dir):
     assert len(read_events(run_dir)) == 2
 
 
-def test_the_log_reader_stores_a_record_without_latency_but_the_frame_refuses_it(run_dir):
-    corrupt(run_dir, 1, lambda e: e.pop("latency"))
-    events = read_events(run_dir)
-    with pytest.raises(RunError, match=r"^events\[0\]: field 'latency' is missing"):
-        events_frame(events)
+def test_an_event_without_latency_is_refused_on_reading(run_dir):
+    # the typed record requires every part: the log no longer stores a record without latency
+    path = corrupt(run_dir, 1, lambda e: e.pop("latency"))
+    with pytest.raises(RunError, match=rf"^{re.escape(path)}:1: field 'latency' is missing"):
+        read_events(run_dir)
 
 
 def test_events_frame_refuses_an_event_built_in_memory(run_dir):
     events = read_events(run_dir)
-    events[1]["latency"]["co_ms"] = math.nan
-    request_id = re.escape(repr(events[1]["request_id"]))
+    events[1] = dataclasses.replace(events[1], latency=dataclasses.replace(events[1].latency, co_ms=math.nan))
+    request_id = re.escape(repr(events[1].request_id))
     with pytest.raises(RunError, match=rf"^events\[1\]: field 'latency\.co_ms' is NaN .*request_id {request_id}"):
         events_frame(events)
+
+
+@pytest.mark.parametrize(("edit", "field", "problem"), [
+    (lambda e: e["route"].__setitem__("final", 3), "route.final", "expected `str`, got `int`"),
+    (lambda e: e["attempts"][0].pop("cost_source"), r"attempts\[0\]\.cost_source", "is missing"),
+    (lambda e: e["censoring"].__setitem__("timeout", "no"), "censoring.timeout", "expected `bool`, got `str`"),
+    (lambda e: e["fingerprint"].pop("ladder"), "fingerprint.ladder", "is missing"),
+    (lambda e: e.pop("prompt_sha"), "prompt_sha", "is missing"),
+])
+def test_any_other_mismatch_with_the_record_names_file_line_and_field(run_dir, edit, field, problem):
+    path = corrupt(run_dir, 2, edit)
+    with pytest.raises(RunError, match=rf"^{re.escape(path)}:2: field '{field}' {problem}; .*event\.schema\.json"):
+        read_events(run_dir)
+
+
+def test_an_unknown_schema_version_is_refused(run_dir):
+    path = corrupt(run_dir, 1, lambda e: e.__setitem__("schema_version", 3))
+    with pytest.raises(RunError, match=rf"^{re.escape(path)}:1: field 'schema_version' is 3; this tsglab reads "
+                                       "versions 1 and 2"):
+        read_events(run_dir)
+
+
+def test_the_writer_refuses_an_invalid_event_before_writing(run_dir):
+    from tsglab.events import EventWriter
+
+    event = read_events(run_dir)[0]
+    bad = dataclasses.replace(event, latency=dataclasses.replace(event.latency, raw_ms=-1.0))
+    size = (run_dir / EVENTS_FILE).stat().st_size
+    with EventWriter(run_dir) as writer, pytest.raises(RunError, match=r"refusing to write event seq 0: field "
+                                                                      r"'latency\.raw_ms' is negative"):
+        writer.write(bad)
+    with EventWriter(run_dir) as writer, pytest.raises(RunError, match=r"takes a tsglab\.events\.Event; got dict"):
+        writer.write(event.to_json())
+    assert (run_dir / EVENTS_FILE).stat().st_size == size

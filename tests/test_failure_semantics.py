@@ -34,8 +34,8 @@ def test_each_server_failure_is_an_error_event_with_its_kind(tmp_path, fail, kin
         result = run_experiment(make_spec(stub.base_url), runs_dir=tmp_path, run_id=fail, progress=False)
     events = read_events(result.run_dir)
     assert result.status == "complete" and len(events) == result.n_planned == 8
-    assert {e["error"]["kind"] for e in events} == {kind}
-    assert all(not e["censoring"]["right_censored"] and e["quality"]["score"] == 0.0 for e in events)
+    assert {e.error.kind for e in events} == {kind}
+    assert all(not e.censoring.right_censored and e.quality.score == 0.0 for e in events)
 
 
 def test_a_server_that_dies_mid_run_does_not_stop_the_run(tmp_path):
@@ -55,9 +55,9 @@ def test_a_server_that_dies_mid_run_does_not_stop_the_run(tmp_path):
     finally:
         stub.close()
     assert killer_done.is_set()
-    events = sorted(read_events(result.run_dir), key=lambda e: e["seq"])
+    events = sorted(read_events(result.run_dir), key=lambda e: e.seq)
     assert result.status == "complete" and len(events) == result.n_planned == 20
-    kinds = [(e["error"] or {}).get("kind", "") for e in events]
+    kinds = [e.error.kind if e.error else "" for e in events]
     assert kinds[:5] == [""] * 5  # answered before the server died
     assert kinds[-5:] == ["connect_error"] * 5  # refused after it
     report = build_report(result.run_dir, write=False)
@@ -74,6 +74,6 @@ def test_retries_follow_the_spec_and_show_as_attempts(tmp_path):
     events = read_events(result.run_dir)
     assert received == 3 * len(events)  # one attempt and two retries per request
     for event in events:
-        assert [a["kind"] for a in event["attempts"]] == ["initial", "retry", "retry"]
-        assert event["error"]["kind"] == "http_5xx"
-        assert event["fingerprint"]["retry"] == {"max_retries": 2, "on": ["http_5xx"], "backoff_ms": 1.0}
+        assert [a.kind for a in event.attempts] == ["initial", "retry", "retry"]
+        assert event.error.kind == "http_5xx"
+        assert event.fingerprint.retry == {"max_retries": 2, "on": ["http_5xx"], "backoff_ms": 1.0}

@@ -172,7 +172,7 @@ def test_import_round_trip(tmp_path: Path):
     [result] = import_legacy(FIXTURE, runs_dir=tmp_path)
     assert result.run_id == "legacy-20250314-101500" and result.arms == ("baseline", "tsg")
     events = read_events(result.run_dir)
-    assert len(events) == 80 and {e["arm"] for e in events} == {"baseline", "tsg"}
+    assert len(events) == 80 and {e.arm for e in events} == {"baseline", "tsg"}
     manifest = read_manifest(result.run_dir)
     assert manifest["source"] == "legacy" and manifest["status"] == "complete"
     files = {f["events"]: f["events_sha256"] for f in manifest["legacy_files"]}
@@ -180,19 +180,23 @@ def test_import_round_trip(tmp_path: Path):
     assert files[f"{BASE}_events.jsonl"] == expected
     # schedule: raw = CO = e2e (ns rounding only)
     legacy_e2e = [e["e2e_ms"] for e in sorted(_fixture_events(TSG), key=lambda e: e["idx"])]
-    tsg = [e for e in events if e["arm"] == "tsg"]
-    stamps = {k: np.array([e["schedule"][k] for e in tsg]) for k in tsg[0]["schedule"]}
+    tsg = [e for e in events if e.arm == "tsg"]
+    stamps = {k: np.array([getattr(e.schedule, k) for e in tsg]) for k in ("intended_start_ns", "dispatched_ns",
+                                                                            "completed_ns")}
     co = co_latency_ms(stamps["intended_start_ns"], stamps["completed_ns"])
     np.testing.assert_allclose(co, legacy_e2e, atol=1e-6)
     np.testing.assert_allclose(raw_latency_ms(stamps["dispatched_ns"], stamps["completed_ns"]), legacy_e2e, atol=1e-6)
     assert np.all(np.diff(stamps["intended_start_ns"]) == 400_000_000)
-    assert [e["latency"]["co_ms"] for e in tsg] == legacy_e2e
-    assert sum(e["censoring"]["timeout"] for e in events) == 3
-    assert all(isinstance(e["attempts"], list) and e["attempts"] for e in events)
-    assert all(e["route"]["final"] == e["attempts"][-1]["tier"] for e in events)
+    assert [e.latency.co_ms for e in tsg] == legacy_e2e
+    assert sum(e.censoring.timeout for e in events) == 3
+    assert all(isinstance(e.attempts, tuple) and e.attempts for e in events)
+    assert all(e.schema_version == 2 and e.fingerprint.source == "legacy" for e in events)
+    assert {e.fingerprint.ladder for e in events} == {("light", "std", "enh")}
+    assert all(e.latency.cost_ms == sum(a.cost_ms for a in e.attempts) for e in events)
+    assert all(e.route.final == e.attempts[-1].tier for e in events)
     # prompt ids repeat; request ids stay unique through the occurrence
-    assert len({e["request_id"] for e in events}) == 80
-    assert [e["request_id"] for e in tsg[:5]] == [f"legacy-20250314-101500/tsg/p00{i}#0" for i in range(4)] + [
+    assert len({e.request_id for e in events}) == 80
+    assert [e.request_id for e in tsg[:5]] == [f"legacy-20250314-101500/tsg/p00{i}#0" for i in range(4)] + [
         "legacy-20250314-101500/tsg/p000#1"]
     assert "| tsg      | warm_p95_ms_co" in (result.run_dir / "tables" / "legacy_vs_tsglab.md").read_text()
     assert r"warm\_p95\_ms\_co" in (result.run_dir / "tables" / "legacy_vs_tsglab.tex").read_text()
@@ -228,10 +232,10 @@ def test_attempts_as_a_count_are_reconstructed():
     event = {"final_path": "enh", "attempts": 3, "upgrades": 1, "repaired": True, "eval_tokens": 50,
              "e2e_ms": 900.0, "eval_ms": 400.0}
     attempts = legacy_attempts(event)
-    assert [(a["tier"], a["kind"]) for a in attempts] == [("std", "initial"), ("std", "repair"), ("enh", "upgrade")]
-    assert [a["eval_ms"] for a in attempts] == [0.0, 0.0, 400.0]
-    assert [a["completion_tokens"] for a in attempts] == [0, 0, 50]
-    assert [a["tier"] for a in legacy_attempts({"final_path": "light", "e2e_ms": 5.0})] == ["light"]
+    assert [(a.tier, a.kind) for a in attempts] == [("std", "initial"), ("std", "repair"), ("enh", "upgrade")]
+    assert [a.eval_ms for a in attempts] == [0.0, 0.0, 400.0]
+    assert [a.completion_tokens for a in attempts] == [0, 0, 50]
+    assert [a.tier for a in legacy_attempts({"final_path": "light", "e2e_ms": 5.0})] == ["light"]
 
 
 # --- errors ----------------------------------------------------------------------------------------

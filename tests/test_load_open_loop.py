@@ -36,11 +36,11 @@ def answer(request):
 
 
 def by_seq(run_dir):
-    return sorted(read_events(run_dir), key=lambda e: e["seq"])
+    return sorted(read_events(run_dir), key=lambda e: e.seq)
 
 
 def latencies(events, key):
-    return np.array([e["latency"][key] for e in events])
+    return np.array([getattr(e.latency, key) for e in events])
 
 
 def check_stall_is_seen_by_co_and_hidden_by_raw(events, stall_ms):
@@ -86,7 +86,7 @@ def test_co_latency_captures_a_stall_of_a_real_server_that_raw_latency_hides(tmp
         stats = stub.stats()
     events = by_seq(result.run_dir)
     assert result.status == "complete" and len(events) == 80 and stats["received"] == 80
-    assert not any(e["error"] for e in events)
+    assert not any(e.error for e in events)
     check_stall_is_seen_by_co_and_hidden_by_raw(events, 1000.0)
 
 
@@ -96,12 +96,12 @@ def test_nothing_is_lost_and_every_event_has_its_dispatch_lag(tmp_path):
     result = run_experiment(spec, runs_dir=tmp_path, run_id="all", ladder=ladder, progress=False)
     events = read_events(result.run_dir)
     assert result.n_events == len(events) == result.n_planned == 60
-    assert Counter(e["seq"] for e in events) == Counter(range(60))
+    assert Counter(e.seq for e in events) == Counter(range(60))
     for e in events:
-        s, lat = e["schedule"], e["latency"]
-        assert s["intended_start_ns"] <= s["dispatched_ns"] <= s["completed_ns"]
-        assert lat["dispatch_lag_ms"] >= 0
-        assert lat["co_ms"] == pytest.approx(lat["raw_ms"] + lat["dispatch_lag_ms"], abs=1e-6)
+        s, lat = e.schedule, e.latency
+        assert s.intended_start_ns <= s.dispatched_ns <= s.completed_ns
+        assert lat.dispatch_lag_ms >= 0
+        assert lat.co_ms == pytest.approx(lat.raw_ms + lat.dispatch_lag_ms, abs=1e-6)
     summary = read_manifest(result.run_dir)["load_generator"]
     assert summary["arrival"] == "poisson" and summary["n_dispatched"] == 60 and summary["concurrency"] == 3
     assert summary["target_rate_per_s"] == 300 and summary["achieved_rate_per_s"] > 0
@@ -151,11 +151,11 @@ def test_a_worker_exception_becomes_an_error_event_and_the_run_goes_on(tmp_path)
                             progress=False)
     events = by_seq(result.run_dir)
     assert result.status == "complete" and len(events) == 20
-    failed = [e for e in events if e["error"]]
+    failed = [e for e in events if e.error]
     assert len(failed) == 4
-    assert all(e["error"]["kind"] == "runner_exception" and "RuntimeError: bug in a backend" in e["error"]["message"]
+    assert all(e.error.kind == "runner_exception" and "RuntimeError: bug in a backend" in e.error.message
                for e in failed)
-    assert all(e["quality"]["score"] == 0.0 and e["attempts"] == [] for e in failed)
+    assert all(e.quality.score == 0.0 and e.attempts == () for e in failed)
 
 
 def test_a_backend_that_ignores_its_timeout_is_recorded_as_censored(tmp_path, monkeypatch):
@@ -177,10 +177,10 @@ def test_a_backend_that_ignores_its_timeout_is_recorded_as_censored(tmp_path, mo
     finally:
         release.set()
     events = by_seq(result.run_dir)
-    assert result.status == "complete" and len(events) == 8 and Counter(e["seq"] for e in events)[2] == 1
+    assert result.status == "complete" and len(events) == 8 and Counter(e.seq for e in events)[2] == 1
     hung = events[2]
-    assert hung["censoring"]["right_censored"] and hung["error"]["kind"] == "timeout"
-    assert "abandoned" in hung["error"]["message"] and hung["latency"]["raw_ms"] >= 300
+    assert hung.censoring.right_censored and hung.error.kind == "timeout"
+    assert "abandoned" in hung.error.message and hung.latency.raw_ms >= 300
     assert read_manifest(result.run_dir)["load_generator"]["n_abandoned"] == 1
     time.sleep(0.05)  # the released thread's late answer is dropped, not appended
     assert len(read_events(result.run_dir)) == 8
@@ -191,7 +191,7 @@ def test_poisson_schedule_is_reproducible_for_a_fixed_seed(tmp_path):
         spec = make_spec(limit=15, arrival="poisson", rate_per_s=400, concurrency=4, seed=seed)
         result = run_experiment(spec, runs_dir=tmp_path, run_id=run_id, ladder=scripted_ladder(answer),
                                 progress=False)
-        intended = np.array([e["schedule"]["intended_start_ns"] for e in by_seq(result.run_dir)])
+        intended = np.array([e.schedule.intended_start_ns for e in by_seq(result.run_dir)])
         return intended - intended[0], spec
 
     first, spec = offsets("p1", seed=11)
@@ -225,7 +225,7 @@ def test_ctrl_c_marks_the_run_incomplete_and_resume_finishes_it(tmp_path):
     assert manifest["status"] == "incomplete" and manifest["load_generator"]["n_planned"] == 20
     assert 0 < len(read_events(run_dir)) < 20
     result = run_experiment(spec, resume=run_dir, ladder=scripted_ladder(answer), progress=False)
-    keys = Counter((e["arm"], e["prompt_id"]) for e in read_events(run_dir))
+    keys = Counter((e.arm, e.prompt_id) for e in read_events(run_dir))
     assert result.status == "complete" and len(keys) == 20 and max(keys.values()) == 1
     assert read_manifest(run_dir)["load_generator"]["seed"] == [0, 1]  # the resumed segment's own draw
 
@@ -233,13 +233,13 @@ def test_ctrl_c_marks_the_run_incomplete_and_resume_finishes_it(tmp_path):
 def test_warmup_counts_per_arm_in_schedule_order(tmp_path):
     spec = make_spec(limit=6, warmup_count=2, concurrency=3)
     result = run_experiment(spec, runs_dir=tmp_path, run_id="warm", ladder=scripted_ladder(answer), progress=False)
-    assert [e["in_warmup"] for e in by_seq(result.run_dir)] == [True] * 4 + [False] * 8
+    assert [e.in_warmup for e in by_seq(result.run_dir)] == [True] * 4 + [False] * 8
 
 
 def test_group_commit_writer_flushes_every_event_and_fsyncs_in_the_background(tmp_path, monkeypatch):
     import os
 
-    from tsglab.events.log import EventWriter
+    from tsglab.events import EventWriter, synthetic_event
 
     synced = []
     real_fsync = os.fsync
@@ -248,18 +248,18 @@ def test_group_commit_writer_flushes_every_event_and_fsyncs_in_the_background(tm
         EventWriter(tmp_path, fsync_interval_s=-1)
     writer = EventWriter(tmp_path, fsync_interval_s=0.05)
     for seq in range(3):
-        writer.write({"schema_version": 1, "seq": seq})
+        writer.write(synthetic_event(f"p{seq}", seq=seq))
     # flushed per event: another reader (or a crash of this process) sees every line at once
     assert (tmp_path / "events.jsonl").read_text().count("\n") == 3 and synced == []
     deadline = time.monotonic() + 2
     while not synced and time.monotonic() < deadline:
         time.sleep(0.01)
     assert len(synced) == 1  # one fsync for the group of three
-    writer.write({"schema_version": 1, "seq": 3})
+    writer.write(synthetic_event("p3", seq=3))
     writer.close()
     assert len(synced) >= 2 and len(read_events(tmp_path)) == 4  # close() fsyncs what is left
     writer.close()  # idempotent
     per_event = EventWriter(tmp_path / "paced")
-    per_event.write({"schema_version": 1, "seq": 0})
+    per_event.write(synthetic_event("p0"))
     per_event.close()
     assert len(synced) >= 3  # fsync_interval_s=0: every event

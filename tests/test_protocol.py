@@ -10,8 +10,10 @@ import pytest
 from conftest import scripted_ladder
 
 from tsglab.errors import SpecError
+from tsglab.events import synthetic_event
 from tsglab.load.runner import run_experiment
 from tsglab.report import build_report
+from tsglab.report.frame import events_frame
 from tsglab.report.protocol import ProtocolSettings, family_a, family_b, family_c, routing_cost, verdict
 from tsglab.spec import spec_from_dict
 
@@ -19,28 +21,28 @@ TASKS = ("json", "code", "open", "arith")
 
 
 def arm(n_per_task=220, *, quality=0.7, latency=1000.0, seed=0, json_fail=0, drop=None):
-    """A synthetic arm frame with the columns the protocol reads.
+    """A synthetic arm: the report frame (tsglab.report.frame.events_frame) of synthetic events.
 
     Quality is pass/fail and decided per prompt (the same in every arm: identical answers), unless
     ``drop=(task, share)`` turns that share of the task's passes into fails. Latency has a per-prompt
     part shared by the arms (a long prompt is slow everywhere) and an arm-specific part from ``seed``.
+    Every request starts on std; every fifth is repaired once, every third upgraded to enh.
     """
     prompt_rng = np.random.default_rng(12345)
     rng = np.random.default_rng(seed)
-    rows = []
+    events = []
     for t, task in enumerate(TASKS):
         for i in range(n_per_task):
             q = float(prompt_rng.random() < quality)
             if drop and task == drop[0] and q == 1.0 and rng.random() < drop[1]:
                 q = 0.0
             lat = float(latency * np.exp(0.3 * prompt_rng.standard_normal() + 0.1 * rng.standard_normal()))
-            rows.append({"prompt_id": f"{task}-{i}", "task": task, "ctx_bucket": "short", "lang": "en",
-                         "seq": t * n_per_task + i, "warm": i >= 2, "quality": q, "co_ms": lat * 1.1,
-                         "raw_ms": lat, "json_ok": (i >= json_fail) if task == "json" else None,
-                         "initial_tier": "std", "touched_enh": i % 3 == 0, "n_attempts": 1 + (i % 5 == 0),
-                         "upgrades": int(i % 10 == 0), "refusal": False, "cost_ms": lat * 0.9,
-                         "completion_tokens": 20, "failed": False, "timeout": False, "timeout_ms": 60_000.0})
-    return pd.DataFrame(rows)
+            tiers = ("std",) + ("std",) * (i % 5 == 0) + ("enh",) * (i % 3 == 0)
+            events.append(synthetic_event(f"{task}-{i}", seq=t * n_per_task + i, task=task, in_warmup=i < 2,
+                                          quality=q, raw_ms=lat, co_ms=lat * 1.1, cost_ms=lat * 0.9, tiers=tiers,
+                                          json_ok=(i >= json_fail) if task == "json" else None,
+                                          completion_tokens=20, timeout_s=60.0))
+    return events_frame(events)
 
 
 SETTINGS = ProtocolSettings(n_resamples=500)
@@ -170,7 +172,7 @@ def test_verdict_fails_when_a_stratum_is_flagged_even_if_the_overall_row_passes(
 
 def test_routing_cost_counts_every_attempt():
     table = routing_cost({"tsg": arm()}).iloc[0]
-    assert table["retry_rate"] == pytest.approx(0.2) and table["r_std"] == 1.0
+    assert table["retry_rate"] == pytest.approx(1 / 5 + 1 / 3 - 1 / 15, abs=0.01) and table["r_std"] == 1.0
     assert table["r_costly"] == pytest.approx(1 / 3, abs=0.01)
 
 

@@ -2,21 +2,23 @@ from __future__ import annotations
 
 import math
 
-import pandas as pd
 import pytest
 
+from tsglab.events import Energy, synthetic_event
+from tsglab.report.frame import events_frame
 from tsglab.report.tables import energy_table, four_view_table, load_table
 
 
 def frame(n=20, *, lag=0.2, energy=None, failed=(), timeout=()):
-    rows = []
-    for i in range(n):
-        rows.append({"arm": "a", "dispatch_lag_ms": lag * (i + 1), "raw_ms": 100.0 + i, "co_ms": 110.0 + i,
-                     "timeout": i in timeout, "timeout_ms": 5000.0, "warm": i >= 2, "failed": i in failed,
-                     "error_kind": "connect_error" if i in failed else ("timeout" if i in timeout else ""),
-                     "energy": {"available": True, "joules": energy, "tokens": 10} if energy is not None else
-                     {"available": False, "reason": "no NVIDIA GPU"}})
-    return pd.DataFrame(rows)
+    """The report frame of ``n`` synthetic requests of arm "a": the i-th waited ``lag * (i + 1)`` ms for
+    dispatch, took 100 + i ms, and failed (connection refused) or timed out when listed."""
+    measured = Energy(True, meter="fake", joules=energy, tokens=10.0) if energy is not None else None
+    events = [synthetic_event(f"p{i}", arm="a", seq=i, raw_ms=100.0 + i, co_ms=100.0 + i + lag * (i + 1),
+                              timeout=i in timeout, error_kind="connect_error" if i in failed else "",
+                              timeout_s=5.0, in_warmup=i < 2,
+                              energy=measured or Energy.unavailable("no NVIDIA GPU"))
+              for i in range(n)]
+    return events_frame(events)
 
 
 def test_load_table_reports_dispatch_lag_as_a_distribution_and_how_requests_ended():

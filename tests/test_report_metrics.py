@@ -11,7 +11,7 @@ from conftest import scripted_ladder
 
 from tsglab.comparison import comparison_table
 from tsglab.errors import BackendTimeout, SpecError
-from tsglab.events import read_events
+from tsglab.events import read_events, synthetic_event
 from tsglab.load import runner
 from tsglab.load.runner import run_experiment
 from tsglab.policy.config import TIERS
@@ -21,19 +21,22 @@ from tsglab.report.tables import arm_metrics, task_table, tier_table
 from tsglab.spec import spec_from_dict
 
 
-def request(task="json", *, json_ok=None, quality=1.0, cost_ms=10.0, timeout=False, failed=False,
-            initial="std", final="std", touched_top=False, n_attempts=1, upgrades=0, refusal=False, tokens=5):
-    return {"task": task, "json_ok": json_ok, "quality": quality, "cost_ms": cost_ms, "timeout": timeout,
-            "failed": failed, "initial_tier": initial, "final_tier": final, "touched_enh": touched_top,
-            "n_attempts": n_attempts, "upgrades": upgrades, "refusal": refusal, "completion_tokens": tokens,
-            "warm": True, "raw_ms": 100.0, "co_ms": 100.0, "timeout_ms": 5000.0, "repaired": False,
-            "decode_tokens": max(tokens - 1, 0), "decode_ms": 10.0 * max(tokens - 1, 0)}
+def request(task="json", *, json_ok=None, quality=1.0, cost_ms=10.0, timeout=False, failed=False, tiers=("std",),
+            refusal=False, tokens=5):
+    """One request's event (``tiers``: its attempts' tiers in order); ``frame`` turns a list into the report frame."""
+    return dict(task=task, json_ok=json_ok, quality=quality, cost_ms=cost_ms, timeout=timeout, tiers=tiers,
+                error_kind="connect_error" if failed else "", refusal=refusal, completion_tokens=tokens,
+                timeout_s=5.0)
+
+
+def frame(requests: list[dict]) -> pd.DataFrame:
+    return events_frame([synthetic_event(f"p{i}", seq=i, **r) for i, r in enumerate(requests)])
 
 
 def json_arm() -> pd.DataFrame:
     """Four json requests — valid JSON, invalid JSON, a timeout and a failure (no verdict) — and one code
     request: 3 of 4 json requests did not deliver valid JSON."""
-    return pd.DataFrame([
+    return frame([
         request(json_ok=True),
         request(json_ok=False, quality=0.0),
         request(json_ok=None, quality=0.0, timeout=True),
@@ -45,23 +48,23 @@ def json_arm() -> pd.DataFrame:
 # ---- the JSON failure rule ---------------------------------------------------------------------
 
 def test_a_timed_out_or_failed_json_request_is_a_json_failure():
-    frame = json_arm()
-    assert metrics.json_failed(frame).tolist() == [False, True, True, True, False]  # code never fails JSON
-    failures, n = metrics.json_failures(frame)
+    arm = json_arm()
+    assert metrics.json_failed(arm).tolist() == [False, True, True, True, False]  # code never fails JSON
+    failures, n = metrics.json_failures(arm)
     assert (failures, n) == (3, 4)
-    assert metrics.json_failures(frame).rate == metrics.json_fail_rate(frame) == 0.75
+    assert metrics.json_failures(arm).rate == metrics.json_fail_rate(arm) == 0.75
 
 
 def test_json_failure_rate_is_nan_without_json_requests():
-    frame = pd.DataFrame([request("code"), request("open")])
-    assert metrics.json_failures(frame) == (0, 0) and math.isnan(metrics.json_fail_rate(frame))
+    arm = frame([request("code"), request("open")])
+    assert metrics.json_failures(arm) == (0, 0) and math.isnan(metrics.json_fail_rate(arm))
 
 
 def test_headline_and_task_table_report_the_same_json_failure_rate():
     # before: the headline skipped the timed-out and failed requests (0.5), Family C counted them (0.75)
-    frame = json_arm()
-    tasks = task_table({"tsg": frame}).set_index("task")
-    assert arm_metrics(frame)["json_fail_rate"] == tasks.loc["json", "json_fail_rate"] == 0.75
+    arm = json_arm()
+    tasks = task_table({"tsg": arm}).set_index("task")
+    assert arm_metrics(arm)["json_fail_rate"] == tasks.loc["json", "json_fail_rate"] == 0.75
     assert math.isnan(tasks.loc["code", "json_fail_rate"])
 
 
@@ -76,34 +79,37 @@ def test_family_c_counts_json_failures_by_the_same_rule():
 # ---- quality, cost, routing --------------------------------------------------------------------
 
 def test_rates_are_over_every_request_and_nan_over_none():
-    frame = json_arm()
-    assert metrics.mean_quality(frame) == pytest.approx(2 / 5)
-    assert metrics.timeout_rate(frame) == metrics.error_rate(frame) == pytest.approx(1 / 5)
-    empty = frame.iloc[0:0]
+    arm = json_arm()
+    assert metrics.mean_quality(arm) == pytest.approx(2 / 5)
+    assert metrics.timeout_rate(arm) == metrics.error_rate(arm) == pytest.approx(1 / 5)
+    empty = arm.iloc[0:0]
     assert all(math.isnan(f(empty)) for f in (metrics.mean_quality, metrics.avg_cost_ms, metrics.r_costly,
                                                metrics.retry_rate, metrics.error_rate))
 
 
 def test_a_nan_cost_is_not_skipped():
-    frame = pd.DataFrame([request(cost_ms=10.0), request(cost_ms=math.nan)])
-    assert math.isnan(metrics.avg_cost_ms(frame))
+    arm = frame([request(cost_ms=10.0), request(cost_ms=20.0)])
+    arm.loc[1, "cost_ms"] = math.nan  # an event cannot hold a NaN cost (refused on reading and writing)
+    assert math.isnan(metrics.avg_cost_ms(arm))
 
 
 def test_routing_metrics_on_a_known_arm():
-    frame = pd.DataFrame([
-        request(initial="light", touched_top=False),
-        request(initial="light", n_attempts=3, upgrades=1, touched_top=True, cost_ms=30.0, tokens=15),
-        request(initial="std", n_attempts=2, refusal=True, cost_ms=20.0, tokens=10),
-        request(initial=TIERS[-1], touched_top=True, cost_ms=40.0, tokens=20),
+    arm = frame([
+        request(tiers=("light",)),
+        request(tiers=("light", "std", "enh"), cost_ms=30.0, tokens=15),  # two upgrades to the top
+        request(tiers=("std", "std"), refusal=True, cost_ms=20.0, tokens=10),  # a repair
+        request(tiers=(TIERS[-1],), cost_ms=40.0, tokens=20),
     ])
-    got = metrics.routing_metrics(frame)
+    assert arm["touched_top"].tolist() == [False, True, False, True]
+    got = metrics.routing_metrics(arm)
     assert got == pytest.approx({"n": 4, "r_light": 0.5, "r_std": 0.25, "r_enh": 0.25, "r_costly": 0.5,
                                  "retry_rate": 0.5, "upgrade_rate": 0.25, "refusal_rate": 0.25,
                                  "attempts_per_req": 7 / 4, "avg_eval_ms": 25.0, "tokens_per_req": 12.5})
 
 
 def test_an_unknown_tier_name_is_refused():
-    with pytest.raises(SpecError, match=r"tier must be one of .*got 'premium'"):
+    # the frame's ladder comes from the events' fingerprint.ladder (here the default light, std, enh)
+    with pytest.raises(SpecError, match=r"tier 'premium' is not on the ladder \['light', 'std', 'enh'\]"):
         metrics.initial_tier_share(json_arm(), "premium")
 
 
@@ -151,17 +157,16 @@ def stalled_run(tmp_path):
 
 
 def test_a_timed_out_attempt_costs_its_elapsed_time_in_the_event(stalled_run):
-    stalled = [e for e in read_events(stalled_run) if e["censoring"]["timeout"]]
-    assert {e["arm"] for e in stalled} == {"baseline", "tsg"}
-    assert any(len(e["attempts"]) > 1 for e in stalled)  # a cascade: answered attempts, then the stall
+    stalled = [e for e in read_events(stalled_run) if e.censoring.timeout]
+    assert {e.arm for e in stalled} == {"baseline", "tsg"}
+    assert any(len(e.attempts) > 1 for e in stalled)  # a cascade: answered attempts, then the stall
     for event in stalled:
-        last = event["attempts"][-1]
-        assert last["cost_source"] == "elapsed" and last["cost_ms"] == last["total_ms"] == STALL_MS
-        assert event["latency"]["cost_ms"] == pytest.approx(sum(a["cost_ms"] for a in event["attempts"]))
-        assert event["latency"]["cost_ms"] >= STALL_MS and event["latency"]["cost_source"] == "attempts"
-    answered = [a for e in read_events(stalled_run) for a in e["attempts"] if not a["error_kind"]]
-    assert all(a["cost_source"] == "backend" and a["cost_ms"] == a["prompt_eval_ms"] + a["eval_ms"]
-               for a in answered)
+        last = event.attempts[-1]
+        assert last.cost_source == "elapsed" and last.cost_ms == last.total_ms == STALL_MS
+        assert event.latency.cost_ms == pytest.approx(sum(a.cost_ms for a in event.attempts))
+        assert event.latency.cost_ms >= STALL_MS and event.latency.cost_source == "attempts"
+    answered = [a for e in read_events(stalled_run) for a in e.attempts if not a.error_kind]
+    assert all(a.cost_source == "backend" and a.cost_ms == a.prompt_eval_ms + a.eval_ms for a in answered)
 
 
 def test_report_and_comparison_agree_on_every_shared_metric(stalled_run):
@@ -197,8 +202,10 @@ def test_a_request_abandoned_by_the_watchdog_costs_its_elapsed_time(tmp_path, mo
                                  progress=False).run_dir
     finally:
         release.set()
-    abandoned = [e for e in read_events(run_dir) if e["attempts"] == []]
+    abandoned = [e for e in read_events(run_dir) if e.attempts == ()]
     assert len(abandoned) == 1
-    latency = abandoned[0]["latency"]
-    assert latency["cost_source"] == "elapsed" and latency["cost_ms"] == latency["raw_ms"] >= 300
+    latency = abandoned[0].latency
+    assert latency.cost_source == "elapsed" and latency.cost_ms == latency.raw_ms >= 300
+    # no second planner run: what is known, an empty route whose reason is the error kind
+    assert abandoned[0].route.reason == "timeout" and abandoned[0].route.initial == ""
     assert events_frame(read_events(run_dir))["cost_ms"].min() > 0

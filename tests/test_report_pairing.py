@@ -6,18 +6,21 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tsglab.events import synthetic_event
+from tsglab.report.frame import events_frame
 from tsglab.report.pairing import occurrences, pair_arms, shared_pairs
 
 
 def _arm(prompt_ids: list[str], *, name: str, seq: list[int] | None = None, index=None) -> pd.DataFrame:
-    n = len(prompt_ids)
-    return pd.DataFrame({
-        "arm": name,
-        "prompt_id": prompt_ids,
-        "seq": list(range(n)) if seq is None else seq,
-        "quality": np.arange(n, dtype=float) + (0.5 if name == "gateway" else 0.0),
-        "co_ms": 100.0 * np.arange(1, n + 1) + (7.0 if name == "gateway" else 0.0),
-    }, index=index)
+    """The report frame of one arm's synthetic events, cut to the columns the pairing tests look at."""
+    seqs = list(range(len(prompt_ids))) if seq is None else seq
+    offset = 0.5 if name == "gateway" else 0.0
+    events = [synthetic_event(pid, arm=name, seq=s, quality=i + offset, raw_ms=100.0 * (i + 1) + 14 * offset)
+              for i, (pid, s) in enumerate(zip(prompt_ids, seqs, strict=True))]
+    frame = events_frame(events)[["arm", "prompt_id", "seq", "quality", "co_ms"]]
+    if index is not None:
+        frame.index = index
+    return frame
 
 
 def test_unique_ids_are_exactly_the_old_one_to_one_merge():

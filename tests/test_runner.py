@@ -39,25 +39,26 @@ def test_run_writes_paired_interleaved_events_and_a_complete_manifest(tmp_path):
                             progress=False)
     assert result.status == "complete" and result.n_events == result.n_planned == 12
     events = read_events(result.run_dir)
-    by_arm = {arm: [e["prompt_id"] for e in events if e["arm"] == arm] for arm in ("baseline", "tsg")}
+    by_arm = {arm: [e.prompt_id for e in events if e.arm == arm] for arm in ("baseline", "tsg")}
     assert sorted(by_arm["baseline"]) == sorted(by_arm["tsg"])  # same prompts in both arms
-    arms_in_order = [e["arm"] for e in events]
+    arms_in_order = [e.arm for e in events]
     assert arms_in_order[:4] == ["baseline", "tsg", "tsg", "baseline"]  # ABBA interleaving
     for e in events:
-        s = e["schedule"]
-        assert s["intended_start_ns"] <= s["dispatched_ns"] <= s["completed_ns"]
-        assert e["latency"]["co_ms"] >= e["latency"]["raw_ms"] >= 0
-        assert e["schema_version"] == 1 and e["fingerprint"]["policy_hash"]
+        s = e.schedule
+        assert s.intended_start_ns <= s.dispatched_ns <= s.completed_ns
+        assert e.latency.co_ms >= e.latency.raw_ms >= 0
+        assert e.schema_version == 2 and e.fingerprint.policy_hash
+        assert e.fingerprint.ladder == ("light", "std", "enh") and len(e.prompt_sha) == 16
     # warm-up counts per arm: ABBA order puts each arm's first two requests in the first four slots
-    assert [e["in_warmup"] for e in events][:6] == [True, True, True, True, False, False]
-    assert all(e["route"]["initial"] == "enh" for e in events if e["arm"] == "baseline")
+    assert [e.in_warmup for e in events][:6] == [True, True, True, True, False, False]
+    assert all(e.route.initial == "enh" for e in events if e.arm == "baseline")
     assert read_manifest(result.run_dir)["status"] == "complete"
 
 
 def test_switchback_runs_blocks_per_arm(tmp_path):
     spec = make_spec(arm_order="switchback", switchback_block=3)
     result = run_experiment(spec, runs_dir=tmp_path, run_id="sb", ladder=scripted_ladder(answer), progress=False)
-    arms = [e["arm"] for e in read_events(result.run_dir)]
+    arms = [e.arm for e in read_events(result.run_dir)]
     assert arms == ["baseline"] * 3 + ["tsg"] * 3 + ["tsg"] * 3 + ["baseline"] * 3
 
 
@@ -85,9 +86,9 @@ def test_ctrl_c_leaves_a_valid_partial_run_and_resume_finishes_it_without_repeat
     assert 0 < len(partial) < 12
     result = run_experiment(spec, resume=run_dir, ladder=scripted_ladder(answer), progress=False)
     events = read_events(run_dir)
-    keys = Counter((e["arm"], e["prompt_id"]) for e in events)
+    keys = Counter((e.arm, e.prompt_id) for e in events)
     assert result.status == "complete" and len(events) == 12 and max(keys.values()) == 1
-    assert {e["segment"] for e in events} == {0, 1}
+    assert {e.segment for e in events} == {0, 1}
     assert read_manifest(run_dir)["status"] == "complete"
 
 
@@ -130,10 +131,10 @@ def test_paced_schedule_makes_co_latency_see_a_stall_that_raw_latency_hides(tmp_
     spec = make_spec(period_ms=50, warmup_count=0)
     result = run_experiment(spec, runs_dir=tmp_path, run_id="stall", ladder=scripted_ladder(stall_once),
                             progress=False)
-    events = sorted(read_events(result.run_dir), key=lambda e: e["seq"])
+    events = sorted(read_events(result.run_dir), key=lambda e: e.seq)
     after = events[3]  # the request scheduled right after the stall
-    assert after["latency"]["raw_ms"] < 100
-    assert after["latency"]["co_ms"] > 250  # it waited behind the stall: CO counts the wait
+    assert after.latency.raw_ms < 100
+    assert after.latency.co_ms > 250  # it waited behind the stall: CO counts the wait
 
 
 def test_open_loop_mode_bounds_concurrency_and_records_dispatch_lag(tmp_path):
@@ -142,7 +143,7 @@ def test_open_loop_mode_bounds_concurrency_and_records_dispatch_lag(tmp_path):
     result = run_experiment(spec, runs_dir=tmp_path, run_id="ol", ladder=ladder, progress=False)
     events = read_events(result.run_dir)
     assert len(events) == 12
-    lags = [e["latency"]["dispatch_lag_ms"] for e in events]
+    lags = [e.latency.dispatch_lag_ms for e in events]
     assert max(lags) > 10  # 200 req/s against ~20 ms service with 2 workers: requests queue
 
 
@@ -196,8 +197,8 @@ def test_switchback_blocks_keep_one_arms_backlog_out_of_the_other_arm(tmp_path):
     spec = make_spec(arm_order="switchback", switchback_block=3, period_ms=50, warmup_count=0)
     result = run_experiment(spec, runs_dir=tmp_path, run_id="sbs", ladder=scripted_ladder(stall_second),
                             progress=False)
-    events = sorted(read_events(result.run_dir), key=lambda e: e["seq"])
-    wait = [e["latency"]["co_ms"] - e["latency"]["raw_ms"] for e in events]
-    assert [e["arm"] for e in events[:4]] == ["baseline"] * 3 + ["tsg"]
+    events = sorted(read_events(result.run_dir), key=lambda e: e.seq)
+    wait = [e.latency.co_ms - e.latency.raw_ms for e in events]
+    assert [e.arm for e in events[:4]] == ["baseline"] * 3 + ["tsg"]
     assert wait[2] > 250  # the same arm's next request waited behind the stall: CO shows it
     assert wait[3] < 40  # the other arm's block starts on a fresh schedule: no inherited backlog

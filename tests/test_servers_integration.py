@@ -185,11 +185,11 @@ def test_end_to_end_run_on_both_servers_keeps_the_key_secret(tmp_path, llama_ser
     })
     result = run_experiment(spec, runs_dir=tmp_path, progress=False)
     events = read_events(result.run_dir)
-    assert len(events) == 12 and all(e["error"] is None for e in events)
-    models = {a["model"] for e in events for a in e["attempts"]}
-    backends = {a["backend"].split(":")[0] for e in events for a in e["attempts"]}
+    assert len(events) == 12 and all(e.error is None for e in events)
+    models = {a.model for e in events for a in e.attempts}
+    backends = {a.backend.split(":")[0] for e in events for a in e.attempts}
     assert models == {f"llama/{ALIAS}", ALIAS} and backends == {"ollama", "openai"}
-    streamed = [a["details"] for e in events for a in e["attempts"] if a["completion_tokens"] > 2]
+    streamed = [a.details for e in events for a in e.attempts if a.completion_tokens > 2]
     assert streamed and all(d["itl_ms_p50"] > 0 and d["n_chunks"] >= 2 for d in streamed)  # ITL reaches events
     files = [p for p in tmp_path.rglob("*") if p.is_file()] + [p for p in log_dir.rglob("*") if p.is_file()]
     assert any(p.name == "events.jsonl" for p in files) and any(p.suffix == ".log" for p in files)

@@ -17,7 +17,7 @@ empty cells) and ``_shares_python``, its plain twin that loops over every window
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -25,6 +25,7 @@ import numpy as np
 
 from tsglab.energy._errors import EnergyError
 from tsglab.energy._source import Samples
+from tsglab.energy._summary import field_of
 
 J_PER_MWH = 3.6
 MAX_CELLS = 2_000_000  # (request, window) cells per numpy chunk: ~100 MB of temporaries at most
@@ -40,15 +41,18 @@ class RequestSpan:
     tokens: float
 
 
-def spans_from_events(events: Iterable[Mapping[str, Any]]) -> list[RequestSpan]:
-    """Request spans from tsglab events (``schedule`` stamps, tokens summed over ``attempts``)."""
+def spans_from_events(events: Iterable[Any]) -> list[RequestSpan]:
+    """Request spans from tsglab events (``schedule`` stamps, tokens summed over ``attempts``).
+
+    The events are :class:`tsglab.events.Event` records, or their JSON dicts; they are read by field
+    name (the events layer sits above this one)."""
     spans = []
     for event in events:
-        schedule = event["schedule"]
-        tokens = sum(int(a.get("prompt_tokens") or 0) + int(a.get("completion_tokens") or 0)
-                     for a in event.get("attempts") or ())
-        spans.append(RequestSpan(str(event["request_id"]), int(schedule["dispatched_ns"]),
-                                 int(schedule["completed_ns"]), tokens))
+        schedule = field_of(event, "schedule")
+        tokens = sum(int(field_of(a, "prompt_tokens") or 0) + int(field_of(a, "completion_tokens") or 0)
+                     for a in field_of(event, "attempts") or ())
+        spans.append(RequestSpan(str(field_of(event, "request_id")), int(field_of(schedule, "dispatched_ns")),
+                                 int(field_of(schedule, "completed_ns")), tokens))
     return spans
 
 

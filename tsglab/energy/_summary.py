@@ -1,6 +1,9 @@
 """The event's ``energy`` field and the per-arm energy summary for reports.
 
 Unmeasured energy is ``{"available": False, "reason": ...}``, never zeros.
+
+Events are read by field name (:func:`field_of`): :class:`tsglab.events.Event` records and their JSON
+dicts alike, since this layer sits below the events layer and cannot import the record.
 """
 
 from __future__ import annotations
@@ -20,6 +23,11 @@ def unavailable(reason: str) -> dict[str, Any]:
     if not isinstance(reason, str) or not reason.strip():
         raise EnergyError(f"`reason` must say why energy is unavailable; got {reason!r}.")
     return {"available": False, "reason": reason}
+
+
+def field_of(obj: Any, name: str) -> Any:
+    """``obj[name]`` for a mapping (an event's JSON), else ``getattr(obj, name)`` (a record); None if absent."""
+    return obj.get(name) if isinstance(obj, Mapping) else getattr(obj, name, None)
 
 
 def _number(value: Any) -> float | None:
@@ -51,34 +59,35 @@ def energy_fields(result, request_id: str) -> dict[str, Any]:
     }
 
 
-def _event_tokens(event: Mapping[str, Any], energy: Mapping[str, Any]) -> float:
-    if energy.get("tokens") is not None:
-        return float(energy["tokens"])
-    return float(sum(int(a.get("prompt_tokens") or 0) + int(a.get("completion_tokens") or 0)
-                     for a in event.get("attempts") or ()))
+def _event_tokens(event: Any, energy: Any) -> float:
+    if field_of(energy, "tokens") is not None:
+        return float(field_of(energy, "tokens"))
+    return float(sum(int(field_of(a, "prompt_tokens") or 0) + int(field_of(a, "completion_tokens") or 0)
+                     for a in field_of(event, "attempts") or ()))
 
 
-def summarize_energy(events: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+def summarize_energy(events: Iterable[Any]) -> dict[str, dict[str, Any]]:
     """Energy per arm: ``n_measured``, ``total_j``, ``j_per_request_mean``, ``mwh_per_1k_tokens``
     (total J / total tokens) and ``tokens_per_s_per_w`` (total tokens / total J), with the meter.
 
-    An arm with no measured event gets ``{"available": False, "reason": ..., "n_events": n}``, the most
-    common reason its events give - never zeros.
+    ``events`` are :class:`tsglab.events.Event` records or mappings with ``arm``, ``energy`` (a record
+    or its dict) and optionally ``attempts``. An arm with no measured event gets ``{"available": False,
+    "reason": ..., "n_events": n}``, the most common reason its events give - never zeros.
     """
-    by_arm: dict[str, list[Mapping[str, Any]]] = {}
+    by_arm: dict[str, list[Any]] = {}
     for event in events:
-        by_arm.setdefault(str(event.get("arm", "")), []).append(event)
+        by_arm.setdefault(str(field_of(event, "arm") or ""), []).append(event)
     summary: dict[str, dict[str, Any]] = {}
     for arm, arm_events in by_arm.items():
         measured, reasons, meters = [], Counter(), Counter()
         for event in arm_events:
-            energy = event.get("energy") or {}
-            if energy.get("available") and energy.get("joules") is not None \
-                    and math.isfinite(float(energy["joules"])):
-                measured.append((float(energy["joules"]), _event_tokens(event, energy)))
-                meters[str(energy.get("meter", "unknown"))] += 1
+            energy = field_of(event, "energy") or {}
+            joules = field_of(energy, "joules")
+            if field_of(energy, "available") and joules is not None and math.isfinite(float(joules)):
+                measured.append((float(joules), _event_tokens(event, energy)))
+                meters[str(field_of(energy, "meter") or "unknown")] += 1
             else:
-                reasons[str(energy.get("reason") or "no energy field in the event")] += 1
+                reasons[str(field_of(energy, "reason") or "no energy field in the event")] += 1
         if not measured:
             summary[arm] = {"available": False, "reason": reasons.most_common(1)[0][0],
                             "n_events": len(arm_events), "n_measured": 0}

@@ -1,22 +1,25 @@
 """Energy for a run: the meter runs beside the schedule, and each request gets its share at the end.
 
 Apportioning needs whole windows (≥ 1 s) on both sides of a request, so it happens once the segment
-ends: events are written as requests complete with ``energy = {"available": False, "reason":
-"pending ..."}``, and :meth:`EnergyRecording.finish` rewrites ``events.jsonl`` once (atomically: a
-new file, fsync'ed, renamed over the old one) with each request's measured share. The samples are
-appended to ``energy_samples-<segment>.csv`` as they are taken, so a crashed run keeps them and
-``attach_energy`` can apportion later. With no meter, events say why — energy is never zero
+ends: events are written as requests complete with ``energy`` unavailable, reason :data:`PENDING`,
+and :meth:`EnergyRecording.finish` appends each request's measured share to the energy sidecar
+``energy.jsonl`` (:func:`tsglab.events.log.append_energy`; flushed and fsync'ed), which
+:func:`tsglab.events.read_events` joins onto the events. ``events.jsonl`` is never rewritten. The
+samples are appended to ``energy_samples-<segment>.csv`` as they are taken, so a crashed run keeps
+them and ``attach_energy`` can apportion later. With no meter, events say why — energy is never zero
 because nothing measured it.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
-from tsglab.events.log import EVENTS_FILE, read_events
+import msgspec
+
+from tsglab.events.log import append_energy, read_events
+from tsglab.events.record import Energy, EnergyEntry
 
 PENDING = "pending: apportioned when the run segment ends"
 
@@ -55,9 +58,9 @@ class EnergyRecording:
     def measuring(self) -> bool:
         return self.sampler is not None
 
-    def event_field(self) -> dict[str, Any]:
+    def event_field(self) -> Energy:
         """The ``energy`` field an event gets when it is written."""
-        return {"available": False, "reason": PENDING if self.measuring else self.reason}
+        return Energy.unavailable(PENDING if self.measuring else self.reason)
 
     def finish(self) -> dict[str, Any]:
         """Stop sampling and attach the energy; returns the summary for ``run.json``."""
@@ -72,31 +75,19 @@ class EnergyRecording:
 
 def attach_energy(run_dir: str | os.PathLike, samples=None, *, segment: int, idle_w: float,
                   window_s: float) -> dict[str, Any]:
-    """Apportion ``samples`` (default: the segment's samples CSV) to the segment's events and rewrite
-    ``events.jsonl`` with their ``energy`` fields; returns the totals for the manifest."""
+    """Apportion ``samples`` (default: the segment's samples CSV) to the segment's events and append
+    each request's ``energy`` to the sidecar ``energy.jsonl``; returns the totals for the manifest.
+    Attaching again (e.g. with other settings) appends again: the last entry of a request wins."""
     from tsglab.energy import Samples, apportion, energy_fields, spans_from_events
 
     run_dir = Path(run_dir)
     if samples is None:
         samples = Samples.read_csv(samples_path(run_dir, segment))
-    events = read_events(run_dir)
-    mine = [e for e in events if e["segment"] == segment]
+    mine = [e for e in read_events(run_dir) if e.segment == segment]
     result = apportion(samples, spans_from_events(mine), window_s=window_s, idle_w=idle_w)
-    for event in mine:
-        event["energy"] = energy_fields(result, event["request_id"])
-    _rewrite_events(run_dir, events)
+    append_energy(run_dir, [EnergyEntry(e.request_id, msgspec.convert(energy_fields(result, e.request_id), Energy))
+                            for e in mine])
     totals = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in result.totals().items()}
     return {"available": True, "meter": samples.meter, "domain": samples.domain, "idle_w": round(idle_w, 3),
             "window_s": window_s, "sample_hz_achieved": round(samples.sample_hz_achieved, 2),
             "n_samples": len(samples), "totals": totals}
-
-
-def _rewrite_events(run_dir: Path, events: list[dict]) -> None:
-    path = run_dir / EVENTS_FILE
-    tmp = path.with_suffix(".jsonl.tmp")
-    with tmp.open("w", encoding="utf-8") as handle:
-        for event in events:
-            handle.write(json.dumps(event, ensure_ascii=False, allow_nan=True) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)

@@ -10,36 +10,74 @@ so it loses at most the events completed in the last interval plus one fsync's d
 nothing at all if the run ends normally, since ``close()`` fsyncs. The manifest says ``running``
 while a run goes, ``complete`` or ``incomplete`` after; a manifest left at ``running`` by a killed
 process reads as incomplete. A torn last line (a crash mid-write) is dropped on reading, with a
-warning. An event whose latency is NaN, infinite, negative or missing is refused on reading, with the
-file, the line and the field (:mod:`tsglab.events.validate`).
+warning. Every line is validated against the typed record (:mod:`tsglab.events.record`) on reading,
+and an error names the file, the line and the field; a latency that is NaN, infinite, negative or
+missing gets the precise message of :mod:`tsglab.events.validate`. Version-1 lines are converted.
+
+``events.jsonl`` is append-only: nothing rewrites it after a line is written. Energy, which can only
+be apportioned once a segment ends, goes to a sidecar ``energy.jsonl`` (one :class:`EnergyEntry` per
+request, appended, flushed and fsync'ed by :func:`append_energy`); :func:`read_events` joins it onto
+the events, and an event without a sidecar entry keeps the ``energy`` it was written with ("pending"
+or why it was not measured). When a request has several sidecar entries (energy attached again), the
+last one wins.
+
+Reading is fast when the file is clean: msgspec decodes and validates the whole file in one call
+(20 000 events in about 0.2 s on the 2-core build machine, against 1.1-1.6 s for ``json`` plus the
+latency checks before); only a file with a problem (or version-1 lines) is walked line by line.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import gc
 import json
 import os
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from tsglab.errors import RunError, TsglabWarning
+from tsglab.events.record import SCHEMA_VERSION, EnergyEntry, Event, record_error
 from tsglab.events.validate import check_latencies
 
-SCHEMA_VERSION = 1
+__all__ = [
+    "ENERGY_FILE",
+    "EVENTS_FILE",
+    "GROUP_COMMIT_INTERVAL_S",
+    "MANIFEST_FILE",
+    "SCHEMA_VERSION",
+    "EventWriter",
+    "append_energy",
+    "read_energy",
+    "read_events",
+    "read_manifest",
+    "write_manifest",
+]
+
 EVENTS_FILE = "events.jsonl"
+ENERGY_FILE = "energy.jsonl"
 MANIFEST_FILE = "run.json"
 # fsync every 200 ms at most: one fsync costs 0.2-0.5 ms on the 2-core build machine, too much per event at
 # 500 req/s when it sits in the writer lock (benchmarks/results/bench_load.md)
 GROUP_COMMIT_INTERVAL_S = 0.2
 
+_ENCODER = msgspec.json.Encoder()
+_EVENT_DECODER = msgspec.json.Decoder(Event)
+_ENERGY_DECODER = msgspec.json.Decoder(EnergyEntry)
+_DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError)
+
 
 class EventWriter:
-    """Appends one JSON object per line, flushed per event; fsync'ed per event (``fsync_interval_s=0``)
-    or at most every ``fsync_interval_s`` seconds by a background thread (group commit). See the
-    module docstring for what each setting can lose in a crash. ``write`` is not thread-safe: callers
-    that write from several threads hold their own lock."""
+    """Appends one :class:`~tsglab.events.record.Event` per line (schema version 2), flushed per event;
+    fsync'ed per event (``fsync_interval_s=0``) or at most every ``fsync_interval_s`` seconds by a
+    background thread (group commit). See the module docstring for what each setting can lose in a
+    crash. An event with an invalid latency is refused before anything is written. ``write`` is not
+    thread-safe: callers that write from several threads hold their own lock."""
 
     def __init__(self, run_dir: str | os.PathLike, *, fsync_interval_s: float = 0.0) -> None:
         if fsync_interval_s < 0:
@@ -47,7 +85,7 @@ class EventWriter:
         self.path = Path(run_dir) / EVENTS_FILE
         self.path.parent.mkdir(parents=True, exist_ok=True)
         _drop_torn_tail(self.path)
-        self._file = self.path.open("a", encoding="utf-8")
+        self._file = self.path.open("ab")
         self.fsync_interval_s = fsync_interval_s
         self._dirty = threading.Event()
         self._closing = threading.Event()
@@ -56,8 +94,12 @@ class EventWriter:
             self._syncer = threading.Thread(target=self._sync_loop, name="tsglab-event-fsync", daemon=True)
             self._syncer.start()
 
-    def write(self, event: dict[str, Any]) -> None:
-        self._file.write(json.dumps(event, ensure_ascii=False, allow_nan=True) + "\n")
+    def write(self, event: Event) -> None:
+        if not isinstance(event, Event):
+            raise RunError(f"{self.path}: EventWriter.write takes a tsglab.events.Event; got {type(event).__name__}. "
+                           "Build it with Event.answered(...) or Event.failed(...).")
+        check_latencies(event, where=f"{self.path}: refusing to write event seq {event.seq}")
+        self._file.write(_ENCODER.encode(event) + b"\n")
         self._file.flush()
         if self._syncer is None:
             os.fsync(self._file.fileno())
@@ -102,35 +144,110 @@ def _drop_torn_tail(path: Path) -> None:
                   TsglabWarning, stacklevel=3)
 
 
-def read_events(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
-    """All events of a run; a torn last line is skipped with a warning, any other bad line is an error
-    (including a NaN, infinite, negative or missing latency: the error names the file, line and field)."""
+def read_events(run_dir: str | os.PathLike) -> list[Event]:
+    """All events of a run as :class:`~tsglab.events.record.Event` records, each validated against the
+    record, with the energy sidecar joined on. A torn last line is skipped with a warning; any other bad
+    line is an error naming the file, the line and the field (a NaN, infinite, negative or missing
+    latency included). Version-1 lines are converted to version 2."""
     path = Path(run_dir) / EVENTS_FILE
     if not path.is_file():
         raise RunError(f"{run_dir}: no {EVENTS_FILE}; is this a tsglab run directory (runs/<run_id>)?")
-    return list(_iter_events(path))
+    events = _decode_events(path, path.read_bytes())
+    energy = read_energy(run_dir)
+    if energy:
+        with _gc_paused():
+            events = [dataclasses.replace(e, energy=energy[e.request_id]) if e.request_id in energy else e
+                      for e in events]
+    return events
 
 
-def _iter_events(path: Path) -> Iterator[dict[str, Any]]:
-    lines = path.read_text(encoding="utf-8").split("\n")
-    torn_tail = lines[-1] != ""
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while records are decoded. Decoding allocates ~10 objects per
+    event, which triggers a collection every few hundred events, and each one walks every container
+    alive (the records decoded so far included): 20 000 events decode in 0.3 s without it, 0.9 s with
+    it. The records hold no reference cycles, so nothing is left for the collector to find later."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _decode_events(path: Path, data: bytes) -> list[Event]:
+    with _gc_paused():
+        try:
+            return _EVENT_DECODER.decode_lines(data)  # the whole file in one call when every line is a clean v2 event
+        except _DECODE_ERRORS:
+            pass  # a version-1 line, a NaN literal, a torn tail or a bad line: find it line by line
+        return _decode_line_by_line(path, data)
+
+
+def _decode_line_by_line(path: Path, data: bytes) -> list[Event]:
+    events = []
+    lines = data.split(b"\n")
+    torn_tail = lines[-1].strip() != b""
     for lineno, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
-            event = json.loads(line)
-        except json.JSONDecodeError as exc:
+            events.append(_EVENT_DECODER.decode(line))
+            continue
+        except _DECODE_ERRORS:
+            pass
+        try:
+            obj = json.loads(line)  # Python's json reads NaN / Infinity, so the error can say which field
+        except ValueError as exc:
             if torn_tail and lineno == len(lines):
                 warnings.warn(f"{path}:{lineno}: skipped a torn last line (interrupted write).", TsglabWarning,
-                              stacklevel=3)
-                return
-            raise RunError(f"{path}:{lineno}: not valid JSON ({exc.msg}); the event log is corrupt.") from exc
-        version = event.get("schema_version")
-        if version != SCHEMA_VERSION:
-            raise RunError(f"{path}:{lineno}: field 'schema_version' is {version!r}; this tsglab reads "
-                           f"version {SCHEMA_VERSION}.")
-        check_latencies(event, where=f"{path}:{lineno}", require_latency=False)
-        yield event
+                              stacklevel=4)
+                break
+            reason = getattr(exc, "msg", None) or getattr(exc, "reason", None) or str(exc)
+            raise RunError(f"{path}:{lineno}: not valid JSON ({reason}); the event log is corrupt.") from exc
+        events.append(Event.from_json(obj, where=f"{path}:{lineno}"))
+    return events
+
+
+def append_energy(run_dir: str | os.PathLike, entries: Iterable[EnergyEntry]) -> int:
+    """Append ``entries`` to the run's energy sidecar (``energy.jsonl``), flushed and fsync'ed; returns
+    how many were written. ``events.jsonl`` is not touched."""
+    path = Path(run_dir) / ENERGY_FILE
+    _drop_torn_tail(path)
+    lines = [_ENCODER.encode(entry) + b"\n" for entry in entries]
+    with path.open("ab") as handle:
+        handle.write(b"".join(lines))
+        handle.flush()
+        os.fsync(handle.fileno())
+    return len(lines)
+
+
+def read_energy(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """request_id → :class:`~tsglab.events.record.Energy` from the run's energy sidecar (empty when the
+    run has none); the last entry of a request wins. A torn last line is skipped with a warning."""
+    path = Path(run_dir) / ENERGY_FILE
+    if not path.is_file():
+        return {}
+    lines = path.read_bytes().split(b"\n")
+    torn_tail = lines[-1].strip() != b""
+    energy = {}
+    for lineno, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            entry = _ENERGY_DECODER.decode(line)
+        except msgspec.ValidationError as exc:
+            raise RunError(record_error(exc, where=f"{path}:{lineno}")) from exc
+        except msgspec.DecodeError as exc:
+            if torn_tail and lineno == len(lines):
+                warnings.warn(f"{path}:{lineno}: skipped a torn last line (interrupted write).", TsglabWarning,
+                              stacklevel=2)
+                break
+            raise RunError(f"{path}:{lineno}: not valid JSON ({exc}); the energy sidecar is corrupt. Delete it and "
+                           "attach the energy again (tsglab.events.energy.attach_energy).") from exc
+        energy[entry.request_id] = entry.energy
+    return energy
 
 
 def write_manifest(run_dir: str | os.PathLike, manifest: dict[str, Any]) -> None:

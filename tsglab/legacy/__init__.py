@@ -3,9 +3,11 @@
 The legacy bench wrote, per mode (``baseline``, ``tsg``, ...) and run, ``<mode>_<YYYYmmdd_HHMMSS>_events.jsonl``
 and ``<mode>_<YYYYmmdd_HHMMSS>_summary.json``. :func:`import_legacy` pairs them by mode and timestamp,
 checks every summary metric against its events with the legacy estimators (to 1e-6), writes one
-tsglab run per session (``runs/<legacy-run-id>/events.jsonl`` + ``run.json`` with ``"source": "legacy"``
-and each original file's name and sha256) and a table ``tables/legacy_vs_tsglab.{md,tex}`` that puts
-tsglab's corrected estimators beside the legacy ones.
+tsglab run per session (``runs/<legacy-run-id>/events.jsonl``, :class:`tsglab.events.Event` records of
+schema version 2, + ``run.json`` with ``"source": "legacy"`` and each original file's name and sha256)
+and a table ``tables/legacy_vs_tsglab.{md,tex}`` that puts tsglab's corrected estimators beside the
+legacy ones. The events' ``fingerprint.ladder`` is the legacy bench's fixed ladder (light, std, enh),
+and ``prompt_sha`` the hash of the legacy row's ``prompt`` when it has one (else empty: unknown).
 
 Assumptions (the legacy format is undocumented; each choice is ours and is recorded here):
 
@@ -40,7 +42,8 @@ Assumptions (the legacy format is undocumented; each choice is ours and is recor
   ``eval_tokens``) is taken as is; as a count ``n`` (or absent: 1 + upgrades + repaired) the tiers are
   reconstructed: the upgrade ladder ending at ``final_path`` (one tier per upgrade), preceded by
   repairs at the initial tier. Without per-attempt data, ``eval_tokens`` and the event's eval ms go
-  to the last attempt. tsglab's cost (``cost_ms``) sums ``eval_ms`` over all attempts.
+  to the last attempt. Each attempt costs its ``eval_ms`` (``cost_source: "backend"``: the bench measured
+  it), and tsglab's cost (``latency.cost_ms``) sums them over all attempts.
 - **Censoring**: ``right_censored`` → ``censoring.timeout``; the timeout is the summary's
   ``timeout_s`` if present, else the largest censored ``e2e_ms`` (else the largest ``e2e_ms``).
 - **Quality**: the bench had no grader. ``quality.score`` is an event's ``quality`` /
@@ -50,7 +53,6 @@ Assumptions (the legacy format is undocumented; each choice is ours and is recor
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -61,7 +63,7 @@ import pandas as pd
 
 from tsglab._version import __version__
 from tsglab.errors import RunError
-from tsglab.events.log import EVENTS_FILE, write_manifest
+from tsglab.events.log import GROUP_COMMIT_INTERVAL_S, EventWriter, write_manifest
 from tsglab.legacy._convert import (
     SUMMARY_TOLERANCE,
     arm_timeout_s,
@@ -195,11 +197,13 @@ def import_legacy(
         run_dir.mkdir(parents=True)
         origin = stamp_datetime(session[0].stamp)
         n_events = {}
-        with (run_dir / EVENTS_FILE).open("w", encoding="utf-8") as handle:
+        # the run's one event writer (schema version 2); group commit, since close() fsyncs the whole file
+        with EventWriter(run_dir, fsync_interval_s=GROUP_COMMIT_INTERVAL_S) as writer:
             for arm in session:
                 events = convert_arm(arm, run_id=run_id, origin=origin)
                 n_events[arm.mode] = len(events)
-                handle.writelines(json.dumps(e, ensure_ascii=False, allow_nan=True) + "\n" for e in events)
+                for event in events:
+                    writer.write(event)
         write_manifest(run_dir, _manifest(run_id, session, legacy_dir))
         _write_table(run_dir, table, run_id)
         results.append(LegacyImport(run_id=run_id, run_dir=run_dir, arms=tuple(a.mode for a in session),

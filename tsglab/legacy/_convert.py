@@ -1,7 +1,9 @@
-"""Legacy events → tsglab events (schema 1), and the legacy-vs-tsglab estimator table."""
+"""Legacy events → tsglab event records (:class:`tsglab.events.Event`), and the legacy-vs-tsglab estimator table."""
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import math
 import warnings
 from datetime import datetime
@@ -12,15 +14,31 @@ import pandas as pd
 
 from tsglab._version import __version__
 from tsglab.errors import DegenerateStatisticWarning, TsglabWarning
-from tsglab.events.log import SCHEMA_VERSION
+from tsglab.events.record import (
+    SCHEMA_VERSION,
+    Attempt,
+    Censoring,
+    Energy,
+    ErrorInfo,
+    Event,
+    Fingerprint,
+    Latency,
+    Plan,
+    Quality,
+    Route,
+    Schedule,
+    prompt_sha,
+)
 from tsglab.legacy._estimators import legacy_binomial_hd, legacy_co_fill, legacy_km_quantile
 from tsglab.legacy._reader import SUMMARY_METRICS, LegacyArm, LegacyMismatchError
-from tsglab.policy.config import TIERS
 from tsglab.stats import backfill_co, censoring_summary, harrell_davis
 
 #: |stored − recomputed| allowed between a legacy summary value and our legacy estimator (ms or %).
 SUMMARY_TOLERANCE = 1e-6
 _STAMP_FORMAT = "%Y%m%d_%H%M%S"
+# The legacy bench's fixed tier ladder, lowest first (a fact of the legacy format, not a tsglab default):
+# its ``final_path`` names these tiers and its ``r_costly_pct`` counts the top one.
+LEGACY_LADDER = ("light", "std", "enh")
 
 
 def stamp_datetime(stamp: str) -> datetime:
@@ -49,21 +67,22 @@ def _upgrades(event: dict[str, Any]) -> int:
 def _reconstructed_tiers(event: dict[str, Any], count: int) -> list[str]:
     """Tiers of ``count`` attempts known only by number: repairs at the initial tier, then one per upgrade."""
     final = str(event["final_path"])
-    if final not in TIERS:
+    if final not in LEGACY_LADDER:
         return [final] * count
-    top = TIERS.index(final)
-    ladder = [TIERS[i] for i in range(max(top - _upgrades(event), 0), top + 1)]
+    top = LEGACY_LADDER.index(final)
+    ladder = [LEGACY_LADDER[i] for i in range(max(top - _upgrades(event), 0), top + 1)]
     return [ladder[0]] * max(count - len(ladder), 0) + ladder
 
 
-def _attempt(tier: str, kind: str, *, tokens: int, eval_ms: float) -> dict[str, Any]:
-    return {"tier": tier, "kind": kind, "model": f"legacy-{tier}", "prompt_tokens": 0, "completion_tokens": tokens,
-            "prompt_eval_ms": 0.0, "eval_ms": eval_ms, "total_ms": eval_ms, "ttft_ms": None, "load_ms": 0.0,
-            "finish_reason": "", "check_ok": None, "check_reason": "legacy", "error_kind": ""}
+def _attempt(tier: str, *, tokens: int, eval_ms: float) -> Attempt:
+    # the legacy eval ms is a backend measurement: the attempt costs it (cost_source "backend")
+    return Attempt(tier, "initial", f"legacy-{tier}", 0, tokens, 0.0, eval_ms, eval_ms, None, 0.0, "", None, "legacy",
+                   cost_ms=eval_ms, cost_source="backend")
 
 
-def legacy_attempts(event: dict[str, Any]) -> list[dict[str, Any]]:
-    """The attempts of a legacy event as tsglab attempt dicts (see the package docstring)."""
+def legacy_attempts(event: dict[str, Any]) -> list[Attempt]:
+    """The attempts of a legacy event as tsglab :class:`~tsglab.events.Attempt` records (see the package
+    docstring): the first is the initial attempt, then a repeat of a tier is a repair, a change an upgrade."""
     raw = event.get("attempts")
     tokens = int(event.get("eval_tokens") or 0)
     if isinstance(raw, list) and raw:
@@ -77,17 +96,16 @@ def legacy_attempts(event: dict[str, Any]) -> list[dict[str, Any]]:
             attempt_tokens = int(item.get("eval_tokens", item.get("completion_tokens", 0))) if has_tokens else (
                 tokens if last else 0)
             eval_ms = float(item["eval_ms"]) if has_eval else (legacy_event_eval_ms(event) if last else 0.0)
-            attempts.append(_attempt(tier, "initial", tokens=attempt_tokens, eval_ms=eval_ms))
+            attempts.append(_attempt(tier, tokens=attempt_tokens, eval_ms=eval_ms))
     else:
         count = int(raw) if isinstance(raw, int | float) and not isinstance(raw, bool) and raw >= 1 else (
             1 + _upgrades(event) + int(bool(event.get("repaired"))))
         tiers = _reconstructed_tiers(event, count)
-        attempts = [_attempt(t, "initial", tokens=tokens if i == len(tiers) - 1 else 0,
+        attempts = [_attempt(t, tokens=tokens if i == len(tiers) - 1 else 0,
                              eval_ms=legacy_event_eval_ms(event) if i == len(tiers) - 1 else 0.0)
                     for i, t in enumerate(tiers)]
-    for previous, attempt in zip(attempts, attempts[1:], strict=False):
-        attempt["kind"] = "repair" if attempt["tier"] == previous["tier"] else "upgrade"
-    return attempts
+    return attempts[:1] + [dataclasses.replace(a, kind="repair" if a.tier == previous.tier else "upgrade")
+                           for previous, a in itertools.pairwise(attempts)]
 
 
 def _task(event: dict[str, Any]) -> str:
@@ -114,13 +132,12 @@ def arm_timeout_s(arm: LegacyArm) -> float:
     return max(censored or [e["e2e_ms"] for e in arm.events]) / 1e3
 
 
-def convert_arm(arm: LegacyArm, *, run_id: str, origin: datetime) -> list[dict[str, Any]]:
-    """tsglab events (schema 1) for one legacy arm, on a fixed-period schedule anchored at its file stamp."""
+def convert_arm(arm: LegacyArm, *, run_id: str, origin: datetime) -> list[Event]:
+    """tsglab event records for one legacy arm, on a fixed-period schedule anchored at its file stamp."""
     period_ns = round(float(arm.summary["period_ms"]) * 1e6)
     base_ns = round((stamp_datetime(arm.stamp) - origin).total_seconds() * 1e9)
     timeout_s = arm_timeout_s(arm)
-    fingerprint = {"source": "legacy", "legacy_mode": arm.mode, "legacy_events_file": arm.events_path.name,
-                   "legacy_events_sha256": arm.events_sha256, "estimators": "legacy import (no bootstrap)"}
+    energy = Energy.unavailable("legacy bench recorded no energy")
     events = []
     seen: dict[str, int] = {}
     for seq, legacy in enumerate(sorted(arm.events, key=lambda e: e["idx"])):
@@ -131,45 +148,47 @@ def convert_arm(arm: LegacyArm, *, run_id: str, origin: datetime) -> list[dict[s
         intended_ns = base_ns + seq * period_ns
         completed_ns = intended_ns + round(e2e_ms * 1e6)
         attempts = legacy_attempts(legacy)
-        eval_ms = sum(a["eval_ms"] for a in attempts)
+        eval_ms = sum(a.eval_ms for a in attempts)
         score = legacy.get("planner_complexity")
         task = _task(legacy)
         censored = bool(legacy["right_censored"])
         error = legacy.get("error")
-        events.append({
-            "schema_version": SCHEMA_VERSION,
-            "run_id": run_id,
-            "arm": arm.mode,
-            "request_id": f"{run_id}/{arm.mode}/{prompt_id}#{occurrence}",
-            "prompt_id": prompt_id,
-            "seq": seq,
-            "segment": 0,
-            "bucket": {"task": task},
-            "plan": {"score": score, "raw_score": score, "task": task, "chars": len(legacy.get("prompt") or ""),
-                     "marks": None, "heavy": None, "risk_factors": []},
-            "route": {"initial": attempts[0]["tier"], "score_tier": None, "floor": None,
-                      "final": str(legacy["final_path"]), "upgrades": _upgrades(legacy),
-                      "repaired": bool(legacy.get("repaired")), "fast_lane": False, "reason": "legacy import",
-                      "score": score, "tiers_touched": sorted({a["tier"] for a in attempts})},
-            "attempts": attempts,
-            "schedule": {"intended_start_ns": intended_ns, "dispatched_ns": intended_ns,
-                         "completed_ns": completed_ns},
-            "latency": {"raw_ms": e2e_ms, "co_ms": e2e_ms, "dispatch_lag_ms": 0.0, "ttft_ms": None,
-                        "eval_ms": eval_ms, "prompt_eval_ms": 0.0, "cost_ms": eval_ms, "overhead_ms": None},
-            "in_warmup": bool(legacy["in_warmup"]),
-            "cold_start": False,
-            "censoring": {"timeout": censored, "right_censored": censored, "timeout_s": timeout_s},
-            "quality": {"score": _quality(legacy), "json_ok": legacy.get("json_ok") if legacy.get("need_json")
-                        else None, "refusal": bool(legacy.get("refusal")), "detail": "legacy: no grader",
-                        "check_ok": None},
-            "answer": legacy.get("output", ""),
-            "error": ({"kind": "timeout" if censored else "legacy_error", "message": str(error)} if error
-                      else ({"kind": "timeout", "message": "right-censored"} if censored else None)),
-            "energy": {"available": False, "reason": "legacy bench recorded no energy"},
-            "fingerprint": {**fingerprint, "legacy_idx": legacy["idx"],
-                            "legacy_retry_count": legacy.get("retry_count")},
-            "tsglab_version": __version__,
-        })
+        prompt = legacy.get("prompt")
+        events.append(Event(
+            schema_version=SCHEMA_VERSION,
+            run_id=run_id,
+            arm=arm.mode,
+            request_id=f"{run_id}/{arm.mode}/{prompt_id}#{occurrence}",
+            prompt_id=prompt_id,
+            prompt_sha=prompt_sha(prompt) if isinstance(prompt, str) else "",  # "" = unknown: not checked on pairing
+            seq=seq,
+            segment=0,
+            bucket={"task": task},
+            plan=Plan(score=score, raw_score=score, task=task, chars=len(prompt or "")),
+            route=Route(initial=attempts[0].tier, final=str(legacy["final_path"]), upgrades=_upgrades(legacy),
+                        repaired=bool(legacy.get("repaired")), reason="legacy import", score=score,
+                        tiers_touched=tuple(sorted({a.tier for a in attempts}))),
+            attempts=tuple(attempts),
+            schedule=Schedule(intended_ns, intended_ns, completed_ns),
+            # raw = CO = e2e exactly (not re-derived from the ns stamps, which round it)
+            latency=Latency(raw_ms=e2e_ms, co_ms=e2e_ms, dispatch_lag_ms=0.0, ttft_ms=None, eval_ms=eval_ms,
+                            prompt_eval_ms=0.0, cost_ms=eval_ms, cost_source="attempts", overhead_ms=None),
+            in_warmup=bool(legacy["in_warmup"]),
+            cold_start=False,
+            censoring=Censoring(censored, censored, timeout_s),
+            quality=Quality(_quality(legacy), legacy.get("json_ok") if legacy.get("need_json") else None,
+                            bool(legacy.get("refusal")), "legacy: no grader", None),
+            answer=str(legacy.get("output") or ""),
+            error=(ErrorInfo("timeout" if censored else "legacy_error", str(error)) if error
+                   else (ErrorInfo("timeout", "right-censored") if censored else None)),
+            energy=energy,
+            fingerprint=Fingerprint(
+                tsglab=__version__, ladder=LEGACY_LADDER, source="legacy", estimators="legacy import (no bootstrap)",
+                extra={"legacy_mode": arm.mode, "legacy_events_file": arm.events_path.name,
+                       "legacy_events_sha256": arm.events_sha256, "legacy_idx": legacy["idx"],
+                       "legacy_retry_count": legacy.get("retry_count")}),
+            tsglab_version=__version__,
+        ))
     return events
 
 
@@ -247,6 +266,7 @@ def tsglab_metrics(arm: LegacyArm) -> dict[str, tuple[float, str]]:
     km = _quiet(censoring_summary, e2e[warm], censored[warm], 0.95, cap_ms=arm_timeout_s(arm) * 1e3)
     # cost over the warm rows, as the legacy summary's: the columns then differ by estimator only
     warm_attempts = [legacy_attempts(e) for e in _warm_events(arm.events)]
+    top = LEGACY_LADDER[-1]
     return {
         "warm_p50_ms": (_quiet(harrell_davis, e2e[warm], 0.5), "Harrell–Davis (Beta weights)"),
         "warm_p95_ms_co": (_quiet(harrell_davis, backfill_co(e2e[warm], period), 0.95),
@@ -254,10 +274,10 @@ def tsglab_metrics(arm: LegacyArm) -> dict[str, tuple[float, str]]:
         "overall_p95_ms_co": (_quiet(harrell_davis, backfill_co(e2e, period), 0.95),
                               "HD on back-fill >= P (HdrHistogram)"),
         "warm_p95_ms_km": (km.p95_km, f"Kaplan–Meier, NaN if censored > 5 % (here {km.timeouts_rate:.1%})"),
-        "avg_eval_ms": (_mean_or_nan([sum(a["eval_ms"] for a in ats) for ats in warm_attempts]),
+        "avg_eval_ms": (_mean_or_nan([sum(a.eval_ms for a in ats) for ats in warm_attempts]),
                         "warm: eval ms summed over all attempts"),
-        "r_costly_pct": (_mean_or_nan([100.0 * any(a["tier"] == "enh" for a in ats) for ats in warm_attempts]),
-                         "warm: share touching enh (any attempt)"),
+        "r_costly_pct": (_mean_or_nan([100.0 * any(a.tier == top for a in ats) for ats in warm_attempts]),
+                         f"warm: share touching {top} (any attempt)"),
     }
 
 

@@ -34,7 +34,6 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 
@@ -44,14 +43,11 @@ from tsglab.config import ExperimentSpec
 from tsglab.errors import RunError, SpecError
 from tsglab.events.energy import EnergyRecording
 from tsglab.events.log import GROUP_COMMIT_INTERVAL_S, EventWriter, read_events, read_manifest, write_manifest
-from tsglab.events.schema import build_event
+from tsglab.events.record import Energy, ErrorInfo, Event, Fingerprint, Plan, Quality, Route, Schedule
 from tsglab.load.arrivals import build_arrivals
 from tsglab.load.schedule import WorkItem, build_schedule, select_prompts
-from tsglab.policy.executor import Execution
 from tsglab.policy.gateway import handle
 from tsglab.policy.ladder import TierLadder
-from tsglab.policy.planner import plan
-from tsglab.policy.router import route
 from tsglab.suite import QualityScore, SuiteItem, bundled_suite_path, load_suite, score_answer
 
 
@@ -95,7 +91,7 @@ class _Recorder:
         # seq -> (work, intended, dispatched, warm-up, the thread sending it)
         self.in_flight: dict[int, tuple[WorkItem, int, int, bool, threading.Thread]] = {}
         self.load_generator: dict | None = None
-        self.energy_field: dict | None = None  # what events say about energy until the segment ends
+        self.energy_field: Energy | None = None  # what events say about energy until the segment ends
 
     def run(self, work: WorkItem, intended_ns: int, in_warmup: bool) -> None:
         dispatched_ns = time.monotonic_ns()
@@ -115,7 +111,7 @@ class _Recorder:
                                       kind="runner_exception", message=f"{type(exc).__name__}: {exc}")
         return dispatched_ns, self.write(work, event, in_flight=True)
 
-    def _handled_event(self, work: WorkItem, intended_ns: int, dispatched_ns: int, in_warmup: bool) -> dict:
+    def _handled_event(self, work: WorkItem, intended_ns: int, dispatched_ns: int, in_warmup: bool) -> Event:
         item: SuiteItem = work.item
         config = self.spec.arms[work.arm]
         handled = handle(self.ladder, config, item.prompt, json_schema=item.json_schema,
@@ -127,37 +123,29 @@ class _Recorder:
                                    f"no answer: {ex.error_kind}")
         else:
             quality = score_answer(item, ex.text)
-        return build_event(run_id=self.run_id, arm=work.arm, seq=work.seq, segment=self.segment, item=item,
-                           handled=handled, quality=quality, intended_ns=intended_ns,
-                           dispatched_ns=dispatched_ns, completed_ns=completed_ns, in_warmup=in_warmup,
-                           timeout_s=self.spec.load.timeout_s, fingerprint=self.fingerprints[work.arm],
-                           energy=self.energy_field)
+        return Event.answered(
+            run_id=self.run_id, arm=work.arm, prompt_id=item.id, prompt=item.prompt, seq=work.seq,
+            segment=self.segment, bucket=item.strata, plan=Plan.from_report(handled.plan),
+            route=Route.from_decision(handled.decision, ex), attempts=ex.attempts,
+            schedule=Schedule(intended_ns, dispatched_ns, completed_ns),
+            quality=Quality(quality.score, quality.json_ok, ex.refusal, quality.detail, ex.ok), answer=ex.text,
+            error=ErrorInfo(ex.error_kind, ex.error) if ex.error_kind else None, timed_out=ex.timed_out,
+            timeout_s=self.spec.load.timeout_s, overhead_ms=handled.overhead_ms, in_warmup=in_warmup,
+            fingerprint=self.fingerprints[work.arm], energy=self.energy_field)
 
     def _error_event(self, work: WorkItem, intended_ns: int, dispatched_ns: int, completed_ns: int,
-                     in_warmup: bool, *, kind: str, message: str, timed_out: bool = False) -> dict:
-        """An event for a request that produced no gateway result (an exception, or abandoned by the watchdog)."""
+                     in_warmup: bool, *, kind: str, message: str, timed_out: bool = False) -> Event:
+        """An event for a request that produced no gateway result (an exception, or abandoned by the watchdog):
+        what is known about it, without running the planner again (:meth:`Event.failed`)."""
         item: SuiteItem = work.item
-        config = self.spec.arms[work.arm]
-        try:
-            report = plan(item.prompt, config, json_schema=item.json_schema)
-            decision = route(report, config)
-        except Exception:  # the planner itself failed: record the request with an empty plan
-            report = SimpleNamespace(score=math.nan, raw_score=math.nan, task="", chars=len(item.prompt), marks=0,
-                                     heavy=False, risk_factors=())
-            decision = SimpleNamespace(tier="", score_tier="", floor="", fast_lane=False, reason=kind, score=math.nan)
-        execution = SimpleNamespace(**{f.name: None for f in dataclasses.fields(Execution)})
-        execution.__dict__.update(text="", attempts=(), final_tier=decision.tier, upgrades=0, repaired=False,
-                                  ok=False, json_ok=None, refusal=False, timed_out=timed_out, error_kind=kind,
-                                  error=message, retries=0)
-        handled = SimpleNamespace(plan=report, decision=decision, execution=execution, overhead_ms=0.0)
-        quality = QualityScore(0.0, False if item.json_schema is not None else None, f"no answer: {kind}")
-        return build_event(run_id=self.run_id, arm=work.arm, seq=work.seq, segment=self.segment, item=item,
-                           handled=handled, quality=quality, intended_ns=intended_ns,
-                           dispatched_ns=dispatched_ns, completed_ns=completed_ns, in_warmup=in_warmup,
-                           timeout_s=self.spec.load.timeout_s, fingerprint=self.fingerprints[work.arm],
-                           energy=self.energy_field)
+        return Event.failed(
+            run_id=self.run_id, arm=work.arm, prompt_id=item.id, prompt=item.prompt, seq=work.seq,
+            segment=self.segment, bucket=item.strata, schedule=Schedule(intended_ns, dispatched_ns, completed_ns),
+            error=ErrorInfo(kind, message), timed_out=timed_out, expects_json=item.json_schema is not None,
+            timeout_s=self.spec.load.timeout_s, in_warmup=in_warmup, fingerprint=self.fingerprints[work.arm],
+            energy=self.energy_field)
 
-    def write(self, work: WorkItem, event: dict, *, in_flight: bool = False) -> bool:
+    def write(self, work: WorkItem, event: Event, *, in_flight: bool = False) -> bool:
         """Write ``event`` unless the run stopped or (open loop) the watchdog already recorded this seq."""
         with self.lock:
             if in_flight and self.in_flight.pop(work.seq, None) is None:
@@ -168,7 +156,7 @@ class _Recorder:
             self.written += 1
             if self.progress is not None:
                 self.progress.update(1)
-                self.progress.set_postfix_str(f"{work.arm} {work.item.id} → {event['route']['final']}",
+                self.progress.set_postfix_str(f"{work.arm} {work.item.id} → {event.route.final}",
                                               refresh=False)
         return True
 
@@ -203,8 +191,8 @@ def run_experiment(
         if manifest.get("status") == "running":
             raise RunError(f"{run_dir}: run is still in progress (pid {manifest.get('pid')}).")
         events = read_events(run_dir)
-        done = {(e["arm"], e["prompt_id"]) for e in events}
-        segment = max((e["segment"] for e in events), default=-1) + 1
+        done = {(e.arm, e.prompt_id) for e in events}
+        segment = max((e.segment for e in events), default=-1) + 1
         run_id = manifest["run_id"]
     else:
         run_id = run_id or f"{spec.name}-{dt.datetime.now():%Y%m%d-%H%M%S}"
@@ -229,10 +217,11 @@ def run_experiment(
     remaining = [w for w in schedule if w.key not in done]
     run_dir.mkdir(parents=True, exist_ok=True)
     fingerprints = {
-        arm: {"tsglab": __version__, "policy_hash": cfg.config_hash(), "spec_hash": spec.spec_hash(),
-              "seed": spec.seed, "models": {t: s.model for t, s in spec.tiers.items()},
-              "backends": {t: s.backend for t, s in spec.tiers.items()},
-              "retry": dataclasses.asdict(spec.retry), "energy_meter": spec.energy.meter}
+        arm: Fingerprint(tsglab=__version__, ladder=tuple(spec.tiers), policy_hash=cfg.config_hash(),
+                         spec_hash=spec.spec_hash(), seed=spec.seed,
+                         models={t: s.model for t, s in spec.tiers.items()},
+                         backends={t: s.backend for t, s in spec.tiers.items()},
+                         retry=dataclasses.asdict(spec.retry), energy_meter=spec.energy.meter)
         for arm, cfg in spec.arms.items()
     }
     manifest.update(status="running", pid=os.getpid())

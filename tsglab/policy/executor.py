@@ -15,42 +15,16 @@ split is unknown); its ``total_ms`` is the same elapsed time.
 
 from __future__ import annotations
 
-import math
 import time
-from dataclasses import asdict, dataclass, field
-from typing import Literal
+from dataclasses import dataclass
 
 from tsglab.config import PolicyConfig, RetryPolicy, tier_index
 from tsglab.errors import BackendError, BackendTimeout
+from tsglab.events.record import Attempt  # the one attempt type: the event record's
 from tsglab.policy.checks import check_answer
 from tsglab.policy.ladder import TierLadder
 
 NO_RETRY = RetryPolicy()
-
-
-@dataclass(frozen=True)
-class Attempt:
-    tier: str
-    kind: str  # initial | repair | upgrade | retry
-    model: str
-    prompt_tokens: int
-    completion_tokens: int
-    prompt_eval_ms: float
-    eval_ms: float
-    total_ms: float
-    ttft_ms: float
-    load_ms: float
-    finish_reason: str
-    check_ok: bool
-    check_reason: str
-    error_kind: str = ""
-    backend: str = ""
-    details: dict = field(default_factory=dict)  # backend-specific figures: inter-token latency, server durations
-    cost_ms: float = math.nan  # what the attempt cost (module docstring); NaN = unset, refused on reading
-    cost_source: Literal["backend", "elapsed"] = "backend"
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
