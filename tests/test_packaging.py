@@ -309,7 +309,13 @@ def test_wheel_builds_cleanly_without_test_helpers(tmp_path):
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
         meta = archive.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
-    assert "tsglab/suite/data/bundled.jsonl" in names
+    # every data file in the package (the bundled suite, committed JSON Schemas) needs a package-data glob
+    data_files = sorted(str(path.relative_to(ROOT)) for path in PACKAGE_DIR.rglob("*")
+                        if path.is_file() and path.suffix not in {".py", ".pyc", ".nbi", ".nbc"}
+                        and "__pycache__" not in path.parts)
+    assert "tsglab/suite/data/bundled.jsonl" in data_files
+    missing = [name for name in data_files if name not in names]
+    assert not missing, f"the wheel lacks {missing}: add a glob to [tool.setuptools.package-data] in pyproject.toml"
     shipped_helpers = [n for n in names if n.endswith(("servers/stub.py", "_generate.py")) or n.startswith("tests/")]
     assert not shipped_helpers, f"the wheel ships test/tool helpers: {shipped_helpers}"
     assert f"Version: {tsglab.__version__}\n" in meta
