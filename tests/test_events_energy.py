@@ -136,3 +136,17 @@ def test_an_event_without_a_sidecar_entry_keeps_what_it_was_written_with(tmp_pat
     joined = read_events(run_dir)
     assert joined[0].energy.joules == 2.5
     assert [e.energy for e in joined[1:]] == [e.energy for e in rest] and not rest[0].energy.available
+
+
+def test_a_bad_sidecar_line_names_the_file_line_and_field(tmp_path):
+    import re
+
+    from tsglab.errors import RunError
+
+    run_dir = make_run(tmp_path)
+    sidecar = run_dir / ENERGY_FILE
+    sidecar.write_text('{"request_id": "x", "energy": {"available": true}}\n'
+                       '{"request_id": "y", "energy": {"available": "yes"}}\n')
+    with pytest.raises(RunError, match=rf"^{re.escape(str(sidecar))}:2: field 'energy\.available' expected `bool`, "
+                                       r"got `str`; the energy sidecar entry"):
+        read_events(run_dir)

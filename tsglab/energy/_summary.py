@@ -79,7 +79,9 @@ def summarize_energy(events: Iterable[Any]) -> dict[str, dict[str, Any]]:
         by_arm.setdefault(str(field_of(event, "arm") or ""), []).append(event)
     summary: dict[str, dict[str, Any]] = {}
     for arm, arm_events in by_arm.items():
-        measured, reasons, meters = [], Counter(), Counter()
+        measured: list[tuple[float, float]] = []
+        reasons: Counter[str] = Counter()
+        meters: Counter[str] = Counter()
         for event in arm_events:
             energy = field_of(event, "energy") or {}
             joules = field_of(energy, "joules")

@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from tsglab.events.log import append_energy, read_events
 from tsglab.events.record import Energy, EnergyEntry
+
+if TYPE_CHECKING:
+    from tsglab.energy import Sampler
 
 PENDING = "pending: apportioned when the run segment ends"
 
@@ -36,7 +39,7 @@ class EnergyRecording:
         """``meter`` replaces detection (tests pass a fake source)."""
         self.spec, self.run_dir, self.segment = energy_spec, Path(run_dir), segment
         self.meter = meter
-        self.sampler = None
+        self.sampler: Sampler | None = None
         self.idle_w: float | None = None
         self.reason = ""
 

@@ -238,7 +238,7 @@ def read_energy(run_dir: str | os.PathLike) -> dict[str, Any]:
         try:
             entry = _ENERGY_DECODER.decode(line)
         except msgspec.ValidationError as exc:
-            raise RunError(record_error(exc, where=f"{path}:{lineno}")) from exc
+            raise RunError(record_error(exc, where=f"{path}:{lineno}", record="energy sidecar entry")) from exc
         except msgspec.DecodeError as exc:
             if torn_tail and lineno == len(lines):
                 warnings.warn(f"{path}:{lineno}: skipped a torn last line (interrupted write).", TsglabWarning,

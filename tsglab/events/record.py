@@ -51,7 +51,7 @@ import msgspec
 from tsglab._version import __version__
 from tsglab.errors import RunError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION: Literal[2] = 2
 SCHEMA_FILE = Path(__file__).with_name("event.schema.json")
 
 # msgspec has no "finite" constraint: ge=0 refuses negatives (and NaN, which compares false), and an
@@ -200,6 +200,7 @@ class Latency(_Part):
         """The latency of a recorded request: durations from the schedule stamps, eval / prompt-eval summed
         over the attempts, cost by the module docstring's rule."""
         raw_ms = (schedule.completed_ns - schedule.dispatched_ns) / 1e6
+        cost_source: Literal["attempts", "elapsed"]
         if attempts:
             cost_ms, cost_source = sum(a.cost_ms for a in attempts), "attempts"
         else:  # no attempt record survived: the request ran for raw_ms
@@ -456,8 +457,9 @@ class Event(_Part):
             raise RunError(record_error(exc, where=where, request_id=obj.get("request_id"))) from exc
 
 
-def record_error(exc: msgspec.ValidationError, *, where: str, request_id: Any = None) -> str:
-    """msgspec's validation message rewritten as ``<where>: field '<dotted.path>' <problem>`` plus the fix."""
+def record_error(exc: msgspec.ValidationError, *, where: str, request_id: Any = None, record: str = "event") -> str:
+    """msgspec's validation message rewritten as ``<where>: field '<dotted.path>' <problem>`` plus the fix;
+    ``record`` names what was decoded ("event", or "energy sidecar entry")."""
     message = str(exc)
     text, _, path = message.rpartition(" - at `")
     if not text:
@@ -468,9 +470,9 @@ def record_error(exc: msgspec.ValidationError, *, where: str, request_id: Any = 
         name = text[len(missing):].rstrip("`")
         path, text = f"{path}.{name}", "is missing"
     dotted = path[2:] if path.startswith("$.") else path.lstrip("$") or "(the event)"
-    return (f"{where}: field '{dotted}' {text[:1].lower()}{text[1:]}; the event (request_id {request_id!r}) does "
-            f"not match the tsglab event record (schema version {SCHEMA_VERSION}, tsglab/events/event.schema.json). "
-            "Correct or delete that event, or re-run the arm.")
+    return (f"{where}: field '{dotted}' {text[:1].lower()}{text[1:]}; the {record} (request_id {request_id!r}) does "
+            f"not match the tsglab {record} record (schema version {SCHEMA_VERSION}, tsglab/events/record.py; "
+            f"events: tsglab/events/event.schema.json). Correct or delete that line, or re-run the arm.")
 
 
 # ---- version 1 ----------------------------------------------------------------------------------
@@ -514,8 +516,9 @@ def _upgrade_v1_attempt(attempt: dict[str, Any]) -> dict[str, Any]:
     if out.get("cost_ms") is None:  # the executor's rule, from the durations version 1 recorded
         durations = ("total_ms",) if failed else ("prompt_eval_ms", "eval_ms")
         values = [out.get(name) for name in durations]
-        if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
-            out["cost_ms"] = float(sum(values))
+        numbers = [float(v) for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
+        if len(numbers) == len(values):  # else left missing: the reader names the field
+            out["cost_ms"] = sum(numbers)
     return out
 
 
@@ -562,7 +565,7 @@ def synthetic_event(
     schedule = Schedule(intended, dispatched, dispatched + round(raw_ms * 1e6))
     kind = "timeout" if timeout else error_kind
     prompt = prompt_id if prompt is None else prompt
-    common = {"run_id": run_id, "arm": arm, "prompt_id": prompt_id, "prompt": prompt, "seq": seq,
+    common: dict[str, Any] = {"run_id": run_id, "arm": arm, "prompt_id": prompt_id, "prompt": prompt, "seq": seq,
               "schedule": schedule, "fingerprint": _synthetic_fingerprint(tuple(ladder)), "timeout_s": timeout_s,
               "timed_out": timeout, "in_warmup": in_warmup, "energy": energy,
               "bucket": {"task": task, "ctx_bucket": "short", "lang": "en"} if bucket is None else bucket}
@@ -571,7 +574,7 @@ def synthetic_event(
         return Event.failed(error=ErrorInfo(kind or "runner_exception", "synthetic"), expects_json=task == "json",
                             latency=latency, **common)
     share = (raw_ms if cost_ms is None else cost_ms) / len(tiers)
-    attempts = []
+    attempts: list[Attempt] = []
     for i, tier in enumerate(tiers):
         failed = i == len(tiers) - 1 and bool(kind)
         tokens = completion_tokens if i == len(tiers) - 1 and not kind else 0
