@@ -139,7 +139,8 @@ def test_from_json_names_where_and_the_dotted_field():
 
 def test_the_committed_json_schema_is_the_generated_one():
     assert SCHEMA_FILE.read_text(encoding="utf-8") == event_json_schema_text(), (
-        "tsglab/events/event.schema.json is stale: run `python -m tsglab.events.record` and commit it")
+        "tsglab/events/event.schema.json is stale: run `python -c \"from tsglab.events import "
+        "write_event_json_schema; write_event_json_schema()\"` and commit it")
     schema = event_json_schema()
     event = schema["$defs"]["Event"]
     assert {"prompt_sha", "fingerprint", "latency"} <= set(event["required"])
@@ -239,3 +240,14 @@ def test_the_events_package_exports_its_public_names_sorted():
 
     assert tsglab.events.__all__ == sorted(tsglab.events.__all__)
     assert all(hasattr(tsglab.events, name) for name in tsglab.events.__all__)
+
+
+@pytest.mark.parametrize(("edit", "field", "problem"), [
+    (lambda e: e.__setitem__("prompt_sha", "not-a-hash"), "prompt_sha", r"expected `str` matching regex"),
+    (lambda e: e["fingerprint"].__setitem__("ladder", []), "fingerprint.ladder", r"expected `array` of length >= 1"),
+])
+def test_prompt_sha_and_ladder_are_checked_on_reading(edit, field, problem):
+    obj = answered().to_json()
+    edit(obj)
+    with pytest.raises(RunError, match=rf"^e: field '{field}' {problem}"):
+        Event.from_json(obj, where="e")

@@ -60,6 +60,9 @@ Duration = Annotated[float, msgspec.Meta(ge=0.0, le=sys.float_info.max,
                                          description="milliseconds: a finite number >= 0")]
 Seconds = Annotated[float, msgspec.Meta(ge=0.0, le=sys.float_info.max, description="seconds: a finite number >= 0")]
 Stratum = str | bool | int
+PromptSha = Annotated[str, msgspec.Meta(pattern="^([0-9a-f]{16})?$",
+                                        description="sha256 of the prompt text, 16 hex digits; empty when unknown")]
+Ladder = Annotated[tuple[str, ...], msgspec.Meta(min_length=1, description="tier names, lowest rung first")]
 
 NO_METER_REASON = "no energy meter configured for this run"
 
@@ -287,7 +290,7 @@ class Fingerprint(_Part):
     """
 
     tsglab: str
-    ladder: tuple[str, ...]
+    ladder: Ladder
     source: Literal["run", "legacy"] = "run"
     policy_hash: str = ""
     spec_hash: str = ""
@@ -314,7 +317,7 @@ class Event(_Part):
     arm: str
     request_id: str
     prompt_id: str
-    prompt_sha: str
+    prompt_sha: PromptSha
     seq: int
     segment: int
     bucket: dict[str, Stratum]
@@ -616,11 +619,8 @@ def event_json_schema_text() -> str:
 
 def write_event_json_schema(path: str | Path = SCHEMA_FILE) -> Path:
     """Regenerate the committed ``event.schema.json`` (run after changing a record class:
-    ``python -m tsglab.events.record``)."""
+    ``python -c "from tsglab.events import write_event_json_schema; write_event_json_schema()"``)."""
     path = Path(path)
     path.write_text(event_json_schema_text(), encoding="utf-8")
     return path
 
-
-if __name__ == "__main__":
-    print(write_event_json_schema())
