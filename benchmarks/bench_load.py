@@ -37,9 +37,10 @@ from pathlib import Path
 import numpy as np
 
 from tsglab.events import read_events, read_manifest
-from tsglab.load import runner
+from tsglab.load import open_loop, runner
 from tsglab.load.arrivals import build_arrivals
-from tsglab.spec import LoadSpec, spec_from_dict
+from tsglab.load.schedule import WarmupWindow
+from tsglab.config import LoadSpec, spec_from_dict
 
 # the stub server is a test helper, not part of the installed package: import it from tests/
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
@@ -137,24 +138,34 @@ def switch_interval_probe(intervals=(0.005, 0.001, 0.0005, 0.0002), n: int = PRO
     return ("| switch interval s | lateness p50 ms | p99 | max |\n|---|---|---|---|\n" + "\n".join(lines))
 
 
-def naive_pool_open_loop(spec, work, recorder) -> None:
-    """The runner's open loop before this rewrite (constant gaps, dispatcher + ThreadPoolExecutor)."""
-    interval_ns = int(1e9 / spec.load.rate_per_s)
-    t0 = time.monotonic_ns()
-    in_warmup = runner._WarmupWindow(spec, t0)
-    pool = ThreadPoolExecutor(max_workers=spec.load.concurrency, thread_name_prefix="naive-load")
-    futures = []
-    try:
-        for k, item in enumerate(work):
-            intended = t0 + k * interval_ns
-            delay = intended - time.monotonic_ns()
-            if delay > 0:
-                time.sleep(delay / 1e9)
-            futures.append(pool.submit(recorder.run, item, intended, in_warmup(item.arm, intended)))
-        for future in futures:
-            future.result()
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+class NaivePoolDispatcher:
+    """The runner's open loop before the claiming-worker rewrite (constant gaps, one dispatcher thread
+    handing requests to a ThreadPoolExecutor)."""
+
+    load_generator = None
+
+    def __init__(self, spec, work, recorder) -> None:
+        self.spec, self.work, self.recorder = spec, work, recorder
+
+    def run(self) -> None:
+        spec, recorder = self.spec, self.recorder
+        interval_ns = int(1e9 / spec.load.rate_per_s)
+        t0 = time.monotonic_ns()
+        in_warmup = WarmupWindow(spec.load, t0)
+        pool = ThreadPoolExecutor(max_workers=spec.load.concurrency, thread_name_prefix="naive-load")
+        futures = []
+        try:
+            for k, item in enumerate(self.work):
+                intended = t0 + k * interval_ns
+                delay = intended - time.monotonic_ns()
+                if delay > 0:
+                    time.sleep(delay / 1e9)
+                futures.append(pool.submit(recorder.record, item, intended, in_warmup(item.arm, intended)))
+            for future in futures:
+                future.result()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+            recorder.close()
 
 
 def machine_busy_s() -> float:
@@ -170,19 +181,19 @@ def process_cpu_s(pid: int) -> float:
 
 def run_through_tsglab(spec, runs_dir: Path, run_id: str, *, stub_pid: int, switch_interval: float | None = None,
                        naive: bool = False) -> tuple[dict, dict]:
-    original_loop, original_interval = runner._run_open_loop, runner.SWITCH_INTERVAL_S
+    original_loop, original_interval = runner.OpenLoopDispatcher, open_loop.SWITCH_INTERVAL_S
     try:
         if naive:
-            runner._run_open_loop = naive_pool_open_loop
+            runner.OpenLoopDispatcher = NaivePoolDispatcher
         if switch_interval is not None:
-            runner.SWITCH_INTERVAL_S = switch_interval
+            open_loop.SWITCH_INTERVAL_S = switch_interval
         started, busy_started, stub_started = time.perf_counter(), machine_busy_s(), process_cpu_s(stub_pid)
         cpu_started = time.process_time()
         result = runner.run_experiment(spec, runs_dir=runs_dir, run_id=run_id, progress=False)
         wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
         stub_cpu, busy = process_cpu_s(stub_pid) - stub_started, machine_busy_s() - busy_started
     finally:
-        runner._run_open_loop, runner.SWITCH_INTERVAL_S = original_loop, original_interval
+        runner.OpenLoopDispatcher, open_loop.SWITCH_INTERVAL_S = original_loop, original_interval
     figures = figures_from_run(result.run_dir, result.n_planned)
     figures["client_cpu"] = cpu / wall
     figures["stub_cpu"] = stub_cpu / wall
@@ -264,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     say(f"open-loop load generator, {n_items * 2} requests at {args.rate:g} req/s ({args.arrival}), "
         f"concurrency {args.concurrency}, stub server in its own process on 127.0.0.1")
     say(f"machine: {os.cpu_count()} CPUs visible, Python {platform.python_version()} ({sys.platform}), "
-        f"numpy {np.__version__}; runner switch interval {runner.SWITCH_INTERVAL_S} s "
+        f"numpy {np.__version__}; runner switch interval {open_loop.SWITCH_INTERVAL_S} s "
         f"(Python default {sys.getswitchinterval()} s)")
     with tempfile.TemporaryDirectory() as tmp, StubServer(process=True, tokens=8) as stub:
         tmp_path = Path(tmp)
@@ -286,10 +297,10 @@ def main(argv: list[str] | None = None) -> int:
                 main_figures, summary = run_through_tsglab(spec, tmp_path, f"runner{suffix}", stub_pid=pid)
             stub_stats, time_wait_after = stub.stats(), loopback_time_wait()
             main_runs.append((main_figures, summary, stub_stats, time_wait_before, time_wait_after))
-            rows.append(row(f"tsglab runner (claiming workers, switch {runner.SWITCH_INTERVAL_S} s){label}",
+            rows.append(row(f"tsglab runner (claiming workers, switch {open_loop.SWITCH_INTERVAL_S} s){label}",
                             main_figures))
             for interval in args.switch_intervals:
-                if interval == runner.SWITCH_INTERVAL_S:
+                if interval == open_loop.SWITCH_INTERVAL_S:
                     continue
                 figures, _ = run_through_tsglab(spec, tmp_path, f"runner-si{interval}{suffix}", stub_pid=pid,
                                                 switch_interval=interval)

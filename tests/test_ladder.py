@@ -86,7 +86,8 @@ def test_spec_hash_sees_the_ladder_order_and_keeps_default_ladder_hashes():
     # the hash of a default-ladder spec is the plain hash of to_dict() (as before ladders were configurable)
     import hashlib
 
-    plain = hashlib.sha256(json.dumps(default.to_dict(), sort_keys=True, default=str).encode()).hexdigest()[:12]
+    before = {k: v for k, v in default.to_dict().items() if k != "on_error"}  # on_error came later, default left out
+    plain = hashlib.sha256(json.dumps(before, sort_keys=True, default=str).encode()).hexdigest()[:12]
     assert default.spec_hash() == plain
 
 
@@ -234,3 +235,26 @@ def test_an_unknown_backend_in_a_spec_stops_the_run_naming_it(tmp_path):
                        energy={"meter": "none"})
     with pytest.raises(SpecError, match=r"tiers.light.backend: unknown backend 'vllm'; known: \[.*'scripted'"):
         run_experiment(spec, runs_dir=tmp_path, run_id="bad", progress=False)
+    assert not (tmp_path / "bad").exists()  # backends are built before anything is written
+
+
+def test_a_four_rung_run_reports_every_rung_and_the_top_one_as_costly(tmp_path):
+    from tsglab.load.runner import run_experiment
+    from tsglab.report import build_report
+
+    tiers = scripted_tiers({"nano": "no", "light": "no", "std": "no", "max": '{"answer": 1}'})
+    arms = {"baseline": {**BOTTOM_UP, "kind": "baseline", "baseline_tier": "max"},
+            "tsg": {**BOTTOM_UP, "baseline_tier": "max", "thr_std": 2.0, "thr_enh": 2.0}}
+    spec = ladder_spec(tiers, arms, prompts={"tasks": ["json"], "limit": 4}, energy={"meter": "none"})
+    result = run_experiment(spec, runs_dir=tmp_path, run_id="four-report", progress=False)
+    report = build_report(result.run_dir)
+    assert report.ladder == ("nano", "light", "std", "max")
+    assert list(report.tiers.loc[report.tiers["arm"] == "tsg", "final_tier"]) == ["nano", "light", "std", "max"]
+    routing = report.routing.set_index("arm")
+    assert {"r_nano", "r_light", "r_std", "r_max"} <= set(routing.columns)
+    assert routing.loc["tsg", "r_nano"] == 1.0  # every request starts on the lowest rung
+    assert routing.loc["tsg", "r_costly"] == 1.0 == routing.loc["baseline", "r_costly"]  # both reach 'max'
+    headline = report.headline.set_index("metric")
+    assert "r_costly (share touching max)" in headline.index
+    tex = (result.run_dir / "tables" / "tiers.tex").read_text()
+    assert "max" in tex and "nano" in tex

@@ -10,7 +10,7 @@ import pytest
 from conftest import scripted_ladder
 
 from tsglab.events import read_events, read_manifest
-from tsglab.load import runner
+from tsglab.load import open_loop, runner
 from tsglab.load.arrivals import build_arrivals
 from tsglab.load.runner import run_experiment
 from tsglab.spec import spec_from_dict
@@ -106,7 +106,7 @@ def test_nothing_is_lost_and_every_event_has_its_dispatch_lag(tmp_path):
     assert summary["arrival"] == "poisson" and summary["n_dispatched"] == 60 and summary["concurrency"] == 3
     assert summary["target_rate_per_s"] == 300 and summary["achieved_rate_per_s"] > 0
     assert set(summary["dispatch_lag_ms"]) == {"p50", "p99", "max"} and summary["n_lag_over_1ms"] >= 0
-    assert summary["switch_interval_s"] == runner.SWITCH_INTERVAL_S
+    assert summary["switch_interval_s"] == open_loop.SWITCH_INTERVAL_S
 
 
 class InFlight:
@@ -159,7 +159,7 @@ def test_a_worker_exception_becomes_an_error_event_and_the_run_goes_on(tmp_path)
 
 
 def test_a_backend_that_ignores_its_timeout_is_recorded_as_censored(tmp_path, monkeypatch):
-    monkeypatch.setattr(runner, "_abandon_after_ns", lambda timeout_s: 300_000_000)
+    monkeypatch.setattr(open_loop, "_abandon_after_ns", lambda timeout_s: 300_000_000)
     calls = {"n": 0}
     release = threading.Event()
 

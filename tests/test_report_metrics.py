@@ -12,7 +12,7 @@ from conftest import scripted_ladder
 from tsglab.comparison import comparison_table
 from tsglab.errors import BackendTimeout, SpecError
 from tsglab.events import read_events, synthetic_event
-from tsglab.load import runner
+from tsglab.load import open_loop, runner
 from tsglab.load.runner import run_experiment
 from tsglab.policy.config import TIERS
 from tsglab.report import build_report, metrics
@@ -184,7 +184,7 @@ def test_report_and_comparison_agree_on_every_shared_metric(stalled_run):
 
 
 def test_a_request_abandoned_by_the_watchdog_costs_its_elapsed_time(tmp_path, monkeypatch):
-    monkeypatch.setattr(runner, "_abandon_after_ns", lambda timeout_s: 300_000_000)
+    monkeypatch.setattr(open_loop, "_abandon_after_ns", lambda timeout_s: 300_000_000)
     release = threading.Event()
     calls = {"n": 0}
 

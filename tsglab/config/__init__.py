@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from tsglab.config.experiment import (
     ARRIVALS,
+    ON_ERROR,
     REDACTED,
     RETRYABLE_KINDS,
     EnergySpec,
@@ -35,6 +36,7 @@ from tsglab.config.policy import (
 __all__ = [
     "ABLATIONS",
     "ARRIVALS",
+    "ON_ERROR",
     "BASELINE",
     "DEFAULT_TIERS",
     "PAPER_TSG",

@@ -38,7 +38,9 @@ __all__ = [
     "spec_from_dict",
 ]
 
-_TOP_KEYS = {"name", "description", "suite", "prompts", "arms", "tiers", "load", "retry", "energy", "seed"}
+_TOP_KEYS = {"name", "description", "suite", "prompts", "arms", "tiers", "load", "retry", "energy", "seed",
+             "on_error"}
+ON_ERROR = ("record", "stop")
 REDACTED = "<redacted>"
 ARRIVALS = ("constant", "poisson", "gamma")
 RETRYABLE_KINDS = ("connect_error", "http_5xx", "http_429", "stream_interrupted", "malformed_response")
@@ -213,10 +215,18 @@ class ExperimentSpec:
     energy: EnergySpec = EnergySpec()
     seed: int = 0
     description: str = ""
+    #: what an exception while handling a request does (a bug in a backend, a check or the scorer; backend
+    #: failures such as timeouts or HTTP errors are recorded by the executor, never exceptions): ``record``
+    #: it as that request's error event and go on, or ``stop`` the run (incomplete, resumable). The same
+    #: rule in paced and open-loop mode.
+    on_error: str = "record"
     source: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
         where = self.source or "<spec>"
+        if self.on_error not in ON_ERROR:
+            raise SpecError(f"{where}: on_error must be one of {list(ON_ERROR)}; got {self.on_error!r}. 'record' "
+                            "turns an exception while handling a request into its error event; 'stop' ends the run.")
         if not self.tiers:
             raise SpecError(f"{where}: tiers: the ladder needs at least one rung; list them lowest first, e.g. "
                             "tiers: {light: {...}, std: {...}, enh: {...}}.")
@@ -258,6 +268,8 @@ class ExperimentSpec:
         # runs started before ladders were configurable can still be resumed).
         if self.ladder != DEFAULT_TIERS:
             payload["ladder"] = list(self.ladder)
+        if self.on_error == "record":  # the default: left out so hashes of specs written before it stay
+            payload.pop("on_error")
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
@@ -332,7 +344,8 @@ def spec_from_dict(raw: dict[str, Any], *, where: str = "<spec>", base_dir: Path
     energy = _build(EnergySpec, dict(_section(raw, "energy", where)), where, "energy")
     return ExperimentSpec(name=str(raw["name"]), suite=suite, arms=arms, tiers=tiers, prompts=prompts, load=load,
                           retry=retry, energy=energy, seed=int(raw.get("seed", 0)),
-                          description=str(raw.get("description", "")), source=where)
+                          description=str(raw.get("description", "")), on_error=str(raw.get("on_error", "record")),
+                          source=where)
 
 
 def load_spec(path: str | os.PathLike, overrides: dict[str, Any] | None = None) -> ExperimentSpec:

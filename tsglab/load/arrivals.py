@@ -1,7 +1,7 @@
 """Open-loop arrival times: when each request of a run is meant to start.
 
 ``build_arrivals(n, load)`` draws ``n`` intended start offsets (nanoseconds after the segment's t0)
-from a :class:`~tsglab.spec.LoadSpec`. The gaps of a *unit-rate* process (mean gap 1) are drawn
+from a :class:`~tsglab.config.LoadSpec`. The gaps of a *unit-rate* process (mean gap 1) are drawn
 first — constant (every gap 1), Poisson (exponential gaps) or gamma (shape k = 1/cv², scale cv², so
 the mean stays 1 and the coefficient of variation is ``burstiness``) — and their running sums are
 then mapped through the inverse of the cumulative target rate Λ(t). With a ramp this time-warp
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tsglab.errors import SpecError
-from tsglab.spec import ARRIVALS, LoadSpec
+from tsglab.config import ARRIVALS, LoadSpec
 
 # int64 nanoseconds hold ~292 years; refuse schedules anywhere near that instead of wrapping around.
 _MAX_SCHEDULE_S = 1e8

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import random
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 
 from tsglab.errors import SpecError
-from tsglab.spec import ExperimentSpec, PromptSelection
+from tsglab.config import ExperimentSpec, LoadSpec, PromptSelection
 from tsglab.suite import SuiteItem
 
 
@@ -77,3 +77,17 @@ def build_schedule(spec: ExperimentSpec, items: list[SuiteItem]) -> list[WorkIte
             for a, arm in enumerate(arms if b % 2 == 0 else arms[::-1]):
                 order.extend((arm, item, b * len(arms) + a) for item in chunk)
     return [WorkItem(seq, arm, item, block) for seq, (arm, item, block) in enumerate(order)]
+
+
+class WarmupWindow:
+    """Whether a request is in the warm-up: the first ``warmup_count`` requests *of each arm* (so paired
+    arms lose the same number), and everything scheduled within ``warmup_seconds`` of the segment's start
+    (``start_ns``). Call it once per request, in dispatch order."""
+
+    def __init__(self, load: LoadSpec, start_ns: int) -> None:
+        self.count, self.seconds, self.start_ns = load.warmup_count, load.warmup_seconds, start_ns
+        self.seen: Counter[str] = Counter()
+
+    def __call__(self, arm: str, intended_ns: int) -> bool:
+        self.seen[arm] += 1
+        return self.seen[arm] <= self.count or (intended_ns - self.start_ns) < self.seconds * 1e9

@@ -1,0 +1,83 @@
+"""A session: what one segment of a run holds open — the tier ladder, the energy meter, the event writer
+and the progress bar — opened in order and closed in reverse, also on errors and Ctrl-C."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from tsglab.backends import build_backends
+from tsglab.config import ExperimentSpec
+from tsglab.events.energy import EnergyRecording
+from tsglab.events.log import GROUP_COMMIT_INTERVAL_S, EventWriter
+from tsglab.load.rundir import RunDirectory
+from tsglab.policy import TierLadder
+
+__all__ = ["Session", "build_ladder"]
+
+
+def build_ladder(spec: ExperimentSpec) -> TierLadder:
+    """The spec's ladder with every tier's backend built (an unknown backend name fails here, before
+    anything is written)."""
+    return TierLadder(spec.tiers, build_backends(spec.tiers))
+
+
+class Session(contextlib.AbstractContextManager):
+    """Opens the ladder's models (``warm_up``), the energy meter, the event writer and a progress bar for
+    one segment of ``run_dir``; ``close`` (or leaving the ``with`` block) releases them and finishes the
+    energy recording — a failure there is recorded, never allowed to lose the run."""
+
+    def __init__(self, spec: ExperimentSpec, run_dir: RunDirectory, ladder: TierLadder, *, own_ladder: bool,
+                 energy_meter=None, progress: tuple[int, int] | None = None) -> None:
+        """``progress`` is (total, already done) for a progress bar, or None for none."""
+        self.spec, self.run_dir, self.ladder = spec, run_dir, ladder
+        self._own_ladder = own_ladder
+        self._energy_meter, self._progress = energy_meter, progress
+        self.writer: EventWriter | None = None
+        self.energy: EnergyRecording | None = None
+        self.bar: Any = None
+        self.load_ms: dict[str, float] | None = None
+        self.energy_summary: dict[str, Any] | None = None
+
+    def __enter__(self) -> Session:
+        try:
+            # open loop: group commit keeps an fsync out of every event's path (the bound on a crash's loss:
+            # tsglab.events.log)
+            interval = GROUP_COMMIT_INTERVAL_S if self.spec.load.mode == "open_loop" else 0.0
+            self.writer = EventWriter(self.run_dir.path, fsync_interval_s=interval)
+            self.load_ms = self.ladder.warm_up()
+            self.energy = EnergyRecording(self.spec.energy, self.run_dir.path, self.run_dir.segment,
+                                          meter=self._energy_meter).start()
+            if self._progress is not None:
+                from tqdm.auto import tqdm
+
+                total, initial = self._progress
+                self.bar = tqdm(total=total, initial=initial, desc=self.run_dir.run_id, unit="req")
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+        if self.writer is not None:
+            self.writer.close()
+        if self._own_ladder:
+            self.ladder.close()
+            self._own_ladder = False
+        if self.energy is not None and self.energy_summary is None:
+            self.energy_summary = _finish_energy(self.energy)
+
+
+def _finish_energy(energy: EnergyRecording) -> dict[str, Any]:
+    """Attach the measured energy to the segment's events; a failure there must not lose the run."""
+    try:
+        return energy.finish()
+    except Exception as exc:  # the events stay as written ("pending"); the samples CSV stays for later
+        return {"available": False, "reason": f"apportioning failed ({type(exc).__name__}: {exc}); samples kept "
+                                              f"in energy_samples-{energy.segment}.csv"}
