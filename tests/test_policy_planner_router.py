@@ -181,7 +181,7 @@ def test_heavy_keywords_are_reported_once_in_table_order():
 
 
 # --------------------------------------------------------------------------------------------------
-# Risk factors and skeleton
+# Risk factors
 
 
 def test_risk_factors_of_a_long_multi_question_json_request():
@@ -197,26 +197,6 @@ def test_risk_factor_boundaries():
     assert "multi_question" not in plan("one?", PAPER).risk_factors
     assert "multi_question" in plan("one? two？", PAPER).risk_factors
     assert plan("Write a Python function to add two numbers", PAPER).risk_factors == ("code",)
-
-
-def test_skeleton_lists_required_keys_of_a_schema():
-    schema = {
-        "type": "object",
-        "properties": {"name": {"type": "string"}, "age": {"type": "integer"}, "note": {}},
-        "required": ["name", "age"],
-    }
-    report = plan("Describe the person.", PAPER, json_schema=schema)
-    assert report.task == "json"
-    assert report.skeleton == '{"name": …, "age": …}'
-    assert "json_contract" in report.risk_factors
-
-
-def test_skeleton_falls_back_to_properties_and_keeps_non_ascii_keys():
-    assert plan("x", PAPER, json_schema={"properties": {"名字": {}}}).skeleton == '{"名字": …}'
-    assert plan("x", PAPER, json_schema={"type": "array"}).skeleton == "[…]"
-    assert plan("x", PAPER, json_schema={"type": "object"}).skeleton == "{}"
-    assert plan("x", PAPER, json_schema={}).skeleton == ""
-    assert plan("Return JSON", PAPER).skeleton == ""
 
 
 def test_plan_report_to_dict_is_json_ready():
@@ -432,7 +412,7 @@ def test_planned_requests_respect_floors_and_cap(prompt, config, with_schema):
     decision = route(report, config)
     assert tier_index(decision.tier) >= tier_index(decision.floor)
     if with_schema:
-        assert report.task == "json" and report.skeleton == '{"a": …}'
+        assert report.task == "json"
 
 
 ladder_names = st.lists(st.text(alphabet="abcdefghij", min_size=1, max_size=4), min_size=1, max_size=6, unique=True)

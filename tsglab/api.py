@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tsglab.config import ExperimentSpec, load_spec
+from tsglab.errors import InvalidArgument
 
 if TYPE_CHECKING:  # the runner and the report pull in pandas and the suite: import them when used
     from tsglab.load.runner import RunResult
@@ -35,7 +36,7 @@ def run(
     if not isinstance(spec, ExperimentSpec):
         spec = load_spec(spec, overrides)
     elif overrides:
-        raise ValueError("overrides apply to a YAML spec path; edit the ExperimentSpec directly instead.")
+        raise InvalidArgument("overrides apply to a YAML spec path; edit the ExperimentSpec directly instead.")
     return run_experiment(spec, runs_dir=runs_dir, run_id=run_id, resume=resume, progress=progress)
 
 

@@ -12,6 +12,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.stats import binom
 
+from tsglab.errors import InvalidArgument
+
 #: The legacy back-fill added at most this many values per observation.
 LEGACY_FILL_CAP = 120
 
@@ -19,9 +21,9 @@ LEGACY_FILL_CAP = 120
 def _sample(x: ArrayLike) -> np.ndarray:
     arr = np.asarray(x, dtype=np.float64)
     if arr.ndim != 1:
-        raise ValueError(f"legacy estimators take a 1-D sample; got shape {arr.shape}.")
+        raise InvalidArgument(f"legacy estimators take a 1-D sample; got shape {arr.shape}.")
     if not np.isfinite(arr).all():
-        raise ValueError("legacy estimators take finite values; the legacy events hold a NaN or infinite e2e_ms.")
+        raise InvalidArgument("legacy estimators take finite values; the legacy events hold a NaN or infinite e2e_ms.")
     return arr
 
 
@@ -62,7 +64,7 @@ def legacy_co_fill(x: ArrayLike, period_ms: float) -> np.ndarray:
     sample = _sample(x)
     period = float(period_ms)
     if not (math.isfinite(period) and period > 0):
-        raise ValueError(f"`period_ms` must be a finite number > 0; got {period_ms!r}.")
+        raise InvalidArgument(f"`period_ms` must be a finite number > 0; got {period_ms!r}.")
     added: list[float] = []
     for latency in sample:
         for j in range(1, min(int(math.floor(latency / period)), LEGACY_FILL_CAP) + 1):
@@ -92,7 +94,7 @@ def legacy_km_quantile(time: ArrayLike, censored: ArrayLike, q: float) -> float:
     times = _sample(time)
     flags = np.asarray(censored, dtype=bool)
     if flags.shape != times.shape:
-        raise ValueError(f"`time` and `censored` differ in length: {times.size} and {flags.size}.")
+        raise InvalidArgument(f"`time` and `censored` differ in length: {times.size} and {flags.size}.")
     if times.size == 0:
         return math.nan
     order = np.argsort(times, kind="stable")

@@ -621,9 +621,3 @@ def detect_analysed(request: Analysis, *, has_schema: bool) -> TaskLabel:
         # Code prompts often hold dict literals, so an example object alone only counts outside code.
         return "json"
     return "code" if code else "general"
-
-
-# benchmarks/bench_policy.py times these stages under their former private names; delete these two
-# lines once it calls analyse() and detect_analysed().
-_analyse = analyse
-_detect_analysed = detect_analysed

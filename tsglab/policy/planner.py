@@ -1,4 +1,4 @@
-"""The TSG request planner: a complexity score, the task kind, risk factors and an answer skeleton.
+"""The TSG request planner: a complexity score, the task kind and risk factors.
 
 Paper scorer (DESIGN.md §1)::
 
@@ -17,7 +17,6 @@ Planner and router together cost ~20 µs for a short request and 50–100 µs fo
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import re
 from dataclasses import dataclass
@@ -34,7 +33,7 @@ from tsglab.policy.detect import (
     require_str,
 )
 
-__all__ = ["PlanReport", "heavy_keywords", "json_skeleton", "plan"]
+__all__ = ["PlanReport", "heavy_keywords", "plan"]
 
 _NOT_MARKS = bytes(byte for byte in range(256) if byte not in b"?:\n")  # bytes.translate's delete set
 LONG_CONTEXT_CHARS = 800  # risk factor "long_context" above this many characters
@@ -112,7 +111,6 @@ class PlanReport:
     ``score`` is the clipped complexity score the router uses; ``raw_score`` is the value before
     clipping. ``risk_factors`` holds ``"json_contract"``, ``"code"``, ``"heavy:<keyword>"``,
     ``"long_context"`` (more than 800 characters) and ``"multi_question"`` (two or more question marks).
-    ``skeleton`` is an empty object template of a JSON Schema's required keys, else ``""``.
     """
 
     score: float
@@ -123,7 +121,6 @@ class PlanReport:
     heavy: bool
     heavy_keywords: tuple[str, ...]
     risk_factors: tuple[str, ...]
-    skeleton: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready mapping (tuples become lists)."""
@@ -174,7 +171,7 @@ def plan(prompt: str, config: PolicyConfig, *, json_schema: dict | None = None) 
         The policy; ``scorer``, ``chars_per_unit``, ``marks_per_unit``, ``heavy_weight`` and
         ``score_cap`` are used.
     json_schema
-        The request's JSON Schema, if any; a schema makes the task ``"json"`` and fills ``skeleton``.
+        The request's JSON Schema, if any; a schema makes the task ``"json"``.
     """
     _validate_plan_inputs(prompt, config, json_schema)
     request = analyse(prompt, _PLANNER_VOCABULARY, _PLANNER_ZH_SCAN)
@@ -213,24 +210,7 @@ def plan(prompt: str, config: PolicyConfig, *, json_schema: dict | None = None) 
         heavy=heavy,
         heavy_keywords=keywords,
         risk_factors=tuple(risks),
-        skeleton=json_skeleton(json_schema) if json_schema is not None else "",
     )
-
-
-def json_skeleton(schema: dict) -> str:
-    """An empty template of the schema's required keys: ``{"name": …, "age": …}``.
-
-    Without ``required`` the declared ``properties`` are used; an array schema gives ``[…]``; a schema
-    with neither gives ``""``.
-    """
-    keys = schema.get("required") or list(schema.get("properties") or {})
-    if keys:
-        return "{" + ", ".join(f"{json.dumps(str(key), ensure_ascii=False)}: …" for key in keys) + "}"
-    if schema.get("type") == "array":
-        return "[…]"
-    if schema.get("type") == "object":
-        return "{}"
-    return ""
 
 
 def _validate_plan_inputs(prompt: object, config: object, json_schema: object) -> None:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from tsglab.errors import InvalidArgumentType
 from tsglab.jsoncontract import check_json_contract
 from tsglab.suite._format import SuiteItem
 
@@ -43,9 +44,9 @@ def score_answer(item: SuiteItem, text: str) -> QualityScore:
     ``json_ok`` is ``check_json_contract(text, item.json_schema).ok`` when the item has a schema, else None.
     """
     if not isinstance(item, SuiteItem):
-        raise TypeError(f"score_answer() needs a SuiteItem from load_suite(); got {type(item).__name__}.")
+        raise InvalidArgumentType(f"score_answer() needs a SuiteItem from load_suite(); got {type(item).__name__}.")
     if not isinstance(text, str):
-        raise TypeError(
+        raise InvalidArgumentType(
             f"score_answer() needs the model output as str; got {type(text).__name__}. "
             "Pass an empty string for a failed completion."
         )
