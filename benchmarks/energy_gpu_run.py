@@ -68,6 +68,9 @@ class TorchBackend:
                           prompt_eval_ms=total_ms / (new + 1), eval_ms=total_ms * new / (new + 1),
                           total_ms=total_ms, ttft_ms=total_ms / (new + 1), model=self.name)
 
+    def warm_up(self) -> float:
+        return 0.0  # the model is on the GPU once built
+
     def close(self) -> None:
         pass
 
