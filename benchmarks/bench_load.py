@@ -36,11 +36,11 @@ from pathlib import Path
 
 import numpy as np
 
+from tsglab.config import LoadSpec, spec_from_dict
 from tsglab.events import read_events, read_manifest
 from tsglab.load import open_loop, runner
 from tsglab.load.arrivals import build_arrivals
 from tsglab.load.schedule import WarmupWindow
-from tsglab.config import LoadSpec, spec_from_dict
 
 # the stub server is a test helper, not part of the installed package: import it from tests/
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))

@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tsglab.policy.config import PolicyConfig  # noqa: E402
+from tsglab.config import PolicyConfig  # noqa: E402
 from tsglab.policy.planner import plan  # noqa: E402
 from tsglab.policy.router import route  # noqa: E402
 
@@ -153,7 +153,8 @@ def breakdown(seed: int = 0, repeats: int = 7, number: int = 20) -> list[tuple[s
     prompts = [p for p in build_prompts(seed) if len(p) >= 1500]
     vocabulary = planner._PLANNER_VOCABULARY
     folded = [detect._fold_width(p) for p in prompts]
-    analysed = [detect.analyse(p, vocabulary, planner._PLANNER_ZH_SCAN) for p in prompts]
+    scan = planner._PLANNER_ZH_SCAN
+    analysed = [detect.analyse(p, vocabulary, scan) for p in prompts]
     stages = {
         "NFKC (reference, not used)": lambda: [unicodedata.normalize("NFKC", p) for p in prompts],
         "width folding": lambda: [detect._fold_width(p) for p in prompts],
@@ -164,7 +165,7 @@ def breakdown(seed: int = 0, repeats: int = 7, number: int = 20) -> list[tuple[s
         "chinese keyword scan (whole text)": lambda: [
             detect._chinese_keywords(f, None) for f in folded if not f.isascii()
         ],
-        "analyse (all of the above)": lambda: [detect.analyse(p, vocabulary, planner._PLANNER_ZH_SCAN) for p in prompts],
+        "analyse (all of the above)": lambda: [detect.analyse(p, vocabulary, scan) for p in prompts],
         "json detection": lambda: [detect._asks_for_json_word(a) for a in analysed],
         "code detection": lambda: [detect._asks_for_code(a) for a in analysed],
         "task detection (all)": lambda: [detect.detect_analysed(a, has_schema=False) for a in analysed],

@@ -99,8 +99,8 @@ class ReplayMeter:
 
 
 def build_spec(prompts: int, *, idle_seconds: float):
-    from tsglab.policy.config import TIERS
-    from tsglab.spec import spec_from_dict
+    from tsglab.config import DEFAULT_TIERS as TIERS
+    from tsglab.config import spec_from_dict
 
     return spec_from_dict({
         "name": "energy-gpu",
@@ -115,8 +115,9 @@ def build_spec(prompts: int, *, idle_seconds: float):
 
 def ladder_of(backend_for, model: str):
     """The same backend kind on every tier, each with its token budget."""
-    from tsglab.policy.config import TIERS
-    from tsglab.policy.ladder import TierLadder, TierSpec
+    from tsglab.config import DEFAULT_TIERS as TIERS
+    from tsglab.config import TierSpec
+    from tsglab.policy import TierLadder
 
     return TierLadder({t: TierSpec(name=t, backend="torch", model=model, max_tokens=BUDGETS[t]) for t in TIERS},
                       {t: backend_for(t) for t in TIERS})

@@ -71,7 +71,8 @@ def scripted_ladder(items):
     """Tiers that answer from the suite's checks: tier t is right on a fixed share of the items."""
     from tsglab.backends.base import Completion
     from tsglab.backends.scripted import ScriptedBackend
-    from tsglab.policy.ladder import TierLadder, TierSpec
+    from tsglab.config import TierSpec
+    from tsglab.policy import TierLadder
 
     def reply_for(tier: str, share: float, tokens: int):
         def reply(request) -> Completion:
@@ -94,9 +95,9 @@ def scripted_ladder(items):
 
 def quick_run(runs_dir: Path) -> Path:
     """experiments/tiers.yaml on ``QUICK_ITEMS`` items with scripted tiers; returns the run directory."""
+    from tsglab.config import load_spec
     from tsglab.load.runner import run_experiment
     from tsglab.load.schedule import select_prompts
-    from tsglab.spec import load_spec
     from tsglab.suite import load_suite
 
     spec = load_spec(REPO / "experiments" / "tiers.yaml", {"prompts.limit": QUICK_ITEMS})

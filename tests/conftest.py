@@ -4,8 +4,9 @@ import pytest
 from hypothesis import settings
 
 from tsglab.backends.scripted import ScriptedBackend
-from tsglab.policy.config import TIERS
-from tsglab.policy.ladder import TierLadder, TierSpec
+from tsglab.config import DEFAULT_TIERS as TIERS
+from tsglab.config import TierSpec
+from tsglab.policy import TierLadder
 
 # Shared 2-core CI machines are noisy: timing is measured in benchmarks/, never by test deadlines.
 settings.register_profile("tsglab", deadline=None, derandomize=True)

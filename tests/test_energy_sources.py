@@ -213,7 +213,7 @@ def test_detect_none_rapl_and_bad_meter(tmp_path):
 
 
 def test_detect_accepts_the_real_energy_spec():
-    from tsglab.spec import EnergySpec
+    from tsglab.config import EnergySpec
 
     meter, reason = detect(EnergySpec(meter="nvml"), nvml=fake_nvml(clock=FakeClock()))
     assert isinstance(meter, NvmlCounter) and "counter" in reason

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from conftest import scripted_ladder
 
+from tsglab.config import EnergySpec, spec_from_dict
 from tsglab.energy import Samples
 from tsglab.events import ENERGY_FILE, EVENTS_FILE, Energy, read_energy, read_events, read_manifest
 from tsglab.events import energy as events_energy
 from tsglab.events.energy import PENDING, EnergyRecording, attach_energy
 from tsglab.load.runner import run_experiment
-from tsglab.spec import EnergySpec, spec_from_dict
 
 
 def make_run(tmp_path):

@@ -11,12 +11,12 @@ import re
 import pytest
 from conftest import scripted_ladder
 
+from tsglab.config import spec_from_dict
 from tsglab.errors import RunError
 from tsglab.events import EVENTS_FILE, latency_problem, read_events
 from tsglab.load.runner import run_experiment
 from tsglab.report import build_report
 from tsglab.report.frame import events_frame
-from tsglab.spec import spec_from_dict
 
 SPEC = {"name": "valid", "prompts": {"limit": 2, "seed": 1}, "arms": {"baseline": {"kind": "baseline"}},
         "tiers": {"light": {"max_tokens": 16}, "std": {"max_tokens": 64}, "enh": {"max_tokens": 128}},

@@ -10,10 +10,10 @@ import time
 import pytest
 from stub_server import StubServer
 
+from tsglab.config import spec_from_dict
 from tsglab.events import read_events
 from tsglab.load.runner import run_experiment
 from tsglab.report import build_report
-from tsglab.spec import spec_from_dict
 
 
 def make_spec(endpoint: str, *, limit=4, retry=None, **load):

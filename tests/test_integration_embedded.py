@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from tsglab.config import load_spec
 from tsglab.events import read_events, read_manifest
-from tsglab.spec import load_spec
 
 pytestmark = pytest.mark.integration
 llama_cpp = pytest.importorskip("llama_cpp", reason="the embedded runtime is installed by `make setup`")
@@ -40,7 +40,7 @@ def test_quickstart_spec_runs_end_to_end_on_real_models(tmp_path):
 def test_embedded_inference_is_deterministic_and_json_constrained():
     from tsglab.backends.base import CompletionRequest, Message
     from tsglab.backends.embedded import EmbeddedBackend
-    from tsglab.policy.contract import check_json_contract
+    from tsglab.jsoncontract import check_json_contract
 
     backend = EmbeddedBackend("smollm2-135m")
     schema = {"type": "object", "required": ["city"], "properties": {"city": {"type": "string"}}}

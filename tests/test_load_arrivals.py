@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from tsglab.config import LoadSpec
 from tsglab.errors import SpecError
 from tsglab.load.arrivals import build_arrivals
-from tsglab.spec import LoadSpec
 
 N = 20_000
 
@@ -89,7 +89,7 @@ def test_validation_errors_name_the_parameter_and_the_fix():
         build_arrivals(-1, load())
     with pytest.raises(SpecError, match=r"`n` must be an integer >= 0; got 2.5"):
         build_arrivals(2.5, load())
-    with pytest.raises(SpecError, match=r"`load` must be a tsglab.spec.LoadSpec; got dict"):
+    with pytest.raises(SpecError, match=r"`load` must be a tsglab.config.LoadSpec; got dict"):
         build_arrivals(3, {"rate_per_s": 1})
     with pytest.raises(SpecError, match=r"beyond the 1e\+08 s a schedule may last"):
         build_arrivals(10**6, load(rate_per_s=1e-3))

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from conftest import scripted_ladder
 
+from tsglab.config import spec_from_dict
 from tsglab.events import read_events, read_manifest
-from tsglab.load import open_loop, runner
+from tsglab.load import open_loop
 from tsglab.load.arrivals import build_arrivals
 from tsglab.load.runner import run_experiment
-from tsglab.spec import spec_from_dict
 
 TIERS = {"light": {"max_tokens": 16}, "std": {"max_tokens": 64}, "enh": {"max_tokens": 128}}
 HAS_OPENAI_BACKEND = importlib.util.find_spec("tsglab.backends.openai_compat") is not None

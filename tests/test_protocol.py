@@ -9,13 +9,13 @@ import pandas as pd
 import pytest
 from conftest import scripted_ladder
 
+from tsglab.config import spec_from_dict
 from tsglab.errors import SpecError
 from tsglab.events import synthetic_event
 from tsglab.load.runner import run_experiment
 from tsglab.report import build_report
 from tsglab.report.frame import events_frame
 from tsglab.report.protocol import ProtocolSettings, family_a, family_b, family_c, routing_cost, verdict
-from tsglab.spec import spec_from_dict
 
 TASKS = ("json", "code", "open", "arith")
 
@@ -203,8 +203,8 @@ def test_report_writes_the_protocol_artifacts(tmp_path):
 
 def test_ablation_table_has_one_row_per_arm_and_the_cli_prints_it(tmp_path, capsys):
     from tsglab.cli import main
+    from tsglab.config import load_spec
     from tsglab.report import build_ablation
-    from tsglab.spec import load_spec
 
     spec = load_spec("experiments/ablations.yaml", {"prompts.limit": 4})
     result = run_experiment(spec, runs_dir=tmp_path, run_id="abl", ladder=scripted_ladder("an answer"),

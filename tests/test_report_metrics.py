@@ -10,15 +10,15 @@ import pytest
 from conftest import scripted_ladder
 
 from tsglab.comparison import comparison_table
+from tsglab.config import DEFAULT_TIERS as TIERS
+from tsglab.config import spec_from_dict
 from tsglab.errors import BackendTimeout, SpecError
 from tsglab.events import read_events, synthetic_event
-from tsglab.load import open_loop, runner
+from tsglab.load import open_loop
 from tsglab.load.runner import run_experiment
-from tsglab.policy.config import TIERS
 from tsglab.report import build_report, metrics
 from tsglab.report.frame import events_frame
 from tsglab.report.tables import arm_metrics, task_table, tier_table
-from tsglab.spec import spec_from_dict
 
 
 def request(task="json", *, json_ok=None, quality=1.0, cost_ms=10.0, timeout=False, failed=False, tiers=("std",),

@@ -8,11 +8,11 @@ import pandas as pd
 import pytest
 from conftest import scripted_ladder
 
+from tsglab.config import spec_from_dict
 from tsglab.errors import RunError, SpecError, TsglabWarning
 from tsglab.events import read_events, read_manifest
 from tsglab.load.runner import run_experiment
 from tsglab.report import build_report
-from tsglab.spec import spec_from_dict
 
 TIERS = {"light": {"max_tokens": 16}, "std": {"max_tokens": 64}, "enh": {"max_tokens": 128}}
 

@@ -162,9 +162,9 @@ def test_server_that_does_not_answer_in_time_is_stopped(tmp_path, monkeypatch):
 
 
 def test_end_to_end_run_on_both_servers_keeps_the_key_secret(tmp_path, llama_server, proxy, log_dir):
+    from tsglab.config import spec_from_dict
     from tsglab.events import read_events
     from tsglab.load.runner import run_experiment
-    from tsglab.spec import spec_from_dict
 
     secret = "sk-" + secrets.token_hex(16)
     openai_tier = {"backend": "openai", "model": llama_server.model_alias, "endpoint": llama_server.base_url,

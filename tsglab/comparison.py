@@ -76,7 +76,7 @@ def load_comparison(path: str | os.PathLike) -> Comparison:
 def variant_spec(comparison: Comparison, variant: str, endpoints: dict[str, tuple[str, str]],
                  overrides: dict[str, Any] | None = None):
     """The ExperimentSpec of one variant. ``endpoints`` maps server name → (endpoint, model name)."""
-    from tsglab.spec import apply_overrides, spec_from_dict
+    from tsglab.config import apply_overrides, spec_from_dict
 
     values = comparison.variants[variant]
     raw = apply_overrides(comparison.spec, overrides or {}, where=comparison.source)

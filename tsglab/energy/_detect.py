@@ -1,4 +1,4 @@
-"""Pick the energy source an :class:`~tsglab.spec.EnergySpec` asks for."""
+"""Pick the energy source an :class:`~tsglab.config.EnergySpec` asks for."""
 
 from __future__ import annotations
 

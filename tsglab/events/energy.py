@@ -32,7 +32,7 @@ def samples_path(run_dir: str | os.PathLike, segment: int) -> Path:
 
 
 class EnergyRecording:
-    """Detect the meter an :class:`~tsglab.spec.EnergySpec` asks for, measure the idle baseline, sample
+    """Detect the meter an :class:`~tsglab.config.EnergySpec` asks for, measure the idle baseline, sample
     during the run, and attach per-request energy to the events of one segment."""
 
     def __init__(self, energy_spec, run_dir: str | os.PathLike, segment: int, *, meter=None) -> None:

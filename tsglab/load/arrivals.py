@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tsglab.errors import SpecError
 from tsglab.config import ARRIVALS, LoadSpec
+from tsglab.errors import SpecError
 
 # int64 nanoseconds hold ~292 years; refuse schedules anywhere near that instead of wrapping around.
 _MAX_SCHEDULE_S = 1e8
@@ -80,7 +80,7 @@ def _validate_arrivals(n: int, load: LoadSpec) -> None:
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
         raise SpecError(f"the number of arrivals `n` must be an integer >= 0; got {n!r}.")
     if not isinstance(load, LoadSpec):
-        raise SpecError(f"`load` must be a tsglab.spec.LoadSpec; got {type(load).__name__}. "
+        raise SpecError(f"`load` must be a tsglab.config.LoadSpec; got {type(load).__name__}. "
                         "Build one with LoadSpec(mode='open_loop', rate_per_s=...).")
     if load.arrival not in ARRIVALS:  # LoadSpec checks this too; kept for objects built by replace()
         raise SpecError(f"load.arrival must be one of {list(ARRIVALS)}; got {load.arrival!r}.")

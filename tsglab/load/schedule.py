@@ -6,8 +6,8 @@ import random
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 
-from tsglab.errors import SpecError
 from tsglab.config import ExperimentSpec, LoadSpec, PromptSelection
+from tsglab.errors import SpecError
 from tsglab.suite import SuiteItem
 
 

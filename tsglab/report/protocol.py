@@ -77,7 +77,7 @@ def _strata(frame: pd.DataFrame, keys: tuple[str, ...]) -> pd.Series:
 def _groups(pairs: pd.DataFrame, settings: ProtocolSettings):
     """(stratum label, rows) for the overall sample and each stratum."""
     yield OVERALL, pairs
-    labels = _strata(pairs.rename(columns=lambda c: c[:-2] if c.endswith("_b") else c), settings.strata)
+    labels = _strata(pairs.rename(columns=lambda c: c.removesuffix("_b")), settings.strata)
     for label, rows in pairs.groupby(labels.to_numpy(), sort=True):
         yield str(label), rows
 
