@@ -107,20 +107,20 @@ ci-imports: setup
 	fi; rm -f $$log; exit $$status
 
 ci-unit: setup
-	@$(PY) -m pytest -q -m "not integration and not bench"
+	@$(PY) -m pytest -q --durations=5 -m "not integration and not bench"
 
 # the plain-Python twins of the numba kernels run here; tests marked jit_heavy (minutes without the JIT)
 # run compiled in the unit stage only
 ci-nojit: setup
 	@left_out=$$($(PY) -m pytest -q --collect-only -m jit_heavy $(STATS_TESTS) | grep '::'); \
 	echo "    $$(grep -c '::' <<< "$$left_out") jit_heavy test(s) left out of this stage:"; sed 's/^/      /' <<< "$$left_out"
-	@NUMBA_DISABLE_JIT=1 $(PY) -m pytest -q -m "not jit_heavy and not integration and not bench" $(STATS_TESTS)
+	@NUMBA_DISABLE_JIT=1 $(PY) -m pytest -q --durations=5 -m "not jit_heavy and not integration and not bench" $(STATS_TESTS)
 
 ci-integration: setup
-	@$(PY) -m pytest -q -m integration
+	@$(PY) -m pytest -q --durations=5 -m integration
 
 ci-bench: setup
-	@$(PY) -m pytest -q -m bench
+	@$(PY) -m pytest -q --durations=5 -m bench
 
 bench: setup
 	@$(PY) benchmarks/bench_policy.py
