@@ -20,11 +20,11 @@ from tsglab.backends.registry import (
 )
 
 __all__ = [
-    "ENTRY_POINT_GROUP",
     "Backend",
     "BackendFactory",
     "Completion",
     "CompletionRequest",
+    "ENTRY_POINT_GROUP",
     "Message",
     "backend_names",
     "build_backend",
