@@ -47,8 +47,8 @@ def _import_ollama():
     try:
         import ollama
     except ImportError as exc:
-        raise MissingDependencyError("the ollama backend needs the `ollama` client: `pip install 'ollama>=0.4,<0.7'` "
-                                     "(a core dependency of tsglab; reinstall tsglab).") from exc
+        raise MissingDependencyError("the ollama backend needs the `ollama` client: install the extra with "
+                                     "`pip install 'tsglab[ollama]'`.") from exc
     return ollama
 
 

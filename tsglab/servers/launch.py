@@ -185,7 +185,7 @@ class LlamaCppServer(_LocalServer):
     label = "llama-cpp-server"
     health_path = "/v1/models"
     required_module = "llama_cpp.server"
-    install_hint = "pip install 'llama-cpp-python[server]==0.3.36'."
+    install_hint = "pip install 'tsglab[server]' (or `make setup`)."
 
     def __init__(
         self,
@@ -237,7 +237,7 @@ class OllamaProxy(_LocalServer):
     label = "ollama-proxy"
     health_path = "/api/version"
     required_module = "ollama_proxy"
-    install_hint = "pip install 'ollama-proxy-plus==0.1.0'."
+    install_hint = "pip install 'tsglab[server]' (or `make setup`)."
 
     def __init__(
         self,
