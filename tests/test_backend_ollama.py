@@ -53,9 +53,12 @@ def test_chat_stream_maps_server_durations_tokens_and_cold_start():
     assert result.load_ms == pytest.approx(1532.840125)
     assert result.extra["server_total_ms"] == pytest.approx(1804.35625)
     assert result.extra["server_load_ms"] == pytest.approx(1532.840125)
-    assert result.extra["done_reason"] == "stop" and result.extra["durations_source"] == "server"
-    assert result.extra["cold_start"] is True and result.extra["n_chunks"] == 5
-    assert 0 < result.ttft_ms <= result.total_ms and result.model == "llama3.2"
+    assert result.extra["done_reason"] == "stop"
+    assert result.extra["durations_source"] == "server"
+    assert result.extra["cold_start"] is True
+    assert result.extra["n_chunks"] == 5
+    assert 0 < result.ttft_ms <= result.total_ms
+    assert result.model == "llama3.2"
 
 
 def test_generate_stream_uses_prompt_and_system_fields():
@@ -63,24 +66,30 @@ def test_generate_stream_uses_prompt_and_system_fields():
     result = backend(handler, endpoint="generate", model="gemma3").complete(request())
     body = handler.body
     assert handler.requests[0].url.path == "/api/generate"
-    assert body["prompt"] == "Why is the sky blue?" and body["system"] == "Be brief." and "messages" not in body
+    assert body["prompt"] == "Why is the sky blue?"
+    assert body["system"] == "Be brief."
+    assert "messages" not in body
     assert result.text == "Hello! How can I help?"
     assert (result.prompt_tokens, result.completion_tokens) == (11, 18)
-    assert result.prompt_eval_ms == pytest.approx(13.074791) and result.eval_ms == pytest.approx(52.479709)
+    assert result.prompt_eval_ms == pytest.approx(13.074791)
+    assert result.eval_ms == pytest.approx(52.479709)
     assert result.extra["server_total_ms"] == pytest.approx(174.560334)
 
 
 def test_cold_start_threshold_keeps_short_loads_warm():
     warm = backend(Recorder(fixture("chat_response.json")), cold_start_threshold_ms=50).complete(request())
-    assert warm.load_ms == 0.0 and warm.extra["cold_start"] is False
+    assert warm.load_ms == 0.0
+    assert warm.extra["cold_start"] is False
     assert warm.extra["server_load_ms"] == pytest.approx(2.941417)
     cold = backend(Recorder(fixture("chat_response.json"))).complete(request())
-    assert cold.load_ms == pytest.approx(2.941417) and cold.extra["cold_start"] is True
+    assert cold.load_ms == pytest.approx(2.941417)
+    assert cold.extra["cold_start"] is True
 
 
 def test_non_streamed_body_is_read_as_a_single_final_chunk():
     result = backend(Recorder(fixture("generate_response.json")), endpoint="generate").complete(request())
-    assert result.text == "Hello! How can I help you today?" and result.completion_tokens == 18
+    assert result.text == "Hello! How can I help you today?"
+    assert result.completion_tokens == 18
     assert result.load_ms == pytest.approx(101.397084)
 
 
@@ -89,7 +98,8 @@ def test_missing_durations_fall_back_to_client_timing():
     assert result.extra["durations_source"] == "client"
     assert result.prompt_eval_ms == result.ttft_ms
     assert result.eval_ms == pytest.approx(result.total_ms - result.ttft_ms)
-    assert result.load_ms == 0.0 and result.extra["server_load_ms"] is None
+    assert result.load_ms == 0.0
+    assert result.extra["server_load_ms"] is None
     assert (result.prompt_tokens, result.completion_tokens) == (4, 2)
 
 
@@ -100,8 +110,10 @@ def test_request_body_has_schema_format_options_and_keep_alive():
     handler = Recorder(fixture("chat_stream.ndjson"))
     backend(handler, keep_alive="10m", num_ctx=4096, top_p=0.9, mirostat=0).complete(request(json_schema=SCHEMA))
     body = handler.body
-    assert body["model"] == "llama3.2" and body["stream"] is True
-    assert body["format"] == SCHEMA and body["keep_alive"] == "10m"
+    assert body["model"] == "llama3.2"
+    assert body["stream"] is True
+    assert body["format"] == SCHEMA
+    assert body["keep_alive"] == "10m"
     assert body["options"] == {"num_predict": 32, "temperature": 0.0, "seed": 11, "num_ctx": 4096, "top_p": 0.9,
                                "mirostat": 0}
     assert body["messages"] == [{"role": "system", "content": "Be brief."},
@@ -112,7 +124,8 @@ def test_tier_options_override_request_defaults():
     handler = Recorder(fixture("chat_stream.ndjson"))
     backend(handler, num_predict=5, seed=3, temperature=0.7).complete(request())
     assert handler.body["options"] == {"num_predict": 5, "temperature": 0.7, "seed": 3}
-    assert "format" not in handler.body and "keep_alive" not in handler.body
+    assert "format" not in handler.body
+    assert "keep_alive" not in handler.body
 
 
 def test_format_json_option_forces_plain_json_mode():
@@ -156,7 +169,8 @@ def test_deadline_sets_the_httpx_timeouts_of_the_request():
         return httpx.Response(200, content=fixture("chat_stream.ndjson"))
 
     backend(handler, connect_timeout_s=3.0).complete(request(timeout_s=2.0))
-    assert 1.5 < seen["read"] <= 2.0 and seen["connect"] <= 2.0
+    assert 1.5 < seen["read"] <= 2.0
+    assert seen["connect"] <= 2.0
 
 
 # -- errors ------------------------------------------------------------------------------------
@@ -168,7 +182,8 @@ def test_model_not_found_is_http_404_with_a_pull_hint():
                                                r"http://10.9.8.7:11434/api/chat: \"model 'llama3.2' not found\"; "
                                                r"pull the model \(`ollama pull llama3.2`\)") as info:
         backend(handler).complete(request())
-    assert info.value.status == 404 and info.value.error_kind == "http_4xx"
+    assert info.value.status == 404
+    assert info.value.error_kind == "http_4xx"
 
 
 def test_server_error_is_http_5xx():

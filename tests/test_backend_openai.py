@@ -75,7 +75,8 @@ def test_stream_with_usage_chunk_maps_text_tokens_and_timings():
     assert result.text == "The answer is 4"
     assert (result.prompt_tokens, result.completion_tokens) == (21, 3)
     assert result.extra["usage_source"] == "server"
-    assert result.finish_reason == "stop" and result.model == "served-model"
+    assert result.finish_reason == "stop"
+    assert result.model == "served-model"
     assert 0 < result.ttft_ms <= result.total_ms
     assert result.prompt_eval_ms == result.ttft_ms
     assert result.eval_ms == pytest.approx(result.total_ms - result.ttft_ms)
@@ -87,8 +88,11 @@ def test_stream_with_usage_chunk_maps_text_tokens_and_timings():
 def test_without_usage_chunk_counts_content_chunks_and_says_so():
     content = sse(chunk("a"), chunk("b"), chunk(None, "length"))
     result = backend(Recorder(content=content)).complete(request())
-    assert result.text == "ab" and result.completion_tokens == 2 and result.prompt_tokens == 0
-    assert result.extra["usage_source"] == "content_chunks" and result.finish_reason == "length"
+    assert result.text == "ab"
+    assert result.completion_tokens == 2
+    assert result.prompt_tokens == 0
+    assert result.extra["usage_source"] == "content_chunks"
+    assert result.finish_reason == "length"
 
 
 def test_sse_comments_other_fields_crlf_and_multiline_data_are_handled():
@@ -98,12 +102,14 @@ def test_sse_comments_other_fields_crlf_and_multiline_data_are_handled():
              "\"finish_reason\": \"stop\"}]}\r\n\r\n"
              "data: [DONE]\r\n\r\n")
     result = backend(Recorder(content=lines.encode())).complete(request())
-    assert result.text == "xy" and result.finish_reason == "stop"
+    assert result.text == "xy"
+    assert result.finish_reason == "stop"
 
 
 def test_single_content_chunk_has_nan_inter_token_latency():
     result = backend(Recorder(content=sse(chunk("only"), chunk(None, "stop")))).complete(request())
-    assert result.extra["n_chunks"] == 1 and math.isnan(result.extra["itl_ms_mean"])
+    assert result.extra["n_chunks"] == 1
+    assert math.isnan(result.extra["itl_ms_mean"])
 
 
 def test_stream_stops_reading_at_done_marker():
@@ -126,10 +132,12 @@ def test_request_body_carries_stream_usage_sampling_and_messages():
     backend(handler, extra_body={"top_k": 20}).complete(request())
     body = handler.body
     assert handler.requests[0].url == httpx.URL(BASE + "/chat/completions")
-    assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
+    assert body["stream"] is True
+    assert body["stream_options"] == {"include_usage": True}
     assert (body["model"], body["max_tokens"], body["temperature"], body["seed"]) == ("served-model", 8, 0.0, 7)
     assert body["messages"] == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "2+2?"}]
-    assert body["top_k"] == 20 and "response_format" not in body
+    assert body["top_k"] == 20
+    assert "response_format" not in body
 
 
 @pytest.mark.parametrize(("mode", "expected"), [
@@ -183,7 +191,9 @@ def test_base_url_from_environment_and_default(monkeypatch):
 def test_key_never_in_name_repr_extra_or_error_messages():
     echo = json.dumps({"error": {"message": f"invalid key Bearer {SECRET}"}}).encode()
     b = backend(Recorder(status=401, content=echo), api_key=SECRET)
-    assert SECRET not in b.name and SECRET not in repr(b) and "<redacted>" in repr(b)
+    assert SECRET not in b.name
+    assert SECRET not in repr(b)
+    assert "<redacted>" in repr(b)
     with pytest.raises(BackendHTTPError, match=r"HTTP 401 .*<redacted>.*check the API key") as info:
         b.complete(request())
     assert SECRET not in str(info.value)
@@ -193,7 +203,8 @@ def test_key_never_in_name_repr_extra_or_error_messages():
 
 def test_credentials_in_the_base_url_stay_out_of_name_and_messages():
     b = backend(Recorder(status=500, content=b"boom"), base_url=f"http://user:{SECRET}@10.1.2.3:8123/v1")
-    assert SECRET not in b.name and SECRET not in repr(b)
+    assert SECRET not in b.name
+    assert SECRET not in repr(b)
     with pytest.raises(BackendHTTPError) as info:
         b.complete(request())
     assert SECRET not in str(info.value)
@@ -208,7 +219,8 @@ def test_http_errors_map_to_status_and_kind(status, kind):
     with pytest.raises(BackendHTTPError, match=rf"openai:served-model@10.1.2.3:8123: HTTP {status} from "
                                                r"http://10.1.2.3:8123/v1/chat/completions: .*nope") as info:
         b.complete(request())
-    assert info.value.status == status and info.value.error_kind == kind
+    assert info.value.status == status
+    assert info.value.error_kind == kind
 
 
 def test_rejected_response_format_hints_at_json_mode():
@@ -259,7 +271,8 @@ def test_slow_stream_past_the_deadline_times_out_with_elapsed_ms():
     b = backend(Recorder(stream=SlowStream(parts, pause_s=0.05)))
     with pytest.raises(BackendTimeout, match=r"no complete answer from .* within 0.12 s") as info:
         b.complete(request(timeout_s=0.12))
-    assert 120 <= info.value.elapsed_ms < 1000 and info.value.error_kind == "timeout"
+    assert 120 <= info.value.elapsed_ms < 1000
+    assert info.value.error_kind == "timeout"
 
 
 def test_transport_read_timeout_maps_to_backend_timeout():
@@ -279,7 +292,8 @@ def test_read_timeout_sent_to_httpx_is_the_remaining_time():
         return httpx.Response(200, content=ANSWER)
 
     backend(handler, connect_timeout_s=2.0).complete(request(timeout_s=1.5))
-    assert 1.0 < seen["read"] <= 1.5 and seen["connect"] <= 1.5
+    assert 1.0 < seen["read"] <= 1.5
+    assert seen["connect"] <= 1.5
 
 
 def test_connect_timeout_before_the_deadline_is_a_connect_error():

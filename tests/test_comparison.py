@@ -42,10 +42,12 @@ def test_variants_point_every_tier_at_their_server_and_keep_the_base_settings(tm
     server = variant_spec(comparison, "server", endpoints)
     assert {t.backend for t in server.tiers.values()} == {"openai"}
     assert {t.endpoint for t in server.tiers.values()} == {"http://127.0.0.1:5001/v1"}
-    assert server.tiers["std"].constrained_json and server.tiers["std"].max_tokens == 64
+    assert server.tiers["std"].constrained_json
+    assert server.tiers["std"].max_tokens == 64
     assert server.tiers["light"].options == {"json_mode": "json_object_schema"}
     ollama = variant_spec(comparison, "ollama", endpoints)
-    assert ollama.tiers["enh"].model == "llama/x" and ollama.tiers["enh"].max_tokens == 99
+    assert ollama.tiers["enh"].model == "llama/x"
+    assert ollama.tiers["enh"].max_tokens == 99
     assert variant_spec(comparison, "embedded", endpoints).tiers["light"].endpoint == ""
     assert variant_spec(comparison, "embedded", endpoints, {"prompts.limit": 2}).prompts.limit == 2
 
@@ -93,8 +95,10 @@ def test_comparison_table_reads_each_variant_run(tmp_path):
     assert table.loc["embedded", "tokens_per_s"] == pytest.approx(10 / 0.1)  # 10 decode tokens in 100 ms
     assert table.loc["server", "tokens_per_s"] == pytest.approx(20 / 0.1)
     assert table.loc["embedded", "ttft_p50_ms"] == pytest.approx(5.0)
-    assert table.loc["embedded", "error_rate"] == 0 and table.loc["server", "error_rate"] > 0
+    assert table.loc["embedded", "error_rate"] == 0
+    assert table.loc["server", "error_rate"] > 0
     assert math.isnan(table.loc["server", "j_per_request"])  # no meter: NaN and a reason, never 0
     assert table.loc["server", "energy"] != "measured"
-    assert (table["n"] == 6).all() and table["mean_quality"].between(0, 1).all()
+    assert (table["n"] == 6).all()
+    assert table["mean_quality"].between(0, 1).all()
     assert table["itl_p50_ms"].isna().all()  # scripted completions stream nothing: no inter-token latency

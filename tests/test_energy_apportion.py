@@ -54,10 +54,12 @@ def test_idle_is_subtracted_and_clipping_is_counted(engine):
     result = apportion(constant_power(100.0, 2.0), requests, window_s=1.0, idle_w=40.0, engine=engine)
     assert (result.gross_j, result.idle_j, result.net_j) == (pytest.approx(200.0), pytest.approx(80.0),
                                                              pytest.approx(120.0))
-    assert result.joules.tolist() == pytest.approx([120.0]) and result.clipped_windows == 0
+    assert result.joules.tolist() == pytest.approx([120.0])
+    assert result.clipped_windows == 0
     clipped = apportion(constant_power(100.0, 2.0), requests, window_s=1.0, idle_w=150.0, engine=engine)
     assert (clipped.net_j, clipped.clipped_windows, clipped.clipped_j) == (0.0, 2, pytest.approx(100.0))
-    assert clipped.joules.tolist() == [0.0] and clipped.measured.tolist() == [True]  # measured zero net
+    assert clipped.joules.tolist() == [0.0]
+    assert clipped.measured.tolist() == [True]  # measured zero net
     assert math.isnan(clipped.tokens_per_s_per_w[0])  # tokens per zero joules is undefined, not inf
 
 
@@ -85,7 +87,8 @@ def test_tokenless_requests_split_by_time_and_points_count_once():
         result = apportion(trace, requests, window_s=1.0, idle_w=0.0, engine=engine)
         # window 0: no tokens in flight -> by time in flight 1.0 s : 0.5 s; window 1: the point owns it
         assert result.joules[:3].tolist() == pytest.approx([100 * 2 / 3, 100 / 3, 100.0])
-        assert math.isnan(result.joules[3]) and result.measured.tolist() == [True, True, True, False]
+        assert math.isnan(result.joules[3])
+        assert result.measured.tolist() == [True, True, True, False]
         assert math.isnan(result.mwh_per_1k_tokens[0])  # no tokens: undefined, not zero
         assert result.coverage.tolist() == [1.0, 1.0, 1.0, 0.0]
 
@@ -102,7 +105,8 @@ def test_result_helpers():
     with pytest.raises(EnergyError, match=r"request_id 'zz' is not in this apportionment \(1 requests\)"):
         result.index("zz")
     totals = result.totals()
-    assert totals["net_j"] == pytest.approx(200.0) and totals["n_measured"] == 1
+    assert totals["net_j"] == pytest.approx(200.0)
+    assert totals["n_measured"] == 1
     assert "EnergyApportionment(meter='fake'" in repr(result)
     frame = result.to_frame()
     assert frame["joules"].tolist() == pytest.approx([200.0])
@@ -162,10 +166,12 @@ def test_conservation_and_twins_agree(scenario):
     fast = apportion(trace, requests, window_s=window_s, idle_w=idle_w)
     plain = apportion(trace, requests, window_s=window_s, idle_w=idle_w, engine="python")
     tol = 1e-9 * max(1.0, fast.gross_j)
-    assert abs(fast.conservation_error_j) <= tol and abs(plain.conservation_error_j) <= tol
+    assert abs(fast.conservation_error_j) <= tol
+    assert abs(plain.conservation_error_j) <= tol
     assert fast.net_j == pytest.approx(fast.attributed_j + fast.unattributed_j, abs=tol)
     assert fast.gross_j - fast.idle_j + fast.clipped_j == pytest.approx(fast.net_j, abs=tol)
-    assert np.all(fast.joules[fast.measured] >= 0) and np.all(np.isnan(fast.joules[~fast.measured]))
+    assert np.all(fast.joules[fast.measured] >= 0)
+    assert np.all(np.isnan(fast.joules[~fast.measured]))
     assert np.allclose(fast.joules, plain.joules, rtol=1e-9, atol=tol, equal_nan=True)
     assert np.allclose(fast.tokens, plain.tokens, rtol=1e-9, atol=1e-9)
     assert np.array_equal(fast.window_in_flight, plain.window_in_flight)
@@ -187,7 +193,8 @@ def test_numpy_chunking_gives_the_same_shares():
         for a, b in zip(whole, chunked, strict=True):
             assert np.allclose(a, b, rtol=1e-12)
     plain = _shares_python(edges.tolist(), net.tolist(), d.tolist(), c.tolist(), tokens.tolist())
-    assert np.allclose(whole[0], plain[0], rtol=1e-9) and whole[2].tolist() == plain[2]
+    assert np.allclose(whole[0], plain[0], rtol=1e-9)
+    assert whole[2].tolist() == plain[2]
 
 
 def test_ten_thousand_requests_by_an_hour_of_windows_runs():

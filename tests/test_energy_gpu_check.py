@@ -45,7 +45,8 @@ def test_missing_pynvml_says_to_carry_the_wheel(check, capsys, monkeypatch):
         check.require_pynvml()
     assert exc.value.code == 2
     err = capsys.readouterr().err
-    assert "pynvml is not installed" in err and "Carry the nvidia-ml-py wheel" in err
+    assert "pynvml is not installed" in err
+    assert "Carry the nvidia-ml-py wheel" in err
 
 
 def test_window_errors_against_boundary_reads(check):
@@ -53,7 +54,8 @@ def test_window_errors_against_boundary_reads(check):
     trace = Samples.from_arrays(t, 200.0 * (t - t[0]) / S)
     bounds = [(10 * S + k * S, 200.0 * k + 7.0) for k in range(6)]  # another origin: only deltas matter
     exact = check.window_errors(trace, bounds, 1)
-    assert exact["n"] == 5 and exact["max"] == pytest.approx(0.0, abs=1e-12)
+    assert exact["n"] == 5
+    assert exact["max"] == pytest.approx(0.0, abs=1e-12)
     off = [(tb, e * 1.02 if i == 2 else e) for i, (tb, e) in enumerate(bounds)]
     rows = check.window_errors(trace, off, 1)
     # window 1->2: reference 200 + 0.02 * 407 = 208.14 vs 200; window 2->3: 191.86 vs 200
@@ -88,8 +90,10 @@ def test_report_marks_met_and_missed(check):
     }
     text = check.render_report(results)
     assert "| counter trace | 1 s | 3 | 0.200 % | 0.400 % | 0.500 % | 0.000 % | met |" in text
-    assert "| instant | 1 s | 3 | 5.000 % |" in text and "MISSED" in text
-    assert "conservation error 0.000e+00 J (ok)" in text and "20.00 Hz (instant power), n/a Hz" in text
+    assert "| instant | 1 s | 3 | 5.000 % |" in text
+    assert "MISSED" in text
+    assert "conservation error 0.000e+00 J (ok)" in text
+    assert "20.00 Hz (instant power), n/a Hz" in text
 
 
 def test_energy_loads_even_when_the_tsglab_package_init_cannot(check, tmp_path):

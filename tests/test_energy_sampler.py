@@ -58,7 +58,8 @@ def test_trace_values_and_csv_roundtrip(tmp_path):
     assert np.allclose(power, 40.0, rtol=1e-3)
     back = Samples.read_csv(path)
     assert (back.meter, back.domain, back.sample_hz_target) == ("fake", "fake-domain", 20.0)
-    assert np.array_equal(back.t_ns, trace.t_ns) and np.array_equal(back.energy_j, trace.energy_j)
+    assert np.array_equal(back.t_ns, trace.t_ns)
+    assert np.array_equal(back.energy_j, trace.energy_j)
 
 
 def test_csv_is_flushed_while_running(tmp_path):
@@ -77,7 +78,8 @@ def test_read_csv_skips_a_torn_last_line_and_names_bad_lines(tmp_path):
     path.write_text("# tsglab energy samples\tmeter=nvml\tdomain=gpu0\tsample_hz=20\nt_ns,energy_j\n"
                     "100,0.0\n200,1.5\n30")
     trace = Samples.read_csv(path)
-    assert trace.t_ns.tolist() == [100, 200] and trace.meter == "nvml"
+    assert trace.t_ns.tolist() == [100, 200]
+    assert trace.meter == "nvml"
     path.write_text("t_ns,energy_j\n100,0.0\nbroken\n300,2.0\n")
     with pytest.raises(EnergyError, match=r"torn.csv, line 3: expected 't_ns,energy_j'; got 'broken'"):
         Samples.read_csv(path)

@@ -94,8 +94,10 @@ def test_counter_not_supported_falls_back_to_instant_power_integration():
     nvml = fake_nvml(clock=clock, power_w=100.0, counter=False, average_w=999.0)
     meter, reason = detect(types.SimpleNamespace(meter="nvml", gpu_index=0), nvml=nvml, clock=clock)
     assert isinstance(meter, NvmlPowerIntegration)
-    assert meter.name == "nvml-power-integration" and meter.power_reading == "instant"
-    assert "not supported" in reason and "integrating instant power" in reason
+    assert meter.name == "nvml-power-integration"
+    assert meter.power_reading == "instant"
+    assert "not supported" in reason
+    assert "integrating instant power" in reason
     _, e0 = meter.read()
     nvml.state.power_w = 300.0
     clock.advance(1.0)
@@ -107,7 +109,8 @@ def test_power_integration_uses_the_1s_average_when_the_instant_field_is_missing
     clock = FakeClock()
     nvml = fake_nvml(clock=clock, counter=False, instant=False, power_w=50.0, average_w=120.0)
     source = NvmlPowerIntegration.open(0, nvml=nvml, clock=clock)
-    assert source.power_reading == "1s-average" and "(power 1s-average)" in source.domain
+    assert source.power_reading == "1s-average"
+    assert "(power 1s-average)" in source.domain
     source.read()
     clock.advance(0.5)
     assert source.read()[1] == pytest.approx(60.0)
@@ -125,7 +128,8 @@ def test_missing_pynvml_module_is_an_unavailable_reason(monkeypatch):
     monkeypatch.setitem(__import__("sys").modules, "pynvml", None)
     meter, reason = detect(types.SimpleNamespace(meter="nvml", gpu_index=0))
     assert meter is None
-    assert "pynvml not installed" in reason and "pip install nvidia-ml-py" in reason
+    assert "pynvml not installed" in reason
+    assert "pip install nvidia-ml-py" in reason
 
 
 def test_gpu_index_out_of_range():
@@ -192,11 +196,13 @@ def test_rapl_garbage_counter_is_unavailable(tmp_path):
 def test_auto_prefers_nvml_then_rapl_then_none(tmp_path):
     spec = types.SimpleNamespace(meter="auto", gpu_index=0)
     meter, reason = detect(spec, nvml=fake_nvml(clock=FakeClock()), powercap_root=tmp_path)
-    assert isinstance(meter, NvmlCounter) and reason == "NVML total-energy counter on gpu0:Fake H100"
+    assert isinstance(meter, NvmlCounter)
+    assert reason == "NVML total-energy counter on gpu0:Fake H100"
     no_gpu = fake_nvml(clock=FakeClock(), init_error=pynvml.NVML_ERROR_LIBRARY_NOT_FOUND)
     make_zone(tmp_path / "pc", "intel-rapl:0", "package-0", 10)
     meter, reason = detect(spec, nvml=no_gpu, powercap_root=tmp_path / "pc")
-    assert isinstance(meter, RaplCounter) and reason == "RAPL package counters (package-0)"
+    assert isinstance(meter, RaplCounter)
+    assert reason == "RAPL package counters (package-0)"
     meter, reason = detect(spec, nvml=no_gpu, powercap_root=tmp_path / "absent")
     assert meter is None
     assert reason == (f"no NVIDIA GPU (NVML: library not found) and RAPL not readable "
@@ -207,7 +213,8 @@ def test_detect_none_rapl_and_bad_meter(tmp_path):
     assert detect(types.SimpleNamespace(meter="none", gpu_index=0)) == (
         None, "energy.meter is 'none' (energy not measured)")
     meter, reason = detect(types.SimpleNamespace(meter="rapl", gpu_index=0), powercap_root=tmp_path / "x")
-    assert meter is None and reason.startswith("RAPL not readable")
+    assert meter is None
+    assert reason.startswith("RAPL not readable")
     with pytest.raises(ValueError, match=r"`energy.meter` must be one of .*got 'gpu'"):
         detect(types.SimpleNamespace(meter="gpu", gpu_index=0))
 
@@ -216,4 +223,5 @@ def test_detect_accepts_the_real_energy_spec():
     from tsglab.config import EnergySpec
 
     meter, reason = detect(EnergySpec(meter="nvml"), nvml=fake_nvml(clock=FakeClock()))
-    assert isinstance(meter, NvmlCounter) and "counter" in reason
+    assert isinstance(meter, NvmlCounter)
+    assert "counter" in reason

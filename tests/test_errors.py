@@ -37,14 +37,16 @@ def test_every_class_in_errors_derives_from_the_tsglab_roots():
     assert len(classes) >= 20, [c.__name__ for c in classes]  # the tree, not an empty module
     strays = [c.__name__ for c in classes if not issubclass(c, (TsglabError, TsglabWarning))]
     assert strays == [], f"classes in tsglab.errors outside TsglabError/TsglabWarning: {strays}"
-    assert issubclass(TsglabError, Exception) and issubclass(TsglabWarning, UserWarning)
+    assert issubclass(TsglabError, Exception)
+    assert issubclass(TsglabWarning, UserWarning)
 
 
 @pytest.mark.parametrize("name", ["ServerStartError", "LegacyFormatError", "LegacyMismatchError", "EnergyError",
                                   "MeterUnavailable", "InvalidArgument", "InvalidArgumentType"])
 def test_moved_and_new_classes_live_in_errors(name):
     cls = getattr(tsglab.errors, name)
-    assert cls.__module__ == "tsglab.errors" and issubclass(cls, TsglabError)
+    assert cls.__module__ == "tsglab.errors"
+    assert issubclass(cls, TsglabError)
 
 
 def test_old_import_paths_still_give_the_same_classes():
@@ -56,12 +58,15 @@ def test_old_import_paths_still_give_the_same_classes():
     assert from_legacy is LegacyFormatError is tsglab.errors.LegacyFormatError
     assert LegacyMismatchError is tsglab.errors.LegacyMismatchError
     assert ServerStartError is tsglab.errors.ServerStartError
-    assert EnergyError is tsglab.errors.EnergyError and MeterUnavailable is tsglab.errors.MeterUnavailable
+    assert EnergyError is tsglab.errors.EnergyError
+    assert MeterUnavailable is tsglab.errors.MeterUnavailable
 
 
 def test_invalid_argument_is_caught_as_value_error_and_its_type_twin_as_type_error():
-    assert issubclass(InvalidArgument, ValueError) and issubclass(InvalidArgument, TsglabError)
-    assert issubclass(InvalidArgumentType, TypeError) and issubclass(InvalidArgumentType, InvalidArgument)
+    assert issubclass(InvalidArgument, ValueError)
+    assert issubclass(InvalidArgument, TsglabError)
+    assert issubclass(InvalidArgumentType, TypeError)
+    assert issubclass(InvalidArgumentType, InvalidArgument)
 
 
 # -- no exception class outside errors.py -------------------------------------------------------
@@ -205,7 +210,8 @@ BAD_CALLS = [
 def test_bad_arguments_raise_invalid_argument_that_is_a_value_error(call, match):
     with pytest.raises(InvalidArgument, match=match) as info:
         call()
-    assert isinstance(info.value, ValueError) and isinstance(info.value, TsglabError)
+    assert isinstance(info.value, ValueError)
+    assert isinstance(info.value, TsglabError)
 
 
 def test_wrong_argument_types_raise_invalid_argument_type_that_is_a_type_error():

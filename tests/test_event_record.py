@@ -60,19 +60,26 @@ def answered(**overrides) -> Event:
 def test_answered_derives_latency_cost_and_route_from_the_stamps_and_attempts():
     event = answered()
     assert event.schema_version == SCHEMA_VERSION == 2
-    assert event.request_id == "r/tsg/p1" and event.prompt_sha == hashlib.sha256(b"What is 2+2?").hexdigest()[:16]
+    assert event.request_id == "r/tsg/p1"
+    assert event.prompt_sha == hashlib.sha256(b"What is 2+2?").hexdigest()[:16]
     assert (event.latency.raw_ms, event.latency.co_ms, event.latency.dispatch_lag_ms) == (6.5, 9.0, 2.5)
-    assert event.latency.cost_ms == 15.0 and event.latency.cost_source == "attempts"
-    assert event.latency.eval_ms == 12.0 and event.latency.prompt_eval_ms == 3.0 and event.latency.ttft_ms == 2.0
-    assert event.route.tiers_touched == ("enh", "std") and event.route.final == "enh"
+    assert event.latency.cost_ms == 15.0
+    assert event.latency.cost_source == "attempts"
+    assert event.latency.eval_ms == 12.0
+    assert event.latency.prompt_eval_ms == 3.0
+    assert event.latency.ttft_ms == 2.0
+    assert event.route.tiers_touched == ("enh", "std")
+    assert event.route.final == "enh"
     assert event.cold_start  # the repair loaded its model
     assert event.plan == Plan(chars=len("What is 2+2?"))  # no planner report given: what is known
-    assert not event.energy.available and event.energy.reason == "no energy meter configured for this run"
+    assert not event.energy.available
+    assert event.energy.reason == "no energy meter configured for this run"
 
 
 def test_a_nan_time_to_first_token_is_null():
     event = answered(attempts=[attempt("std", ttft_ms=math.nan)])
-    assert event.attempts[0].ttft_ms is None and event.latency.ttft_ms is None
+    assert event.attempts[0].ttft_ms is None
+    assert event.latency.ttft_ms is None
     assert '"ttft_ms":null' in json.dumps(event.to_json(), separators=(",", ":"))
 
 
@@ -80,9 +87,13 @@ def test_failed_records_what_is_known_without_a_plan_or_route():
     event = Event.failed(run_id="r", arm="tsg", prompt_id="p1", prompt="Return JSON", seq=0,
                          schedule=Schedule(0, 1_000_000, 301_000_000), error=ErrorInfo("timeout", "abandoned"),
                          fingerprint=FINGERPRINT, timeout_s=0.1, expects_json=True, timed_out=True)
-    assert event.attempts == () and event.route == Route(reason="timeout") and event.plan == Plan(chars=11)
-    assert event.latency.cost_source == "elapsed" and event.latency.cost_ms == event.latency.raw_ms == 300.0
-    assert event.latency.overhead_ms is None and event.censoring.right_censored
+    assert event.attempts == ()
+    assert event.route == Route(reason="timeout")
+    assert event.plan == Plan(chars=11)
+    assert event.latency.cost_source == "elapsed"
+    assert event.latency.cost_ms == event.latency.raw_ms == 300.0
+    assert event.latency.overhead_ms is None
+    assert event.censoring.right_censored
     assert event.quality == Quality(0.0, False, False, "no answer: timeout", False)
 
 
@@ -163,7 +174,8 @@ def test_the_frame_has_exactly_the_defined_columns_and_dtypes():
     frame = events_frame([synthetic_event("a"), synthetic_event("b", tiers=(), error_kind="connect_error")])
     assert list(frame.columns) == list(FRAME_COLUMNS)
     assert {c: str(t) for c, t in frame.dtypes.items()} == FRAME_COLUMNS
-    assert frame["failed"].tolist() == [False, True] and frame["cost_source"].tolist() == ["attempts", "elapsed"]
+    assert frame["failed"].tolist() == [False, True]
+    assert frame["cost_source"].tolist() == ["attempts", "elapsed"]
 
 
 def test_touched_top_is_the_top_rung_of_the_events_own_ladder():
@@ -181,8 +193,11 @@ def test_synthetic_events_keep_their_latencies_exactly():
                             cost_ms=30.0, quality=0.25)
     assert (event.latency.raw_ms, event.latency.co_ms) == (812.3456789, 900.1234567)
     assert [a.kind for a in event.attempts] == ["initial", "repair", "upgrade"]
-    assert event.route.upgrades == 1 and event.route.repaired and event.latency.cost_ms == pytest.approx(30.0)
-    assert event.quality.score == 0.25 and event.latency.dispatch_lag_ms == pytest.approx(87.7777778)
+    assert event.route.upgrades == 1
+    assert event.route.repaired
+    assert event.latency.cost_ms == pytest.approx(30.0)
+    assert event.quality.score == 0.25
+    assert event.latency.dispatch_lag_ms == pytest.approx(87.7777778)
 
 
 # ---- version 1 -----------------------------------------------------------------------------------
@@ -195,24 +210,33 @@ def v1_run(tmp_path):
 
 def test_a_version_1_log_reads_as_version_2_records(v1_run):
     events = read_events(v1_run)
-    assert len(events) == 4 and all(e.schema_version == 2 for e in events)
+    assert len(events) == 4
+    assert all(e.schema_version == 2 for e in events)
     assert all(e.prompt_sha == "" and e.fingerprint.ladder == V1_LADDER for e in events)  # unknown in version 1
-    assert events[0].fingerprint.policy_hash and events[0].fingerprint.source == "run"
+    assert events[0].fingerprint.policy_hash
+    assert events[0].fingerprint.source == "run"
     # written before attempts had a cost: the executor's rule, from the durations
     first = events[0].attempts[0]
-    assert first.cost_source == "backend" and first.cost_ms == first.prompt_eval_ms + first.eval_ms
-    assert events[0].latency.cost_source == "attempts" and first.details == {} and first.backend == ""
+    assert first.cost_source == "backend"
+    assert first.cost_ms == first.prompt_eval_ms + first.eval_ms
+    assert events[0].latency.cost_source == "attempts"
+    assert first.details == {}
+    assert first.backend == ""
     failed = events[2]
-    assert failed.error.kind == "runner_exception" and failed.attempts == ()
-    assert failed.plan.score is None and failed.route.score is None  # NaN in version 1
-    assert events[3].energy.available and events[3].energy.joules == 1.25  # inline in version 1
+    assert failed.error.kind == "runner_exception"
+    assert failed.attempts == ()
+    assert failed.plan.score is None
+    assert failed.route.score is None  # NaN in version 1
+    assert events[3].energy.available
+    assert events[3].energy.joules == 1.25  # inline in version 1
 
 
 def test_a_version_1_log_continued_by_a_version_2_writer_reads_whole(v1_run):
     with EventWriter(v1_run) as writer:  # a resumed version-1 run appends version-2 lines
         writer.write(answered(seq=9))
     events = read_events(v1_run)
-    assert len(events) == 5 and events[-1] == answered(seq=9)
+    assert len(events) == 5
+    assert events[-1] == answered(seq=9)
     assert (v1_run / EVENTS_FILE).read_text().splitlines()[0].startswith('{"schema_version": 1')
 
 

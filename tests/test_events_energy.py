@@ -39,11 +39,13 @@ def test_attach_energy_gives_every_request_its_share_and_conserves_the_total(tmp
     assert (run_dir / EVENTS_FILE).read_bytes() == written  # the event log is append-only: energy goes beside it
     events = read_events(run_dir)
     joules = [e.energy.joules for e in events]
-    assert all(e.energy.available for e in events) and all(j > 0 for j in joules)
+    assert all(e.energy.available for e in events)
+    assert all(j > 0 for j in joules)
     totals = summary["totals"]
     assert sum(joules) + totals["unattributed_j"] == pytest.approx(totals["net_j"], rel=1e-9)
     assert totals["net_j"] / totals["gross_j"] == pytest.approx((watts - 10.0) / watts)  # idle 10 W subtracted
-    assert summary["available"] and summary["meter"] == "fake"
+    assert summary["available"]
+    assert summary["meter"] == "fake"
     assert set(read_energy(run_dir)) == {e.request_id for e in events}
     # attaching again (other settings) appends; the last entry of a request wins
     attach_energy(run_dir, samples, segment=0, idle_w=30.0, window_s=1.0)
@@ -69,12 +71,14 @@ class SlowRampMeter:
 def test_recording_measures_idle_samples_to_csv_and_finishes(tmp_path):
     spec = EnergySpec(meter="auto", sample_hz=50, window_s=1.0, idle_seconds=0.2)
     recording = EnergyRecording(spec, tmp_path, 0, meter=SlowRampMeter()).start()
-    assert recording.measuring and recording.idle_w == pytest.approx(25.0, rel=0.05)
+    assert recording.measuring
+    assert recording.idle_w == pytest.approx(25.0, rel=0.05)
     assert recording.event_field() == Energy(False, PENDING)
     (tmp_path / "events.jsonl").write_text("")
     time.sleep(0.3)
     summary = recording.finish()
-    assert summary["available"] and summary["n_samples"] >= 5
+    assert summary["available"]
+    assert summary["n_samples"] >= 5
     assert (tmp_path / "energy_samples-0.csv").read_text().count("\n") >= 5
 
 
@@ -90,7 +94,8 @@ def test_a_run_with_a_meter_writes_energy_into_its_events_and_manifest(tmp_path)
     assert all(e.energy.available and e.energy.joules > 0 for e in events)
     assert all(e.fingerprint.retry["max_retries"] == 0 for e in events)
     manifest = read_manifest(result.run_dir)
-    assert manifest["energy"]["available"] and manifest["energy"]["idle_w"] == 5.0
+    assert manifest["energy"]["available"]
+    assert manifest["energy"]["idle_w"] == 5.0
     assert (result.run_dir / "energy_samples-0.csv").exists()
 
 
@@ -120,7 +125,8 @@ def test_finish_leaves_the_event_log_untouched_and_reading_joins_the_sidecar(tmp
     run_dir = run_experiment(spec, runs_dir=tmp_path, run_id="s", ladder=ladder, progress=False,
                              energy_meter=SlowRampMeter(watts=30.0)).run_dir
     written = (run_dir / EVENTS_FILE).read_bytes()
-    assert written == before_finish["bytes"] and written.count(b"\n") == 3
+    assert written == before_finish["bytes"]
+    assert written.count(b"\n") == 3
     assert written.count(PENDING.encode()) == 3  # what the events were written with
     events = read_events(run_dir)
     assert all(e.energy.available and e.energy.joules > 0 and e.energy.meter == "fake" for e in events)
@@ -135,7 +141,8 @@ def test_an_event_without_a_sidecar_entry_keeps_what_it_was_written_with(tmp_pat
     append_energy(run_dir, [EnergyEntry(first.request_id, Energy(True, meter="fake", joules=2.5, tokens=10.0))])
     joined = read_events(run_dir)
     assert joined[0].energy.joules == 2.5
-    assert [e.energy for e in joined[1:]] == [e.energy for e in rest] and not rest[0].energy.available
+    assert [e.energy for e in joined[1:]] == [e.energy for e in rest]
+    assert not rest[0].energy.available
 
 
 def test_a_bad_sidecar_line_names_the_file_line_and_field(tmp_path):

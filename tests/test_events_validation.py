@@ -44,7 +44,8 @@ def corrupt(run_dir, line: int, edit) -> str:
 
 def test_a_recorded_run_reads_cleanly(run_dir):
     events = read_events(run_dir)
-    assert len(events) == 2 and all(latency_problem(e) is None for e in events)
+    assert len(events) == 2
+    assert all(latency_problem(e) is None for e in events)
     assert all(latency_problem(e.to_json()) is None for e in events)  # the record and its JSON read the same
 
 

@@ -33,7 +33,8 @@ def test_each_server_failure_is_an_error_event_with_its_kind(tmp_path, fail, kin
     with StubServer(fail=fail) as stub:
         result = run_experiment(make_spec(stub.base_url), runs_dir=tmp_path, run_id=fail, progress=False)
     events = read_events(result.run_dir)
-    assert result.status == "complete" and len(events) == result.n_planned == 8
+    assert result.status == "complete"
+    assert len(events) == result.n_planned == 8
     assert {e.error.kind for e in events} == {kind}
     assert all(not e.censoring.right_censored and e.quality.score == 0.0 for e in events)
 
@@ -56,7 +57,8 @@ def test_a_server_that_dies_mid_run_does_not_stop_the_run(tmp_path):
         stub.close()
     assert killer_done.is_set()
     events = sorted(read_events(result.run_dir), key=lambda e: e.seq)
-    assert result.status == "complete" and len(events) == result.n_planned == 20
+    assert result.status == "complete"
+    assert len(events) == result.n_planned == 20
     kinds = [e.error.kind if e.error else "" for e in events]
     assert kinds[:5] == [""] * 5  # answered before the server died
     assert kinds[-5:] == ["connect_error"] * 5  # refused after it

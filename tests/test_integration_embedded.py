@@ -18,13 +18,15 @@ def test_quickstart_spec_runs_end_to_end_on_real_models(tmp_path):
     spec = load_spec("experiments/quickstart.yaml", {"prompts.limit": 7, "load.period_ms": 0,
                                                      "load.warmup_count": 2})
     result = tsglab.run(spec, runs_dir=tmp_path, run_id="it", progress=False)
-    assert result.status == "complete" and result.n_events == 14
+    assert result.status == "complete"
+    assert result.n_events == 14
     events = read_events(result.run_dir)
     assert {e.bucket["task"] for e in events} == {"arith", "classify", "code", "factual", "json", "multipart",
                                                      "open"}
     for e in events:
         first = e.attempts[0]
-        assert first.completion_tokens > 0 and first.prompt_tokens > 0
+        assert first.completion_tokens > 0
+        assert first.prompt_tokens > 0
         assert first.eval_ms + first.prompt_eval_ms > 0
         assert e.latency.raw_ms >= first.total_ms
         assert 0.0 <= e.quality.score <= 1.0
@@ -32,9 +34,11 @@ def test_quickstart_spec_runs_end_to_end_on_real_models(tmp_path):
     report = tsglab.build_report(result.run_dir)
     assert (result.run_dir / "tables" / "headline.tex").exists()
     summary = pd.read_parquet(result.run_dir / "metrics_summary.parquet")
-    assert set(summary["arm"]) == {"baseline", "tsg"} and "p50_e2e_warm_ms" in set(summary["metric"])
+    assert set(summary["arm"]) == {"baseline", "tsg"}
+    assert "p50_e2e_warm_ms" in set(summary["metric"])
     base = report.frames["baseline"]
-    assert (base["final_tier"] == "enh").all() and base["touched_top"].all()
+    assert (base["final_tier"] == "enh").all()
+    assert base["touched_top"].all()
 
 
 def test_embedded_inference_is_deterministic_and_json_constrained():

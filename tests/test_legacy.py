@@ -102,10 +102,13 @@ def test_fixture_generator_is_seeded_and_byte_identical(tmp_path: Path):
     for path in FIXTURE.glob("*_*_*.json*"):
         assert (tmp_path / path.name).read_bytes() == path.read_bytes(), path.name
     events = _fixture_events(BASE) + _fixture_events(TSG)
-    assert len(events) == 80 and any(e["in_warmup"] for e in events) and sum(e["right_censored"] for e in events) == 3
+    assert len(events) == 80
+    assert any(e["in_warmup"] for e in events)
+    assert sum(e["right_censored"] for e in events) == 3
     for stem in (BASE, TSG):  # like the legacy bench, the warm-up re-sends prompts: ids repeat
         ids = [e["prompt_id"] for e in _fixture_events(stem)]
-        assert len(set(ids)) == 36 and ids[:4] == ids[4:8] == ["p000", "p001", "p002", "p003"]
+        assert len(set(ids)) == 36
+        assert ids[:4] == ids[4:8] == ["p000", "p001", "p002", "p003"]
 
 
 # --- warm-only cost metrics ------------------------------------------------------------------------
@@ -126,9 +129,11 @@ def test_cost_metrics_are_over_warm_rows_hand_case():
               {"in_warmup": False, "eval_ms": 200.0, "e2e_ms": 260.0, "final_path": "std"}]
     assert legacy_avg_eval_ms(events) == pytest.approx((100 + 400 + 200) / 3, abs=1e-12)
     assert legacy_r_costly_pct(events) == pytest.approx(100 / 3, abs=1e-12)
-    assert _all_rows_avg_eval_ms(events) == pytest.approx(425.0) and _all_rows_r_costly_pct(events) == 50.0
+    assert _all_rows_avg_eval_ms(events) == pytest.approx(425.0)
+    assert _all_rows_r_costly_pct(events) == 50.0
     warmup_only = [{**e, "in_warmup": True} for e in events]
-    assert math.isnan(legacy_avg_eval_ms(warmup_only)) and math.isnan(legacy_r_costly_pct(warmup_only))
+    assert math.isnan(legacy_avg_eval_ms(warmup_only))
+    assert math.isnan(legacy_r_costly_pct(warmup_only))
 
 
 @pytest.mark.parametrize(("stem", "key", "all_rows"), [
@@ -170,11 +175,14 @@ def test_fixture_summaries_reproduced_to_1e6():
 
 def test_import_round_trip(tmp_path: Path):
     [result] = import_legacy(FIXTURE, runs_dir=tmp_path)
-    assert result.run_id == "legacy-20250314-101500" and result.arms == ("baseline", "tsg")
+    assert result.run_id == "legacy-20250314-101500"
+    assert result.arms == ("baseline", "tsg")
     events = read_events(result.run_dir)
-    assert len(events) == 80 and {e.arm for e in events} == {"baseline", "tsg"}
+    assert len(events) == 80
+    assert {e.arm for e in events} == {"baseline", "tsg"}
     manifest = read_manifest(result.run_dir)
-    assert manifest["source"] == "legacy" and manifest["status"] == "complete"
+    assert manifest["source"] == "legacy"
+    assert manifest["status"] == "complete"
     files = {f["events"]: f["events_sha256"] for f in manifest["legacy_files"]}
     expected = hashlib.sha256((FIXTURE / f"{BASE}_events.jsonl").read_bytes()).hexdigest()
     assert files[f"{BASE}_events.jsonl"] == expected
@@ -206,7 +214,8 @@ def test_import_round_trip(tmp_path: Path):
 def test_report_on_imported_legacy_run(tmp_path: Path):
     [result] = import_legacy(FIXTURE, runs_dir=tmp_path)
     report = build_report(result.run_dir)
-    assert report.baseline == "baseline" and report.gateway == "tsg"
+    assert report.baseline == "baseline"
+    assert report.gateway == "tsg"
     assert set(report.headline.columns) >= {"baseline", "tsg"}
     # every request is paired by (prompt id, occurrence): 40, not 36 unique ids nor 44 cross pairs
     [n_pairs] = report.family_a.loc[report.family_a["stratum"] == "overall", "n_pairs"]
@@ -320,7 +329,8 @@ def test_summary_mismatch_raises_or_is_flagged(legacy_dir: Path):
     with pytest.warns(TsglabWarning, match="--allow-mismatch"):
         [result] = import_legacy(legacy_dir, runs_dir=legacy_dir / "runs", strict=False)
     flagged = result.table[result.table["summary_check"] != "ok"]
-    assert flagged["metric"].tolist() == ["warm_p95_ms_co"] and "MISMATCH" in flagged["summary_check"].iloc[0]
+    assert flagged["metric"].tolist() == ["warm_p95_ms_co"]
+    assert "MISMATCH" in flagged["summary_check"].iloc[0]
 
 
 def test_existing_run_dir(tmp_path: Path):
@@ -346,7 +356,8 @@ def test_cli_import_legacy(tmp_path: Path, capsys):
     assert main(["import-legacy", str(FIXTURE), "--runs-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "run legacy-20250314-101500: arms baseline, tsg (80 events)" in out
-    assert "| baseline | warm_p95_ms_co" in out and "tsglab_estimator" in out
+    assert "| baseline | warm_p95_ms_co" in out
+    assert "tsglab_estimator" in out
     assert main(["import-legacy", str(FIXTURE), "--runs-dir", str(tmp_path)]) == 2
     assert "already exists" in capsys.readouterr().err
     assert main(["import-legacy", str(FIXTURE), "--runs-dir", str(tmp_path), "--force"]) == 0

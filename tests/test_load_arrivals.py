@@ -22,9 +22,11 @@ def gaps_s(arrivals) -> np.ndarray:
 def test_constant_arrivals_are_evenly_spaced_from_zero():
     arrivals = build_arrivals(5, load(rate_per_s=4.0))
     assert arrivals.offsets_ns.tolist() == [0, 250_000_000, 500_000_000, 750_000_000, 1_000_000_000]
-    assert arrivals.offsets_ns.dtype == np.int64 and not arrivals.offsets_ns.flags.writeable
+    assert arrivals.offsets_ns.dtype == np.int64
+    assert not arrivals.offsets_ns.flags.writeable
     assert arrivals.planned_rate_per_s == pytest.approx(4.0)
-    assert "constant" in repr(arrivals) and len(arrivals.to_frame()) == 5
+    assert "constant" in repr(arrivals)
+    assert len(arrivals.to_frame()) == 5
 
 
 @pytest.mark.parametrize(("kind", "cv"), [("constant", 0.0), ("poisson", 1.0), ("gamma", 0.5), ("gamma", 2.0)])
@@ -71,17 +73,20 @@ def test_poisson_ramp_counts_in_the_first_second_match_on_average():
 def test_schedules_are_reproducible_and_differ_between_seeds():
     spec = load(arrival="gamma", burstiness=1.5, ramp_seconds=2.0)
     first, second = build_arrivals(500, spec), build_arrivals(500, spec)
-    assert np.array_equal(first.offsets_ns, second.offsets_ns) and first.seed == 7
+    assert np.array_equal(first.offsets_ns, second.offsets_ns)
+    assert first.seed == 7
     assert not np.array_equal(first.offsets_ns, build_arrivals(500, spec, seed=8).offsets_ns)
     segment = build_arrivals(500, spec, seed=(7, 1))
-    assert segment.seed == (7, 1) and not np.array_equal(first.offsets_ns, segment.offsets_ns)
+    assert segment.seed == (7, 1)
+    assert not np.array_equal(first.offsets_ns, segment.offsets_ns)
     assert np.all(np.diff(first.offsets_ns) >= 0)
 
 
 def test_edge_counts():
     assert build_arrivals(0, load()).n == 0
     single = build_arrivals(1, load(arrival="poisson"))
-    assert single.offsets_ns.tolist() == [0] and np.isnan(single.planned_rate_per_s)
+    assert single.offsets_ns.tolist() == [0]
+    assert np.isnan(single.planned_rate_per_s)
 
 
 def test_validation_errors_name_the_parameter_and_the_fix():

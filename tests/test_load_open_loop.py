@@ -69,7 +69,8 @@ def test_co_latency_captures_a_stall_that_raw_latency_hides_scripted(tmp_path):
     result = run_experiment(spec, runs_dir=tmp_path, run_id="stall", ladder=scripted_ladder(stall_once),
                             progress=False)
     events = by_seq(result.run_dir)
-    assert result.status == "complete" and len(events) == result.n_planned == 80
+    assert result.status == "complete"
+    assert len(events) == result.n_planned == 80
     check_stall_is_seen_by_co_and_hidden_by_raw(events, 1000.0)
 
 
@@ -85,7 +86,9 @@ def test_co_latency_captures_a_stall_of_a_real_server_that_raw_latency_hides(tmp
         result = run_experiment(spec, runs_dir=tmp_path, run_id="stub-stall", progress=False)
         stats = stub.stats()
     events = by_seq(result.run_dir)
-    assert result.status == "complete" and len(events) == 80 and stats["received"] == 80
+    assert result.status == "complete"
+    assert len(events) == 80
+    assert stats["received"] == 80
     assert not any(e.error for e in events)
     check_stall_is_seen_by_co_and_hidden_by_raw(events, 1000.0)
 
@@ -103,9 +106,13 @@ def test_nothing_is_lost_and_every_event_has_its_dispatch_lag(tmp_path):
         assert lat.dispatch_lag_ms >= 0
         assert lat.co_ms == pytest.approx(lat.raw_ms + lat.dispatch_lag_ms, abs=1e-6)
     summary = read_manifest(result.run_dir)["load_generator"]
-    assert summary["arrival"] == "poisson" and summary["n_dispatched"] == 60 and summary["concurrency"] == 3
-    assert summary["target_rate_per_s"] == 300 and summary["achieved_rate_per_s"] > 0
-    assert set(summary["dispatch_lag_ms"]) == {"p50", "p99", "max"} and summary["n_lag_over_1ms"] >= 0
+    assert summary["arrival"] == "poisson"
+    assert summary["n_dispatched"] == 60
+    assert summary["concurrency"] == 3
+    assert summary["target_rate_per_s"] == 300
+    assert summary["achieved_rate_per_s"] > 0
+    assert set(summary["dispatch_lag_ms"]) == {"p50", "p99", "max"}
+    assert summary["n_lag_over_1ms"] >= 0
     assert summary["switch_interval_s"] == open_loop.SWITCH_INTERVAL_S
 
 
@@ -132,7 +139,8 @@ def test_concurrency_bound_is_never_exceeded(tmp_path):
                      concurrency=3)
     result = run_experiment(spec, runs_dir=tmp_path, run_id="bound", ladder=scripted_ladder(counter), progress=False)
     events = read_events(result.run_dir)
-    assert len(events) == 40 and counter.peak == 3  # the bound is reached, never passed
+    assert len(events) == 40
+    assert counter.peak == 3  # the bound is reached, never passed
     # 500 req/s against 3 × 50 req/s of capacity: arrivals queue and their dispatch lag grows
     assert max(latencies(events, "dispatch_lag_ms")) > 100
 
@@ -150,7 +158,8 @@ def test_a_worker_exception_becomes_an_error_event_and_the_run_goes_on(tmp_path)
     result = run_experiment(spec, runs_dir=tmp_path, run_id="exc", ladder=scripted_ladder(broken_every_fifth),
                             progress=False)
     events = by_seq(result.run_dir)
-    assert result.status == "complete" and len(events) == 20
+    assert result.status == "complete"
+    assert len(events) == 20
     failed = [e for e in events if e.error]
     assert len(failed) == 4
     assert all(e.error.kind == "runner_exception" and "RuntimeError: bug in a backend" in e.error.message
@@ -177,10 +186,14 @@ def test_a_backend_that_ignores_its_timeout_is_recorded_as_censored(tmp_path, mo
     finally:
         release.set()
     events = by_seq(result.run_dir)
-    assert result.status == "complete" and len(events) == 8 and Counter(e.seq for e in events)[2] == 1
+    assert result.status == "complete"
+    assert len(events) == 8
+    assert Counter(e.seq for e in events)[2] == 1
     hung = events[2]
-    assert hung.censoring.right_censored and hung.error.kind == "timeout"
-    assert "abandoned" in hung.error.message and hung.latency.raw_ms >= 300
+    assert hung.censoring.right_censored
+    assert hung.error.kind == "timeout"
+    assert "abandoned" in hung.error.message
+    assert hung.latency.raw_ms >= 300
     assert read_manifest(result.run_dir)["load_generator"]["n_abandoned"] == 1
     time.sleep(0.05)  # the released thread's late answer is dropped, not appended
     assert len(read_events(result.run_dir)) == 8
@@ -197,7 +210,8 @@ def test_poisson_schedule_is_reproducible_for_a_fixed_seed(tmp_path):
     first, spec = offsets("p1", seed=11)
     second, _ = offsets("p2", seed=11)
     other, _ = offsets("p3", seed=12)
-    assert np.array_equal(first, second) and not np.array_equal(first, other)
+    assert np.array_equal(first, second)
+    assert not np.array_equal(first, other)
     assert np.array_equal(first, build_arrivals(30, spec.load).offsets_ns)
 
 
@@ -222,11 +236,14 @@ def test_ctrl_c_marks_the_run_incomplete_and_resume_finishes_it(tmp_path):
                        progress=False)
     run_dir = tmp_path / "cut"
     manifest = read_manifest(run_dir)
-    assert manifest["status"] == "incomplete" and manifest["load_generator"]["n_planned"] == 20
+    assert manifest["status"] == "incomplete"
+    assert manifest["load_generator"]["n_planned"] == 20
     assert 0 < len(read_events(run_dir)) < 20
     result = run_experiment(spec, resume=run_dir, ladder=scripted_ladder(answer), progress=False)
     keys = Counter((e.arm, e.prompt_id) for e in read_events(run_dir))
-    assert result.status == "complete" and len(keys) == 20 and max(keys.values()) == 1
+    assert result.status == "complete"
+    assert len(keys) == 20
+    assert max(keys.values()) == 1
     assert read_manifest(run_dir)["load_generator"]["seed"] == [0, 1]  # the resumed segment's own draw
 
 
@@ -250,14 +267,16 @@ def test_group_commit_writer_flushes_every_event_and_fsyncs_in_the_background(tm
     for seq in range(3):
         writer.write(synthetic_event(f"p{seq}", seq=seq))
     # flushed per event: another reader (or a crash of this process) sees every line at once
-    assert (tmp_path / "events.jsonl").read_text().count("\n") == 3 and synced == []
+    assert (tmp_path / "events.jsonl").read_text().count("\n") == 3
+    assert synced == []
     deadline = time.monotonic() + 2
     while not synced and time.monotonic() < deadline:
         time.sleep(0.01)
     assert len(synced) == 1  # one fsync for the group of three
     writer.write(synthetic_event("p3", seq=3))
     writer.close()
-    assert len(synced) >= 2 and len(read_events(tmp_path)) == 4  # close() fsyncs what is left
+    assert len(synced) >= 2
+    assert len(read_events(tmp_path)) == 4  # close() fsyncs what is left
     writer.close()  # idempotent
     per_event = EventWriter(tmp_path / "paced")
     per_event.write(synthetic_event("p0"))

@@ -48,7 +48,9 @@ def test_backends_notebook_compares_the_three_serving_paths(tmp_path):
     out = tmp_path / "cmp"
     table = (out / "comparison.csv").read_text()
     for variant in ("embedded-llama.cpp", "llama.cpp-server", "ollama-api"):
-        assert variant in table and len((out / variant / "events.jsonl").read_text().splitlines()) == 2
+        assert variant in table
+        assert len((out / variant / "events.jsonl").read_text().splitlines()) == 2
     notebook = nbformat.read(tmp_path / "out.ipynb", as_version=4)
     outputs = "".join(json.dumps(cell.get("outputs", [])) for cell in notebook.cells)
-    assert "image/png" in outputs and "comparison.md" in outputs
+    assert "image/png" in outputs
+    assert "comparison.md" in outputs

@@ -37,7 +37,8 @@ def test_normalize_folds_width_case_and_space(text, expected):
 def test_normalize_is_idempotent_and_has_no_whitespace_runs(text):
     once = normalize(text)
     assert normalize(once) == once
-    assert "  " not in once and "\n" not in once
+    assert "  " not in once
+    assert "\n" not in once
     assert once == once.strip()
 
 

@@ -44,7 +44,9 @@ def test_score_of_100_chars_2_marks_and_a_heavy_word_is_clipped():
     prompt = padded("Is this legal? Answer: ", 100)
     report = plan(prompt, PAPER)
     # 100/200 + 2/6 + 0.8 = 0.5 + 0.3333… + 0.8 = 1.6333…, clipped to the cap 1.6
-    assert report.chars == 100 and report.marks == 2 and report.heavy
+    assert report.chars == 100
+    assert report.marks == 2
+    assert report.heavy
     assert report.raw_score == pytest.approx(0.5 + 2 / 6 + 0.8, abs=1e-12)
     assert report.raw_score == pytest.approx(1.633333333333, abs=1e-9)
     assert report.score == 1.6
@@ -95,7 +97,9 @@ def test_length_scorer_ignores_marks_and_heavy_words_but_reports_them():
     prompt = padded("Is this legal? Answer: ", 100)
     report = plan(prompt, config)
     assert report.score == report.raw_score == pytest.approx(0.5)
-    assert report.marks == 2 and report.heavy and report.heavy_keywords == ("legal",)
+    assert report.marks == 2
+    assert report.heavy
+    assert report.heavy_keywords == ("legal",)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -201,7 +205,8 @@ def test_risk_factor_boundaries():
 
 def test_plan_report_to_dict_is_json_ready():
     values = plan("Return JSON", PAPER).to_dict()
-    assert values["task"] == "json" and values["risk_factors"] == ["json_contract"]
+    assert values["task"] == "json"
+    assert values["risk_factors"] == ["json_contract"]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -272,7 +277,9 @@ def test_json_and_code_floors_raise_light_to_std(task, reason):
 
 def test_floor_does_not_lower_a_higher_score_tier():
     decision = route(make_plan(1.2, task="json"), PAPER)
-    assert decision.tier == "enh" and decision.floor == "std" and decision.reason == "score>=thr_enh"
+    assert decision.tier == "enh"
+    assert decision.floor == "std"
+    assert decision.reason == "score>=thr_enh"
 
 
 def test_configured_floors_are_used():

@@ -52,7 +52,8 @@ def test_family_a_flags_the_stratum_whose_quality_drops_and_only_that_one():
     base = arm(seed=1)
     gate = arm(seed=2, drop=("code", 0.3))
     table = family_a(base, gate, SETTINGS).set_index("stratum")
-    assert table.loc["code", "decision"] == "failed" and not table.loc["code", "passed"]
+    assert table.loc["code", "decision"] == "failed"
+    assert not table.loc["code", "passed"]
     assert table.loc[["json", "open", "arith"], "passed"].all()
     assert (table["method"] == "exact-binary").all()
     strata = table.drop(index="overall")
@@ -65,14 +66,16 @@ def test_family_a_identical_pairs_carry_their_real_p_value_not_zero():
     assert (table["mean_diff"] == 0).all()
     assert not table["passed"].any()
     assert table.loc["overall", "p_value"] >= 0.95 ** 8 - 1e-9
-    assert (table["decision"] == "underpowered").all() and (table["n_needed"] > 8).all()
+    assert (table["decision"] == "underpowered").all()
+    assert (table["n_needed"] > 8).all()
 
 
 def test_family_a_pairs_by_prompt_id_not_by_row_order():
     base = arm(seed=1)
     gate = base.sample(frac=1.0, random_state=3).reset_index(drop=True)  # same answers, shuffled rows
     table = family_a(base, gate, SETTINGS).set_index("stratum")
-    assert (table["mean_diff"] == 0).all() and table["passed"].all()
+    assert (table["mean_diff"] == 0).all()
+    assert table["passed"].all()
 
 
 def test_family_a_tost_needs_the_difference_inside_both_margins():
@@ -81,10 +84,13 @@ def test_family_a_tost_needs_the_difference_inside_both_margins():
     better.loc[better.index % 4 == 0, "quality"] = 1.0  # clearly better: non-inferior, not equivalent
     ni = family_a(base, better, SETTINGS).set_index("stratum")
     tost = family_a(base, better, ProtocolSettings(n_resamples=500, equivalence=True)).set_index("stratum")
-    assert ni.loc["overall", "passed"] and not tost.loc["overall", "passed"]
+    assert ni.loc["overall", "passed"]
+    assert not tost.loc["overall", "passed"]
     same = family_a(base, base.copy(), ProtocolSettings(n_resamples=500, equivalence=True)).set_index("stratum")
-    assert same.loc["overall", "passed"] and (same["test"] == "equivalence (TOST)").all()
-    assert (same["ci_low"] <= same["mean_diff"]).all() and (same["mean_diff"] <= same["ci_high"]).all()
+    assert same.loc["overall", "passed"]
+    assert (same["test"] == "equivalence (TOST)").all()
+    assert (same["ci_low"] <= same["mean_diff"]).all()
+    assert (same["mean_diff"] <= same["ci_high"]).all()
 
 
 def test_passed_rows_never_show_a_bound_on_the_wrong_side_of_their_margin():
@@ -102,7 +108,8 @@ def test_family_b_passes_equal_latency_and_fails_a_doubled_tail():
     assert same["passed"].all()
     slower = arm(seed=1, latency=2000.0)
     table = family_b(base, slower, SETTINGS)
-    assert not table["passed"].any() and (table["decision"] == "failed").all()
+    assert not table["passed"].any()
+    assert (table["decision"] == "failed").all()
     assert set(table["view"]) == {"Overall", "Warm-only"}
     assert (table.loc[table["stratum"] == "overall", "ratio"] > 1.9).all()
 
@@ -123,16 +130,20 @@ def test_family_b_is_not_identifiable_when_more_than_5_percent_fail_and_cannot_p
     base.loc[failing, "failed"] = True
     table = family_b(base, gate, SETTINGS)
     overall = table[table["stratum"] == "overall"]
-    assert (overall["decision"] == "not identifiable").all() and not overall["passed"].any()
+    assert (overall["decision"] == "not identifiable").all()
+    assert not overall["passed"].any()
     result = verdict(family_a(base, gate, SETTINGS), table, family_c({"tsg": gate}, SETTINGS), "tsg")
-    assert not result["family_B"] and not result["overall"] and not result["identifiable"]
+    assert not result["family_B"]
+    assert not result["overall"]
+    assert not result["identifiable"]
 
 
 def test_family_b_small_strata_are_underpowered_not_passed():
     base = arm(n_per_task=30, seed=1)
     table = family_b(base, arm(n_per_task=30, seed=1), SETTINGS)
     strata = table[table["stratum"] != "overall"]
-    assert (strata["decision"] == "underpowered").all() and not strata["passed"].any()
+    assert (strata["decision"] == "underpowered").all()
+    assert not strata["passed"].any()
 
 
 def test_family_b_uses_co_latency_unless_co_correction_is_off():
@@ -145,9 +156,12 @@ def test_family_b_uses_co_latency_unless_co_correction_is_off():
 def test_family_c_gate_counts_failures_and_says_when_n_is_too_small():
     table = family_c({"base": arm(json_fail=0), "tsg": arm(json_fail=6)}, SETTINGS)
     overall = table[table["stratum"] == "overall"].set_index("arm")
-    assert overall.loc["tsg", "failures"] == 6 and not overall.loc["tsg", "passed_point"]
-    assert overall.loc["base", "failures"] == 0 and overall.loc["base", "passed_point"]
-    assert overall.loc["base", "underpowered"] and not overall.loc["base", "passed_test"]
+    assert overall.loc["tsg", "failures"] == 6
+    assert not overall.loc["tsg", "passed_point"]
+    assert overall.loc["base", "failures"] == 0
+    assert overall.loc["base", "passed_point"]
+    assert overall.loc["base", "underpowered"]
+    assert not overall.loc["base", "passed_test"]
     assert "too small" in overall.loc["base", "note"]
 
 
@@ -155,7 +169,8 @@ def test_verdict_fails_when_any_family_fails():
     base, gate = arm(seed=1), arm(seed=1, drop=("open", 0.4))
     a, b, c = family_a(base, gate, SETTINGS), family_b(base, gate, SETTINGS), family_c({"tsg": gate}, SETTINGS)
     result = verdict(a, b, c, "tsg")
-    assert not result["family_A"] and not result["overall"]
+    assert not result["family_A"]
+    assert not result["overall"]
     assert "open" in result["failed_strata"]
 
 
@@ -167,12 +182,14 @@ def test_verdict_fails_when_a_stratum_is_flagged_even_if_the_overall_row_passes(
     assert overall["passed"]  # the drop is diluted overall ...
     assert a.set_index("stratum").loc["code", "decision"] == "failed"  # ... but the screen finds it
     result = verdict(a, family_b(base, gate, SETTINGS), family_c({"tsg": gate}, SETTINGS), "tsg")
-    assert not result["family_A"] and result["failed_strata"] == ["code"]
+    assert not result["family_A"]
+    assert result["failed_strata"] == ["code"]
 
 
 def test_routing_cost_counts_every_attempt():
     table = routing_cost({"tsg": arm()}).iloc[0]
-    assert table["retry_rate"] == pytest.approx(1 / 5 + 1 / 3 - 1 / 15, abs=0.01) and table["r_std"] == 1.0
+    assert table["retry_rate"] == pytest.approx(1 / 5 + 1 / 3 - 1 / 15, abs=0.01)
+    assert table["r_std"] == 1.0
     assert table["r_costly"] == pytest.approx(1 / 3, abs=0.01)
 
 
@@ -195,10 +212,14 @@ def test_report_writes_the_protocol_artifacts(tmp_path):
     for name in ("tests_family_A.csv", "tests_family_B.csv", "tests_family_C.csv"):
         assert len(pd.read_csv(result.run_dir / name)) > 0
     meta = json.loads((result.run_dir / "bootstrap_meta.json").read_text())
-    assert meta["n_resamples"] == 200 and "verdict" in meta and "intersection-union" in meta["multiplicity"]["verdict"]
+    assert meta["n_resamples"] == 200
+    assert "verdict" in meta
+    assert "intersection-union" in meta["multiplicity"]["verdict"]
     manifest = (result.run_dir / "seed_manifest.txt").read_text()
-    assert "protocol_seed: 0" in manifest and "numba:" in manifest
-    assert "Verdict at α = 0.05:" in str(report) and (result.run_dir / "tables" / "family_A.tex").exists()
+    assert "protocol_seed: 0" in manifest
+    assert "numba:" in manifest
+    assert "Verdict at α = 0.05:" in str(report)
+    assert (result.run_dir / "tables" / "family_A.tex").exists()
 
 
 def test_ablation_table_has_one_row_per_arm_and_the_cli_prints_it(tmp_path, capsys):

@@ -23,8 +23,11 @@ def frame(n=20, *, lag=0.2, energy=None, failed=(), timeout=()):
 
 def test_load_table_reports_dispatch_lag_as_a_distribution_and_how_requests_ended():
     table = load_table({"a": frame(failed=(3, 4), timeout=(5,))}).iloc[0]
-    assert table["lag_max_ms"] == pytest.approx(4.0) and table["lag_p50_ms"] == pytest.approx(2.1)
-    assert table["late_gt_1ms"] == 15 and table["errors"] == 2 and table["timeouts"] == 1
+    assert table["lag_max_ms"] == pytest.approx(4.0)
+    assert table["lag_p50_ms"] == pytest.approx(2.1)
+    assert table["late_gt_1ms"] == 15
+    assert table["errors"] == 2
+    assert table["timeouts"] == 1
     assert table["error_kinds"] == "connect_error: 2"
 
 
@@ -32,7 +35,8 @@ def test_failed_requests_are_left_out_of_the_p95_views_and_counted():
     fast_failures = frame(failed=tuple(range(10)))
     fast_failures.loc[fast_failures["failed"], ["raw_ms", "co_ms"]] = 1.0
     views = four_view_table({"a": fast_failures}).set_index("view")
-    assert views.loc["Raw / Overall", "n"] == 10 and views.loc["Raw / Overall", "errors"] == 10
+    assert views.loc["Raw / Overall", "n"] == 10
+    assert views.loc["Raw / Overall", "errors"] == 10
     assert views.loc["Raw / Overall", "p95_ms"] > 100  # the 1 ms failures did not pull the P95 down
 
 
@@ -42,4 +46,6 @@ def test_energy_table_gives_ratios_of_sums_or_the_reason_never_zero():
     assert measured["mwh_per_1k_tokens"] == pytest.approx(8.0 / 3.6 / 40 * 1e3)
     assert measured["tokens_per_s_per_w"] == pytest.approx(40 / 8.0)
     missing = energy_table({"a": frame(n=4)}).iloc[0]
-    assert missing["n_measured"] == 0 and math.isnan(missing["j_per_request"]) and missing["note"] == "no NVIDIA GPU"
+    assert missing["n_measured"] == 0
+    assert math.isnan(missing["j_per_request"])
+    assert missing["note"] == "no NVIDIA GPU"

@@ -57,7 +57,8 @@ def test_a_timed_out_or_failed_json_request_is_a_json_failure():
 
 def test_json_failure_rate_is_nan_without_json_requests():
     arm = frame([request("code"), request("open")])
-    assert metrics.json_failures(arm) == (0, 0) and math.isnan(metrics.json_fail_rate(arm))
+    assert metrics.json_failures(arm) == (0, 0)
+    assert math.isnan(metrics.json_fail_rate(arm))
 
 
 def test_headline_and_task_table_report_the_same_json_failure_rate():
@@ -117,7 +118,8 @@ def test_tier_table_uses_every_ladder_tier_and_nan_for_empty_ones():
     table = tier_table({"tsg": json_arm()}).set_index("final_tier")
     assert list(table.index) == list(TIERS)
     assert table.loc["std", "mean_quality"] == pytest.approx(2 / 5)
-    assert math.isnan(table.loc["light", "mean_quality"]) and math.isnan(table.loc["light", "avg_eval_ms"])
+    assert math.isnan(table.loc["light", "mean_quality"])
+    assert math.isnan(table.loc["light", "avg_eval_ms"])
 
 
 # ---- end to end: a cascade with timed-out attempts ----------------------------------------------
@@ -162,9 +164,11 @@ def test_a_timed_out_attempt_costs_its_elapsed_time_in_the_event(stalled_run):
     assert any(len(e.attempts) > 1 for e in stalled)  # a cascade: answered attempts, then the stall
     for event in stalled:
         last = event.attempts[-1]
-        assert last.cost_source == "elapsed" and last.cost_ms == last.total_ms == STALL_MS
+        assert last.cost_source == "elapsed"
+        assert last.cost_ms == last.total_ms == STALL_MS
         assert event.latency.cost_ms == pytest.approx(sum(a.cost_ms for a in event.attempts))
-        assert event.latency.cost_ms >= STALL_MS and event.latency.cost_source == "attempts"
+        assert event.latency.cost_ms >= STALL_MS
+        assert event.latency.cost_source == "attempts"
     answered = [a for e in read_events(stalled_run) for a in e.attempts if not a.error_kind]
     assert all(a.cost_source == "backend" and a.cost_ms == a.prompt_eval_ms + a.eval_ms for a in answered)
 
@@ -205,7 +209,9 @@ def test_a_request_abandoned_by_the_watchdog_costs_its_elapsed_time(tmp_path, mo
     abandoned = [e for e in read_events(run_dir) if e.attempts == ()]
     assert len(abandoned) == 1
     latency = abandoned[0].latency
-    assert latency.cost_source == "elapsed" and latency.cost_ms == latency.raw_ms >= 300
+    assert latency.cost_source == "elapsed"
+    assert latency.cost_ms == latency.raw_ms >= 300
     # no second planner run: what is known, an empty route whose reason is the error kind
-    assert abandoned[0].route.reason == "timeout" and abandoned[0].route.initial == ""
+    assert abandoned[0].route.reason == "timeout"
+    assert abandoned[0].route.initial == ""
     assert events_frame(read_events(run_dir))["cost_ms"].min() > 0

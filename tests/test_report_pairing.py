@@ -60,7 +60,8 @@ def test_repeated_ids_are_not_a_cross_product():
     gate = _arm(["p"] * 3, name="gateway")
     assert len(base.merge(gate, on="prompt_id")) == 9  # what a plain merge would count
     pairs = pair_arms(base, gate)
-    assert len(pairs) == 3 and pairs["seq_b"].tolist() == pairs["seq_g"].tolist() == [0, 1, 2]
+    assert len(pairs) == 3
+    assert pairs["seq_b"].tolist() == pairs["seq_g"].tolist() == [0, 1, 2]
     np.testing.assert_allclose(pairs["quality_g"] - pairs["quality_b"], 0.5)
 
 
@@ -68,7 +69,8 @@ def test_shared_pairs_restricts_both_arms_and_is_stable():
     base = _arm(["p1", "p0", "p1", "p2", "p1"], name="baseline")
     gate = _arm(["p1", "p1", "p0", "p3"], name="gateway")
     base_kept, gate_kept = shared_pairs(base, gate)
-    assert base_kept.index.tolist() == [0, 1, 2] and gate_kept.index.tolist() == [0, 1, 2]
+    assert base_kept.index.tolist() == [0, 1, 2]
+    assert gate_kept.index.tolist() == [0, 1, 2]
     assert list(base_kept.columns) == list(base.columns)  # nothing added
     assert len(base_kept) == len(gate_kept) == len(pair_arms(base, gate))
     pd.testing.assert_frame_equal(pair_arms(base_kept, gate_kept), pair_arms(base, gate))

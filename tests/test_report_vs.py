@@ -53,13 +53,17 @@ def test_vs_writes_into_its_own_comparison_directory_and_never_over_either_run(t
     build_report(old)  # the old run's own report: the files a paper would \input
     before_old, before_new = _digest(old), _digest(new)
     report = build_report(new, vs=old)
-    assert report.baseline == "old:baseline" and report.gateway == "tsg2"
+    assert report.baseline == "old:baseline"
+    assert report.gateway == "tsg2"
     assert report.out_dir == root / "new--vs--old" != report.run_dir
     assert (report.out_dir / "tables" / "headline.tex").is_file()
     assert (report.out_dir / "metrics_summary.parquet").is_file()
-    assert _digest(old) == before_old and _digest(new) == before_new  # neither run touched
+    assert _digest(old) == before_old
+    assert _digest(new) == before_new  # neither run touched
     seeds = (report.out_dir / "seed_manifest.txt").read_text()
-    assert "run_id: new" in seeds and "run_id: old" in seeds and "load_seed: 0" in seeds
+    assert "run_id: new" in seeds
+    assert "run_id: old" in seeds
+    assert "load_seed: 0" in seeds
 
 
 def test_vs_refuses_a_missing_baseline_arm_instead_of_falling_back(two_runs):

@@ -37,7 +37,8 @@ def answer(request):
 def test_run_writes_paired_interleaved_events_and_a_complete_manifest(tmp_path):
     result = run_experiment(make_spec(), runs_dir=tmp_path, run_id="r1", ladder=scripted_ladder(answer),
                             progress=False)
-    assert result.status == "complete" and result.n_events == result.n_planned == 12
+    assert result.status == "complete"
+    assert result.n_events == result.n_planned == 12
     events = read_events(result.run_dir)
     by_arm = {arm: [e.prompt_id for e in events if e.arm == arm] for arm in ("baseline", "tsg")}
     assert sorted(by_arm["baseline"]) == sorted(by_arm["tsg"])  # same prompts in both arms
@@ -47,8 +48,10 @@ def test_run_writes_paired_interleaved_events_and_a_complete_manifest(tmp_path):
         s = e.schedule
         assert s.intended_start_ns <= s.dispatched_ns <= s.completed_ns
         assert e.latency.co_ms >= e.latency.raw_ms >= 0
-        assert e.schema_version == 2 and e.fingerprint.policy_hash
-        assert e.fingerprint.ladder == ("light", "std", "enh") and len(e.prompt_sha) == 16
+        assert e.schema_version == 2
+        assert e.fingerprint.policy_hash
+        assert e.fingerprint.ladder == ("light", "std", "enh")
+        assert len(e.prompt_sha) == 16
     # warm-up counts per arm: ABBA order puts each arm's first two requests in the first four slots
     assert [e.in_warmup for e in events][:6] == [True, True, True, True, False, False]
     assert all(e.route.initial == "enh" for e in events if e.arm == "baseline")
@@ -87,7 +90,9 @@ def test_ctrl_c_leaves_a_valid_partial_run_and_resume_finishes_it_without_repeat
     result = run_experiment(spec, resume=run_dir, ladder=scripted_ladder(answer), progress=False)
     events = read_events(run_dir)
     keys = Counter((e.arm, e.prompt_id) for e in events)
-    assert result.status == "complete" and len(events) == 12 and max(keys.values()) == 1
+    assert result.status == "complete"
+    assert len(events) == 12
+    assert max(keys.values()) == 1
     assert {e.segment for e in events} == {0, 1}
     assert read_manifest(run_dir)["status"] == "complete"
 
@@ -160,7 +165,8 @@ def test_report_from_a_run_writes_tables_and_summary(tmp_path):
     assert (result.run_dir / "figures" / "latency_ecdf.png").stat().st_size > 1000
     assert (result.run_dir / "figures" / "load_timeline.png").stat().st_size > 1000
     summary = pd.read_parquet(result.run_dir / "metrics_summary.parquet")
-    assert len(summary) > 0 and "run_id" in summary
+    assert len(summary) > 0
+    assert "run_id" in summary
     assert "P95 CO overall" in str(report)
 
 
@@ -173,7 +179,8 @@ def test_report_counts_cost_over_all_attempts(tmp_path):
     frame = build_report(result.run_dir, write=False).frames
     tsg, base = frame["tsg"], frame["baseline"]
     assert (base["cost_ms"] == 10.0).all()
-    assert (tsg["cost_ms"] == 10.0 * tsg["n_attempts"]).all() and (tsg["n_attempts"] > 1).all()
+    assert (tsg["cost_ms"] == 10.0 * tsg["n_attempts"]).all()
+    assert (tsg["n_attempts"] > 1).all()
 
 
 def test_report_errors_name_the_problem(tmp_path):

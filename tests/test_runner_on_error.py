@@ -61,10 +61,12 @@ def test_record_turns_the_exception_into_that_requests_error_event_in_both_modes
     s = spec(mode)
     ladder, bad = exploding_ladder(s, set())
     result = run_experiment(s, runs_dir=tmp_path, run_id=mode, ladder=ladder, progress=False)
-    assert result.status == "complete" and result.n_events == result.n_planned == 12
+    assert result.status == "complete"
+    assert result.n_events == result.n_planned == 12
     events = read_events(result.run_dir)
     failed = [e for e in events if e.error is not None]
-    assert {e.prompt_id for e in failed} == bad and len(failed) == 2  # one per arm
+    assert {e.prompt_id for e in failed} == bad
+    assert len(failed) == 2  # one per arm
     assert all(e.error.kind == "runner_exception" and "Boom: bug in a backend" in e.error.message for e in failed)
 
 
@@ -84,7 +86,8 @@ def test_stop_ends_the_run_with_the_exception_incomplete_and_resumable_in_both_m
 
     result = run_experiment(s, resume=run_dir, ladder=TierLadder(s.tiers, build_backends(s.tiers)), progress=False)
     events = read_events(run_dir)
-    assert result.status == "complete" and len(events) == 12
+    assert result.status == "complete"
+    assert len(events) == 12
     assert len({(e.arm, e.prompt_id) for e in events}) == 12
 
 

@@ -69,22 +69,26 @@ def openai_backend(llama_server):
 
 def test_launcher_binds_loopback_and_names_its_log(llama_server):
     assert llama_server.base_url == f"http://127.0.0.1:{llama_server.port}/v1"
-    assert llama_server.pid is not None and llama_server.log_path.is_file()
+    assert llama_server.pid is not None
+    assert llama_server.log_path.is_file()
     assert "127.0.0.1" in repr(llama_server)
 
 
 def test_openai_completion_has_text_tokens_and_ordered_timings(openai_backend):
     result = openai_backend.complete(ask("Say hello."))
     assert result.text.strip()
-    assert result.completion_tokens > 0 and result.extra["usage_source"] == "content_chunks"
+    assert result.completion_tokens > 0
+    assert result.extra["usage_source"] == "content_chunks"
     assert 0 < result.ttft_ms < result.total_ms
-    assert result.extra["n_chunks"] == result.completion_tokens and result.model == ALIAS
+    assert result.extra["n_chunks"] == result.completion_tokens
+    assert result.model == ALIAS
 
 
 def test_json_schema_constrained_answer_parses_and_validates(openai_backend):
     result = openai_backend.complete(ask("What is 2+2? Answer in JSON.", max_tokens=48, json_schema=SCHEMA))
     answer = json.loads(result.text)  # the grammar forced a JSON object with an integer "answer"
-    assert isinstance(answer, dict) and isinstance(answer["answer"], int)
+    assert isinstance(answer, dict)
+    assert isinstance(answer["answer"], int)
     assert list(jsonschema.Draft202012Validator(SCHEMA).iter_errors(answer)) == []
 
 
@@ -110,7 +114,8 @@ def test_ollama_backend_through_the_proxy(proxy, llama_server):
     result = backend.complete(ask("Say hello to the world."))
     assert result.text.strip()
     assert result.prompt_tokens == 5  # the proxy counts words of the prompt, not tokens
-    assert result.completion_tokens > 0 and result.extra["done_reason"] == "stop"
+    assert result.completion_tokens > 0
+    assert result.extra["done_reason"] == "stop"
     assert 0 < result.ttft_ms < result.total_ms
     backend.close()
 
@@ -119,7 +124,8 @@ def test_ollama_generate_endpoint_through_the_proxy(proxy, llama_server):
     backend = OllamaBackend(proxy.model_name(llama_server.model_alias), host=proxy.host, endpoint="generate")
     result = backend.complete(CompletionRequest(messages=(Message("system", "Be brief."), Message("user", "Hi!")),
                                                 max_tokens=8, timeout_s=30))
-    assert result.text.strip() and result.prompt_tokens == 3  # words of system + prompt
+    assert result.text.strip()
+    assert result.prompt_tokens == 3  # words of system + prompt
     backend.close()
 
 
@@ -137,7 +143,8 @@ def test_killed_server_then_request_is_a_connect_error(model_path, log_dir):
         assert backend.complete(ask("Hi", max_tokens=2)).text is not None
         pid = server.pid
         server.kill()
-        assert server.pid is None and pid is not None
+        assert server.pid is None
+        assert pid is not None
         with pytest.raises(BackendConnectError, match=r"cannot connect") as info:
             backend.complete(ask("Hi again", max_tokens=2))
         assert info.value.error_kind == "connect_error"
@@ -185,13 +192,17 @@ def test_end_to_end_run_on_both_servers_keeps_the_key_secret(tmp_path, llama_ser
     })
     result = run_experiment(spec, runs_dir=tmp_path, progress=False)
     events = read_events(result.run_dir)
-    assert len(events) == 12 and all(e.error is None for e in events)
+    assert len(events) == 12
+    assert all(e.error is None for e in events)
     models = {a.model for e in events for a in e.attempts}
     backends = {a.backend.split(":")[0] for e in events for a in e.attempts}
-    assert models == {f"llama/{ALIAS}", ALIAS} and backends == {"ollama", "openai"}
+    assert models == {f"llama/{ALIAS}", ALIAS}
+    assert backends == {"ollama", "openai"}
     streamed = [a.details for e in events for a in e.attempts if a.completion_tokens > 2]
-    assert streamed and all(d["itl_ms_p50"] > 0 and d["n_chunks"] >= 2 for d in streamed)  # ITL reaches events
+    assert streamed
+    assert all(d["itl_ms_p50"] > 0 and d["n_chunks"] >= 2 for d in streamed)  # ITL reaches events
     files = [p for p in tmp_path.rglob("*") if p.is_file()] + [p for p in log_dir.rglob("*") if p.is_file()]
-    assert any(p.name == "events.jsonl" for p in files) and any(p.suffix == ".log" for p in files)
+    assert any(p.name == "events.jsonl" for p in files)
+    assert any(p.suffix == ".log" for p in files)
     leaked = [str(p) for p in files if secret.encode() in p.read_bytes()]
     assert leaked == []

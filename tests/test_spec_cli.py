@@ -32,12 +32,14 @@ def test_bundled_specs_load():
         spec = load_spec(f"experiments/{name}.yaml")
         assert set(spec.tiers) == {"light", "std", "enh"}
     quick = load_spec("experiments/quickstart.yaml")
-    assert quick.arms["tsg"] == PolicyConfig(label="tsg") and quick.arms["baseline"].kind == "baseline"
+    assert quick.arms["tsg"] == PolicyConfig(label="tsg")
+    assert quick.arms["baseline"].kind == "baseline"
 
 
 def test_overrides_apply_dotted_keys(tmp_path):
     spec = load_spec(write(tmp_path, GOOD), {"prompts.limit": 3, "load.period_ms": 25})
-    assert spec.prompts.limit == 3 and spec.load.period_ms == 25
+    assert spec.prompts.limit == 3
+    assert spec.load.period_ms == 25
 
 
 @pytest.mark.parametrize(("text", "match"), [
@@ -75,7 +77,8 @@ def test_cli_report_prints_the_headline_and_errors_exit_2(tmp_path, capsys):
                             progress=False)
     assert main(["report", str(result.run_dir)]) == 0
     out = capsys.readouterr().out
-    assert "Headline: baseline vs TSG" in out and "P95 latency, four views" in out
+    assert "Headline: baseline vs TSG" in out
+    assert "P95 latency, four views" in out
     assert main(["report", str(tmp_path / "missing")]) == 2
     assert "no events.jsonl" in capsys.readouterr().err
     assert main(["run", str(tmp_path / "nope.yaml")]) == 2
@@ -92,7 +95,8 @@ def test_magic_is_a_thin_shell_over_the_api(tmp_path):
     result = run_experiment(spec, runs_dir=tmp_path, run_id="m", ladder=scripted_ladder("ok answer"),
                             progress=False)
     report = tsg(f"report {result.run_dir}")
-    assert report.gateway == "tsg" and report.baseline == "baseline"
+    assert report.gateway == "tsg"
+    assert report.baseline == "baseline"
     with pytest.raises(UsageError, match="no events.jsonl"):
         tsg(f"report {tmp_path / 'missing'}")
     with pytest.raises(UsageError, match="Usage"):
@@ -134,7 +138,8 @@ def test_public_api_is_sorted_and_import_is_cheap():
 def test_build_report_stays_a_function_after_the_report_package_is_imported():
     import tsglab.report  # noqa: F401  (a subpackage import rebinds its name on the parent package)
 
-    assert callable(tsglab.build_report) and callable(tsglab.run)
+    assert callable(tsglab.build_report)
+    assert callable(tsglab.run)
 
 
 def _tsglab_imports(path) -> set[str]:

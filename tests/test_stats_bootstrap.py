@@ -119,7 +119,8 @@ def test_jackknife_harrell_davis_fast_vs_brute(n, q):
 def test_hd_window_keeps_the_estimate():
     x = np.sort(np.random.default_rng(5).lognormal(size=3000))
     lo, weight_cumsum = _hd_window(x.size, 0.95)
-    assert 0 < lo and lo + weight_cumsum.size - 1 < x.size  # the window is a strict part
+    assert 0 < lo
+    assert lo + weight_cumsum.size - 1 < x.size  # the window is a strict part
     windowed = np.diff(weight_cumsum) @ x[lo : lo + weight_cumsum.size - 1]
     assert windowed == pytest.approx(harrell_davis(x, 0.95), rel=1e-13)
     assert _hd_weights(x.size, 0.95).sum() == pytest.approx(1.0, rel=1e-13)
@@ -231,7 +232,8 @@ def test_default_block_length_is_politis_white():
 def test_degenerate_inputs_warn():
     with pytest.warns(DegenerateStatisticWarning, match="at least 2 observations"):
         res = bootstrap_quantile_ci([3.0], n_resamples=200)
-    assert res.estimate == 3.0 and np.isnan(res.ci_low)
+    assert res.estimate == 3.0
+    assert np.isnan(res.ci_low)
     with pytest.warns(DegenerateStatisticWarning, match="acceleration is undefined"):
         res = bootstrap_quantile_ci(np.full(50, 2.0), ci="bca", n_resamples=200)
     assert res.ci_low == res.ci_high == 2.0
@@ -252,7 +254,8 @@ def test_property_interval_ordered(values, q, method, ci):
     assert res.ci_low <= res.ci_high
     if ci == "percentile":
         # the interval lies within the draws, and within the range of the data
-        assert x.min() <= res.ci_low and res.ci_high <= x.max()
+        assert x.min() <= res.ci_low
+        assert res.ci_high <= x.max()
         if np.unique(x).size >= 5 and q == 0.5:
             # non-degenerate data: the median is covered by its 95 % percentile interval
             assert res.ci_low <= res.estimate <= res.ci_high
@@ -286,10 +289,14 @@ def test_ljung_box_matches_statsmodels(phi, lags):
 
 def test_choose_bootstrap_both_branches():
     iid = choose_bootstrap(np.random.default_rng(81).normal(size=500))
-    assert iid.method == "iid" and iid.block_length is None and "no significant" in iid.reason
+    assert iid.method == "iid"
+    assert iid.block_length is None
+    assert "no significant" in iid.reason
     dep = choose_bootstrap(ar1(500, 0.7, seed=82))
-    assert dep.method == "stationary" and dep.block_length >= 2
-    assert f"block length {dep.block_length}" in dep.reason and "Ljung–Box" in dep.reason
+    assert dep.method == "stationary"
+    assert dep.block_length >= 2
+    assert f"block length {dep.block_length}" in dep.reason
+    assert "Ljung–Box" in dep.reason
     assert dep.to_frame().loc[0, "method"] == "stationary"
 
 

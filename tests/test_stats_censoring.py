@@ -102,10 +102,12 @@ def test_km_quantile_matches_lifelines(seed, censor_share):
             warnings.simplefilter("always", DegenerateStatisticWarning)
             ours = km_quantile(times, censored, q)
         if math.isinf(reference):  # seed 3 at 40 % censoring, q = 0.99
-            assert not ours.reached and math.isnan(ours.estimate)
+            assert not ours.reached
+            assert math.isnan(ours.estimate)
             assert len(caught) == 1
         else:
-            assert ours.reached and not caught
+            assert ours.reached
+            assert not caught
             assert ours.estimate == reference
 
 
@@ -170,7 +172,8 @@ def test_km_hand_example_ties_and_tolerance():
     assert frame.shape == (1, 7)
     curve_frame = curve.to_frame()
     assert list(curve_frame.columns) == ["time", "at_risk", "events", "survival", "n", "n_censored"]
-    assert curve_frame.shape == (3, 6) and (curve_frame["n"] == curve.n).all()
+    assert curve_frame.shape == (3, 6)
+    assert (curve_frame["n"] == curve.n).all()
 
 
 def test_km_exactly_five_percent_tail_censoring_reaches_p95():
@@ -195,10 +198,13 @@ def test_km_not_reached_is_nan_with_warning():
 def test_km_empty_and_all_censored():
     with pytest.warns(DegenerateStatisticWarning):
         empty = km_quantile([], [], 0.5)
-    assert math.isnan(empty.estimate) and empty.n == 0 and math.isnan(empty.censored_fraction)
+    assert math.isnan(empty.estimate)
+    assert empty.n == 0
+    assert math.isnan(empty.censored_fraction)
     with pytest.warns(DegenerateStatisticWarning):
         all_censored = km_quantile([1.0, 2.0], [True, True], 0.5)
-    assert not all_censored.reached and all_censored.n_events == 0
+    assert not all_censored.reached
+    assert all_censored.n_events == 0
 
 
 @settings(max_examples=150, deadline=None)
@@ -211,7 +217,8 @@ def test_km_survival_non_increasing_in_unit_interval(data):
     times = [t for t, _ in data]
     censored = [c for _, c in data]
     curve = kaplan_meier(times, censored)
-    assert np.all(curve.survival >= 0.0) and np.all(curve.survival <= 1.0)
+    assert np.all(curve.survival >= 0.0)
+    assert np.all(curve.survival <= 1.0)
     assert np.all(np.diff(curve.survival) <= 0.0)
     assert np.all(np.diff(curve.time) > 0.0)
 
@@ -241,10 +248,12 @@ def test_km_tail_censoring_above_five_percent_is_nan(events, extra):
     assert n_censored / times.size > 0.05
     with pytest.warns(DegenerateStatisticWarning):
         result = km_quantile(times, censored, 0.95)
-    assert math.isnan(result.estimate) and not result.reached
+    assert math.isnan(result.estimate)
+    assert not result.reached
     with pytest.warns(DegenerateStatisticWarning, match="exceeds km_max_censored"):
         summary = censoring_summary(times, censored, cap_ms=3e4)
-    assert summary.censoring_mode == "slo_cap" and summary.km_flag
+    assert summary.censoring_mode == "slo_cap"
+    assert summary.km_flag
 
 
 # --------------------------------------------------------------------------------------------------
@@ -314,7 +323,8 @@ def test_summary_none_mode():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         summary = censoring_summary(times, np.zeros(100, bool), cap_ms=1000.0)
-    assert summary.censoring_mode == "none" and not summary.km_flag
+    assert summary.censoring_mode == "none"
+    assert not summary.km_flag
     assert summary.timeouts_rate == 0.0
     assert summary.p95_km == 95.0
     assert summary.p95_slo_cap == pytest.approx(harrell_davis(times, 0.95), rel=1e-15)
@@ -326,7 +336,8 @@ def test_summary_km_mode():
     censored[[10, 20, 30]] = True  # 3 % censored, early
     summary = censoring_summary(times, censored, cap_ms=100.0)
     assert isinstance(summary, CensoringSummary)
-    assert summary.censoring_mode == "km" and not summary.km_flag
+    assert summary.censoring_mode == "km"
+    assert not summary.km_flag
     assert summary.p95_km == km_quantile(times, censored).estimate
     assert summary.timeouts_rate == pytest.approx(0.03)
     frame = summary.to_frame()
@@ -340,7 +351,9 @@ def test_summary_slo_cap_mode_when_km_not_reached_below_threshold():
     censored = times > 96
     with pytest.warns(DegenerateStatisticWarning, match="never reaches q=0.99"):
         summary = censoring_summary(times, censored, 0.99, cap_ms=200.0)
-    assert summary.censoring_mode == "slo_cap" and summary.km_flag and math.isnan(summary.p95_km)
+    assert summary.censoring_mode == "slo_cap"
+    assert summary.km_flag
+    assert math.isnan(summary.p95_km)
     assert summary.p95_slo_cap == pytest.approx(harrell_davis(np.where(censored, 200.0, times), 0.99))
 
 
@@ -352,7 +365,8 @@ def test_summary_threshold_is_a_parameter():
         strict = censoring_summary(times, censored, cap_ms=100.0)
     assert strict.censoring_mode == "slo_cap"
     lenient = censoring_summary(times, censored, cap_ms=100.0, km_max_censored=0.2)
-    assert lenient.censoring_mode == "km" and lenient.p95_km == km_quantile(times, censored).estimate
+    assert lenient.censoring_mode == "km"
+    assert lenient.p95_km == km_quantile(times, censored).estimate
 
 
 # --------------------------------------------------------------------------------------------------

@@ -123,9 +123,11 @@ def test_underpowered_flag_and_note():
     sd = d.std(ddof=1)
     assert result.underpowered == (0.1 * math.sqrt(10) / sd < stats.t.ppf(0.95, 9))
     assert result.underpowered
-    assert "Underpowered" in result.note and "sample_size_paired" in result.note
+    assert "Underpowered" in result.note
+    assert "sample_size_paired" in result.note
     big = paired_noninferiority(d, np.zeros(10), margin=5.0, method="t")
-    assert not big.underpowered and big.note == ""
+    assert not big.underpowered
+    assert big.note == ""
 
 
 @pytest.mark.parametrize(
@@ -135,11 +137,14 @@ def test_underpowered_flag_and_note():
 def test_noninferiority_degenerate_returns_nan_with_warning(gateway, baseline, reason):
     with pytest.warns(DegenerateStatisticWarning, match="undefined"):
         result = paired_noninferiority(gateway, baseline, margin=0.1)
-    assert math.isnan(result.p_value) and math.isnan(result.ci_low)
-    assert not result.passed and reason in result.note
+    assert math.isnan(result.p_value)
+    assert math.isnan(result.ci_low)
+    assert not result.passed
+    assert reason in result.note
     with pytest.warns(DegenerateStatisticWarning):
         tost = paired_tost(gateway, baseline, low=-0.1, high=0.1, method="t")
-    assert math.isnan(tost.p_value) and not tost.passed
+    assert math.isnan(tost.p_value)
+    assert not tost.passed
 
 
 def test_tost_t_matches_statsmodels():
@@ -247,7 +252,8 @@ def test_fdr_is_not_a_stub_and_has_a_frame():
     assert result.rejected.tolist() == [True, False, False, False, False]
     assert result.m == 4
     frame = result.to_frame()
-    assert list(frame.columns) == ["p_value", "adjusted", "rejected", "q", "method", "m"] and len(frame) == 5
+    assert list(frame.columns) == ["p_value", "adjusted", "rejected", "q", "method", "m"]
+    assert len(frame) == 5
     np.testing.assert_array_equal(frame["p_value"], result.p_value)
     assert repr(result) == "MultipleTestResult(method='bh', q=0.05, m=4, n_rejected=1)"
     with pytest.raises(ValueError):
@@ -259,7 +265,9 @@ def test_fdr_is_not_a_stub_and_has_a_frame():
 def test_fdr_empty_family_warns():
     with pytest.warns(DegenerateStatisticWarning, match="No p-values"):
         result = benjamini_hochberg([math.nan, math.nan])
-    assert result.m == 0 and np.isnan(result.adjusted).all() and not result.rejected.any()
+    assert result.m == 0
+    assert np.isnan(result.adjusted).all()
+    assert not result.rejected.any()
 
 
 # ---------------------------------------------------------------------------------------------- Family C
@@ -278,20 +286,27 @@ def test_binomial_gate_matches_scipy_binomtest(failures, n):
 def test_binomial_gate_min_n_and_note():
     small = binomial_gate(0, 200)
     assert small.min_n_to_pass == 598 == math.ceil(math.log(0.05) / math.log(1 - 0.005))
-    assert small.underpowered and small.passed_point and not small.passed_test
+    assert small.underpowered
+    assert small.passed_point
+    assert not small.passed_test
     assert small.note == (
         "n = 200 is too small: even 0 failures cannot show a rate below 0.5 % at α = 0.05; n ≥ 598 is needed."
     )
-    assert binomial_gate(0, 598).passed_test and not binomial_gate(0, 597).passed_test
-    assert not binomial_gate(0, 598).underpowered and binomial_gate(0, 598).note == ""
-    assert isinstance(small, BinomialGate) and small.to_frame().shape == (1, 12)
+    assert binomial_gate(0, 598).passed_test
+    assert not binomial_gate(0, 597).passed_test
+    assert not binomial_gate(0, 598).underpowered
+    assert binomial_gate(0, 598).note == ""
+    assert isinstance(small, BinomialGate)
+    assert small.to_frame().shape == (1, 12)
     assert "BinomialGate(failures=0, n=200" in repr(small)
 
 
 def test_binomial_gate_zero_n_warns():
     with pytest.warns(DegenerateStatisticWarning, match="0 requests"):
         result = binomial_gate(0, 0)
-    assert math.isnan(result.rate) and not result.passed_test and result.underpowered
+    assert math.isnan(result.rate)
+    assert not result.passed_test
+    assert result.underpowered
 
 
 # ---------------------------------------------------------------------------------------------- sample sizes
@@ -299,9 +314,11 @@ def test_binomial_gate_zero_n_warns():
 
 def test_sample_size_paired_monotone_and_exact():
     sizes_by_margin = [sample_size_paired(1.0, margin=m) for m in (0.2, 0.3, 0.5, 1.0)]
-    assert sizes_by_margin == sorted(sizes_by_margin, reverse=True) and len(set(sizes_by_margin)) == 4
+    assert sizes_by_margin == sorted(sizes_by_margin, reverse=True)
+    assert len(set(sizes_by_margin)) == 4
     sizes_by_power = [sample_size_paired(1.0, margin=0.3, power=p) for p in (0.5, 0.7, 0.8, 0.9)]
-    assert sizes_by_power == sorted(sizes_by_power) and len(set(sizes_by_power)) == 4
+    assert sizes_by_power == sorted(sizes_by_power)
+    assert len(set(sizes_by_power)) == 4
     n = sample_size_paired(1.0, margin=0.5)
 
     def power(k):
@@ -344,10 +361,13 @@ def test_result_objects_frame_and_repr():
     rng = np.random.default_rng(1)
     gateway, baseline = _correlated_pairs(rng, 30, shift=0.0)
     ni = paired_noninferiority(gateway, baseline, margin=0.05, n_resamples=200)
-    assert isinstance(ni, NonInferiority) and ni.to_frame().shape == (1, 13)
-    assert repr(ni).startswith("NonInferiority(estimate=") and "method='bootstrap'" in repr(ni)
+    assert isinstance(ni, NonInferiority)
+    assert ni.to_frame().shape == (1, 13)
+    assert repr(ni).startswith("NonInferiority(estimate=")
+    assert "method='bootstrap'" in repr(ni)
     eq = paired_tost(gateway, baseline, low=-0.05, high=0.05, n_resamples=200)
-    assert isinstance(eq, Equivalence) and eq.to_frame().shape == (1, 16)
+    assert isinstance(eq, Equivalence)
+    assert eq.to_frame().shape == (1, 16)
     assert isinstance(benjamini_hochberg([0.1]), MultipleTestResult)
     with pytest.raises(AttributeError):
         ni.p_value = 0.0  # frozen

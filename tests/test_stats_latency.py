@@ -49,7 +49,8 @@ def test_latency_conversion_is_exact_for_large_stamps():
     completed = dispatched + np.array([12_345_678, 1, 1_000_000], dtype=np.int64)
     raw = raw_latency_ms(dispatched, completed)
     co = co_latency_ms(intended, completed)
-    assert raw.dtype == np.float64 and co.dtype == np.float64
+    assert raw.dtype == np.float64
+    assert co.dtype == np.float64
     np.testing.assert_array_equal(raw, [12.345678, 0.000001, 1.0])
     np.testing.assert_array_equal(co, [12.345678, 5.000001, 1.00025])
 

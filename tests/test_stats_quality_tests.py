@@ -53,8 +53,10 @@ def test_identical_pairs_carry_p_at_least_one_minus_margin_to_the_n():
     for n in (2, 7, 30):
         gate, base = _pairs(0, 0, n)
         result = quality_noninferiority(gate, base, margin=0.05)
-        assert result.p_value >= 0.95**n - 1e-12 and result.p_value < 1
-        assert not result.passed and result.decision == "underpowered"
+        assert result.p_value >= 0.95**n - 1e-12
+        assert result.p_value < 1
+        assert not result.passed
+        assert result.decision == "underpowered"
     needed = quality_noninferiority(*_pairs(0, 0, 7), margin=0.05).n_needed
     assert quality_noninferiority(*_pairs(0, 0, needed), margin=0.05).passed
     assert not quality_noninferiority(*_pairs(0, 0, needed - 1), margin=0.05).passed
@@ -76,9 +78,14 @@ def test_exact_test_level_holds_exactly_on_the_null_boundary(n):
 
 def test_exact_test_rejects_clear_non_inferiority_and_fails_clear_inferiority():
     good = quality_noninferiority(*_pairs(5, 5, 300), margin=0.05)
-    assert good.passed and good.method == "exact-binary" and good.ci_low > -0.05
+    assert good.passed
+    assert good.method == "exact-binary"
+    assert good.ci_low > -0.05
     bad = quality_noninferiority(*_pairs(2, 40, 258), margin=0.05)
-    assert not bad.passed and bad.decision == "failed" and bad.ci_low < -0.05 and bad.p_fail < 0.05
+    assert not bad.passed
+    assert bad.decision == "failed"
+    assert bad.ci_low < -0.05
+    assert bad.p_fail < 0.05
 
 
 def test_confidence_bound_is_the_inverted_test():
@@ -112,14 +119,18 @@ def test_betting_test_holds_its_level_at_the_margin_for_bounded_scores():
 def test_betting_test_passes_identical_graded_scores_at_large_n_and_names_its_method():
     base = np.tile([0.25, 0.5, 0.75, 1.0], 100)
     result = quality_noninferiority(base, base.copy(), margin=0.05)
-    assert result.method == "betting" and result.passed and result.ci_low > -0.05
+    assert result.method == "betting"
+    assert result.passed
+    assert result.ci_low > -0.05
 
 
 def test_tost_takes_the_larger_one_sided_p_value():
     gate, base = _pairs(30, 5, 265)  # clearly better: non-inferior but not equivalent
     ni = quality_noninferiority(gate, base, margin=0.05)
     tost = quality_noninferiority(gate, base, margin=0.05, equivalence=True)
-    assert ni.passed and not tost.passed and tost.p_value >= ni.p_value
+    assert ni.passed
+    assert not tost.passed
+    assert tost.p_value >= ni.p_value
     assert tost.ci_low <= tost.estimate <= tost.ci_high
 
 

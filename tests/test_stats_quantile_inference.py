@@ -79,7 +79,8 @@ def test_one_timeout_never_lowers_the_p95_where_the_km_switch_did():
         drops_ours += after < before - 1e-9
         assert abs(after - before) / before < 0.5
         drops_km += km_quantile(timed_out, flags, 0.95).estimate < before - 1e-9
-    assert drops_ours == 0 and drops_km > 50
+    assert drops_ours == 0
+    assert drops_km > 50
 
 
 def test_quantile_ci_covers_on_iid_data_and_says_its_method():
@@ -90,13 +91,15 @@ def test_quantile_ci_covers_on_iid_data_and_says_its_method():
         result = quantile_ci(np.exp(0.5 * rng.standard_normal(300)), 0.95, n_resamples=400, seed=seed)
         covered += result.ci_low <= truth <= result.ci_high
     assert 0.89 <= covered / 150 <= 0.995
-    assert "percentile bootstrap" in result.method and result.resampling.startswith("iid")
+    assert "percentile bootstrap" in result.method
+    assert result.resampling.startswith("iid")
 
 
 def test_quantile_ci_uses_the_woodruff_interval_on_serially_correlated_data():
     latent, _ = _correlated_normals(np.random.default_rng(6), 400, 0.6, ar_phi=0.7)
     result = quantile_ci(np.exp(latent), 0.95, n_resamples=300)
-    assert "Woodruff" in result.method and result.resampling.startswith("stationary")
+    assert "Woodruff" in result.method
+    assert result.resampling.startswith("stationary")
     assert result.ci_low < result.estimate < result.ci_high
 
 
@@ -106,16 +109,22 @@ def test_quantile_ci_is_not_identifiable_above_five_percent_censored():
     flags[:8] = True
     x[:8] = 99.0
     result = quantile_ci(x, 0.95, censored=flags, n_resamples=200)
-    assert not result.identifiable and math.isnan(result.estimate) and result.lower_bound > 0
+    assert not result.identifiable
+    assert math.isnan(result.estimate)
+    assert result.lower_bound > 0
     assert "not identifiable" in result.note
 
 
 def test_ratio_test_passes_equal_arms_fails_a_slower_gateway():
     gate, base = latency_pair("lognormal", 1500, 1.0, np.random.default_rng(8))
     equal = quantile_ratio_test(gate, base, n_resamples=500)
-    assert equal.passed and equal.decision == "passed" and equal.ratio_ci_high < equal.bound
+    assert equal.passed
+    assert equal.decision == "passed"
+    assert equal.ratio_ci_high < equal.bound
     slow = quantile_ratio_test(gate * 1.5, base, n_resamples=500)
-    assert not slow.passed and slow.p_fail < 0.05 and slow.ratio_ci_high > slow.bound
+    assert not slow.passed
+    assert slow.p_fail < 0.05
+    assert slow.ratio_ci_high > slow.bound
 
 
 def test_ratio_test_p_value_and_bound_agree():
@@ -138,17 +147,22 @@ def test_ratio_test_is_paired_the_shared_prompt_effect_narrows_the_bound():
 def test_ratio_test_refuses_what_it_cannot_decide():
     gate, base = latency_pair("lognormal", 150, 1.0, np.random.default_rng(12))
     small = quantile_ratio_test(gate, base)
-    assert small.decision == "underpowered" and not small.passed and "needs n >= 200" in small.note
+    assert small.decision == "underpowered"
+    assert not small.passed
+    assert "needs n >= 200" in small.note
     gate, base = latency_pair("lognormal", 400, 1.0, np.random.default_rng(13))
     failing = np.zeros(400, bool)
     failing[::10] = True  # the baseline fails 10 % of its requests
     blind = quantile_ratio_test(gate, base, baseline_censored=failing)
-    assert blind.decision == "not identifiable" and not blind.passed
+    assert blind.decision == "not identifiable"
+    assert not blind.passed
     latent_b, latent_g = _correlated_normals(np.random.default_rng(14), 300, 0.6, ar_phi=0.9)
     serial = quantile_ratio_test(np.exp(latent_g), np.exp(latent_b))
-    assert serial.decision == "underpowered" and "blocks" in serial.note
+    assert serial.decision == "underpowered"
+    assert "blocks" in serial.note
     zeros = quantile_ratio_test(np.zeros(300), np.zeros(300), n_resamples=200)  # 0 ms: log ratio undefined
-    assert zeros.decision == "not identifiable" and not zeros.passed
+    assert zeros.decision == "not identifiable"
+    assert not zeros.passed
 
 
 @pytest.mark.parametrize(("call", "match"), [
@@ -180,4 +194,5 @@ def test_resampled_window_kernel_equals_sorting_and_its_plain_twin():
     # with NUMBA_DISABLE_JIT=1 (CI stage 5) the kernel is the plain function itself and has no .py_func
     getattr(resampled_top_window, "py_func", resampled_top_window)(ranks, x[order], index, lo, weights, plain)
     by_sorting = np.sort(x[index], axis=1)[:, lo:] @ weights
-    assert np.allclose(jit, by_sorting, rtol=1e-12) and np.allclose(plain, by_sorting, rtol=1e-12)
+    assert np.allclose(jit, by_sorting, rtol=1e-12)
+    assert np.allclose(plain, by_sorting, rtol=1e-12)

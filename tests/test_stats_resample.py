@@ -16,7 +16,9 @@ def _all(plan: ResamplePlan, **kwargs) -> np.ndarray:
 def test_rows_are_valid_indices_and_reproducible(method):
     plan = ResamplePlan(n=57, method=method, block_length=None if method == "iid" else 5, n_resamples=300, seed=4)
     first, again = _all(plan), _all(plan)
-    assert first.shape == (300, 57) and first.min() >= 0 and first.max() < 57
+    assert first.shape == (300, 57)
+    assert first.min() >= 0
+    assert first.max() < 57
     assert np.array_equal(first, again)
     other = _all(ResamplePlan(57, method, plan.block_length, 300, seed=5))
     assert not np.array_equal(first, other)
@@ -25,7 +27,8 @@ def test_rows_are_valid_indices_and_reproducible(method):
 def test_chunking_does_not_change_the_draw_count_or_alignment():
     plan = ResamplePlan(n=1000, method="stationary", block_length=7, n_resamples=50, seed=1)
     chunks = list(resample_indices(plan, chunk_elements=7_000))
-    assert sum(c.shape[0] for c in chunks) == 50 and max(c.shape[0] for c in chunks) == 7
+    assert sum(c.shape[0] for c in chunks) == 50
+    assert max(c.shape[0] for c in chunks) == 7
     a = np.arange(1000.0)
     b = 3 * a + 1
     for idx in chunks:  # gathering two arrays with the same rows keeps every pair together
@@ -42,7 +45,8 @@ def test_moving_blocks_are_contiguous_runs_that_never_wrap():
 def test_circular_blocks_wrap_around():
     idx = _all(ResamplePlan(n=10, method="circular-block", block_length=4, n_resamples=500, seed=3))
     steps = np.diff(idx.reshape(500, -1)[:, :8].reshape(500, 2, 4), axis=2)
-    assert set(np.unique(steps)) <= {1, -9} and (steps == -9).any()
+    assert set(np.unique(steps)) <= {1, -9}
+    assert (steps == -9).any()
 
 
 def test_stationary_blocks_have_the_mean_length_asked_for():
@@ -54,7 +58,8 @@ def test_stationary_blocks_have_the_mean_length_asked_for():
 
 def test_iid_draws_are_uniform():
     counts = np.bincount(_all(ResamplePlan(n=20, n_resamples=5000, seed=6)).ravel(), minlength=20)
-    assert counts.min() > 0.9 * 5000 and counts.max() < 1.1 * 5000
+    assert counts.min() > 0.9 * 5000
+    assert counts.max() < 1.1 * 5000
 
 
 @pytest.mark.parametrize(("kwargs", "match"), [

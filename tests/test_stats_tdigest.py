@@ -125,7 +125,8 @@ def test_merge_is_close_to_digest_of_union():
     union.update(np.concatenate([first, second]))
     merged = left.merge(right)
     assert merged.count == union.count == 250_000
-    assert merged.min == union.min and merged.max == union.max
+    assert merged.min == union.min
+    assert merged.max == union.max
     qs = np.array([0.1, 0.5, 0.95, 0.99])
     exact = np.quantile(np.concatenate([first, second]), qs)
     np.testing.assert_allclose(merged.quantile(qs), exact, rtol=1e-2)
@@ -157,9 +158,11 @@ def test_quantiles_monotone_and_within_range(x, qs, compression):
     estimates = digest.quantile(np.sort(qs))
     slack = 1e-9 * max(1.0, max(abs(v) for v in x))
     assert np.all(np.diff(estimates) >= -slack)
-    assert np.all(estimates >= min(x) - slack) and np.all(estimates <= max(x) + slack)
+    assert np.all(estimates >= min(x) - slack)
+    assert np.all(estimates <= max(x) + slack)
     cdf = digest.cdf(np.sort(x))
-    assert np.all(np.diff(cdf) >= -1e-12) and np.all((cdf >= 0) & (cdf <= 1))
+    assert np.all(np.diff(cdf) >= -1e-12)
+    assert np.all((cdf >= 0) & (cdf <= 1))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -173,7 +176,8 @@ def test_to_dict_round_trip_through_json():
     assert state["implementation"] == digest.implementation
     assert digest.implementation.startswith("tsglab-tdigest ")
     restored = TDigest.from_dict(state)
-    assert restored.compression == 150 and restored.count == 50_000
+    assert restored.compression == 150
+    assert restored.count == 50_000
     qs = [0.01, 0.5, 0.99]
     np.testing.assert_array_equal(restored.quantile(qs), digest.quantile(qs))
     assert list(restored.to_frame().columns) == ["mean", "weight", "cum_weight"]

@@ -31,20 +31,26 @@ def sse_events(text: str) -> list[str]:
 
 
 def test_binds_loopback_only_and_base_url_ends_in_v1(stub):
-    assert stub.base_url.startswith("http://127.0.0.1:") and stub.base_url.endswith("/v1")
+    assert stub.base_url.startswith("http://127.0.0.1:")
+    assert stub.base_url.endswith("/v1")
     sockname = stub._server.sockets[0].getsockname()
-    assert sockname[0] == "127.0.0.1" and len(stub._server.sockets) == 1
+    assert sockname[0] == "127.0.0.1"
+    assert len(stub._server.sockets) == 1
 
 
 def test_non_stream_completion_has_the_openai_shape(fresh):
     response = httpx.post(f"{fresh.base_url}/chat/completions", json=BODY)
-    assert response.status_code == 200 and response.headers["content-type"] == "application/json"
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
     payload = response.json()
-    assert payload["object"] == "chat.completion" and payload["model"] == "m-light"
+    assert payload["object"] == "chat.completion"
+    assert payload["model"] == "m-light"
     choice = payload["choices"][0]
-    assert choice["message"] == {"role": "assistant", "content": "t0 t1 t2 t3"} and choice["finish_reason"] == "stop"
+    assert choice["message"] == {"role": "assistant", "content": "t0 t1 t2 t3"}
+    assert choice["finish_reason"] == "stop"
     assert payload["usage"] == {"prompt_tokens": 5, "completion_tokens": 4, "total_tokens": 9}
-    assert fresh.stats()["received"] == 1 and fresh.stats()["answered"] == 1
+    assert fresh.stats()["received"] == 1
+    assert fresh.stats()["answered"] == 1
 
 
 def test_stream_sends_deltas_a_usage_chunk_and_done(fresh):
@@ -58,14 +64,16 @@ def test_stream_sends_deltas_a_usage_chunk_and_done(fresh):
     text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"])
     assert text == "t0 t1 t2 t3"
     assert chunks[-2]["choices"][0]["finish_reason"] == "stop"
-    assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["completion_tokens"] == 4
+    assert chunks[-1]["choices"] == []
+    assert chunks[-1]["usage"]["completion_tokens"] == 4
     plain = sse_events(httpx.post(f"{fresh.base_url}/chat/completions", json={**BODY, "stream": True}).text)
     assert all("usage" not in json.loads(e) for e in plain[:-1])  # no usage chunk unless asked for
 
 
 def test_models_and_unknown_routes(fresh):
     models = httpx.get(f"{fresh.base_url}/models").json()
-    assert models["object"] == "list" and models["data"][0]["id"] == "stub"
+    assert models["object"] == "list"
+    assert models["data"][0]["id"] == "stub"
     assert httpx.get(f"{fresh.base_url}/nope").status_code == 404
     assert httpx.get(f"{fresh.base_url}/chat/completions").status_code == 405
     assert httpx.post(f"{fresh.base_url}/chat/completions", content=b"{not json").status_code == 400
@@ -81,7 +89,8 @@ def test_keep_alive_serves_several_requests_on_one_connection(fresh):
         received = b""
         while received.count(b"chat.completion") < 2:
             received += sock.recv(65536)
-    assert received.count(b"HTTP/1.1 200 OK") == 2 and fresh.stats()["answered"] == 2
+    assert received.count(b"HTTP/1.1 200 OK") == 2
+    assert fresh.stats()["answered"] == 2
     assert fresh.stats()["connections"] == 1
 
 
@@ -91,9 +100,11 @@ def test_control_endpoint_reads_and_sets_knobs(fresh):
     assert httpx.post(f"{fresh.base_url}/chat/completions", json=BODY).json()["choices"][0]["message"]["content"] \
         == "t0 t1"
     counters = httpx.get(url).json()
-    assert counters["received"] == 1 and counters["answered"] == 1
+    assert counters["received"] == 1
+    assert counters["answered"] == 1
     bad = httpx.post(url, json={"fail": "explode"})
-    assert bad.status_code == 400 and "fail must be one of" in bad.json()["error"]["message"]
+    assert bad.status_code == 400
+    assert "fail must be one of" in bad.json()["error"]["message"]
 
 
 def test_delay_and_a_single_stall_after_the_named_request(fresh):
@@ -105,7 +116,8 @@ def test_delay_and_a_single_stall_after_the_named_request(fresh):
             client.post(f"{fresh.base_url}/chat/completions", json=BODY)
             times.append(time.perf_counter() - started)
     assert min(times) >= 0.019
-    assert times[2] >= 0.3 and max(times[:2] + times[3:]) < 0.2  # request 3 stalls, once
+    assert times[2] >= 0.3
+    assert max(times[:2] + times[3:]) < 0.2  # request 3 stalls, once
 
 
 def test_serial_makes_concurrent_requests_queue(fresh):
@@ -123,7 +135,8 @@ def test_serial_makes_concurrent_requests_queue(fresh):
     parallel = timed_batch()
     fresh.configure(serial=True)
     serial = timed_batch()
-    assert parallel < 0.3 and serial >= 0.4
+    assert parallel < 0.3
+    assert serial >= 0.4
 
 
 def test_failure_knobs(fresh):
@@ -144,9 +157,11 @@ def test_failure_knobs(fresh):
         with httpx.stream("POST", url, json={**BODY, "stream": True}) as response:
             for line in response.iter_lines():
                 received_text.append(line)
-    assert any("t0" in line for line in received_text) and not any("[DONE]" in line for line in received_text)
+    assert any("t0" in line for line in received_text)
+    assert not any("[DONE]" in line for line in received_text)
     # complete 200 responses count as answered, malformed ones too; a 500 or a cut connection does not
-    assert fresh.stats()["answered"] == 2 and fresh.stats()["received"] == 5
+    assert fresh.stats()["answered"] == 2
+    assert fresh.stats()["received"] == 5
 
 
 def test_knob_validation_errors():
@@ -162,7 +177,8 @@ def test_knob_validation_errors():
 
 def test_process_mode_runs_in_its_own_process():
     with StubServer(process=True, tokens=3) as stub:
-        assert stub._process is not None and stub._process.pid
+        assert stub._process is not None
+        assert stub._process.pid
         payload = httpx.post(f"{stub.base_url}/chat/completions", json=BODY).json()
         assert payload["choices"][0]["message"]["content"] == "t0 t1 t2"
         stub.configure(fail="http_500")

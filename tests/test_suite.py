@@ -226,7 +226,8 @@ def test_classify_patterns_reject_the_other_labels(bundled: list[SuiteItem]) -> 
 
 def test_load_suite_none_is_the_bundled_file(bundled: list[SuiteItem]) -> None:
     path = bundled_suite_path()
-    assert path.is_file() and path.name == "bundled.jsonl"
+    assert path.is_file()
+    assert path.name == "bundled.jsonl"
     assert load_suite(path) == bundled
 
 
@@ -679,7 +680,8 @@ def test_must_include_partial_credit(tmp_path: Path) -> None:
     item = make_item(tmp_path, {"kind": "must_include", "terms": ["scatter", "Wavelength", "blue", "ozone"]})
     result = score_answer(item, "Sunlight SCATTERS off molecules; shorter WAVELENGTHS scatter more.")
     assert result.score == pytest.approx(0.5)
-    assert "2/4 terms found" in result.detail and "'ozone'" in result.detail
+    assert "2/4 terms found" in result.detail
+    assert "'ozone'" in result.detail
     assert score_answer(item, "").score == 0.0
     assert score_answer(item, "scatter wavelength blue ozone").score == 1.0
 
@@ -712,7 +714,8 @@ def test_json_fields_partial_credit(person: SuiteItem) -> None:
     result = score_answer(person, '{"name": "Ada Osei", "age": 35, "address": {"town": "Lisbon"}}')
     assert result.score == pytest.approx(1 / 3)
     assert result.json_ok is True
-    assert "'age' expected 34, got 35" in result.detail and "'address.city' missing" in result.detail
+    assert "'age' expected 34, got 35" in result.detail
+    assert "'address.city' missing" in result.detail
 
 
 def test_json_fields_contract_failure_scores_zero(person: SuiteItem) -> None:
@@ -785,7 +788,8 @@ def test_numeric_tolerances(tmp_path: Path) -> None:
     assert score_answer(absolute, "pi is 3.1415").score == 1.0
     assert score_answer(absolute, "pi is 3.2").score == 0.0
     missing = score_answer(absolute, "no idea")
-    assert missing.score == 0.0 and "no number" in missing.detail
+    assert missing.score == 0.0
+    assert "no number" in missing.detail
 
 
 def test_extract_numbers() -> None:
