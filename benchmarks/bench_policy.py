@@ -24,9 +24,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tsglab.config import PolicyConfig  # noqa: E402
-from tsglab.policy.planner import plan  # noqa: E402
-from tsglab.policy.router import route  # noqa: E402
+from tsglab.config import PolicyConfig
+from tsglab.policy.planner import plan
+from tsglab.policy.router import route
 
 TARGET_P99_US = 100.0
 

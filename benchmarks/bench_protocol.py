@@ -27,10 +27,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _panel import arm_frames, latency_pair  # noqa: E402
+from _panel import arm_frames, latency_pair
 
-from tsglab.report.protocol import ProtocolSettings, family_a, family_b, family_c, routing_cost, verdict  # noqa: E402
-from tsglab.stats import bootstrap_quantile_ci  # noqa: E402
+from tsglab.report.protocol import ProtocolSettings, family_a, family_b, family_c, routing_cost, verdict
+from tsglab.stats import bootstrap_quantile_ci
 
 N_STRATA = 20
 

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _panel import (  # noqa: E402
+from _panel import (
     LATENCY_SCENARIOS,
     QUALITY_SCENARIOS,
     _correlated_normals,
@@ -152,9 +152,10 @@ def report(rows: list[dict], elapsed: float, args) -> str:
     frame = frame.sort_values(["family", "_order", "n"], kind="stable")
     command = "benchmarks/calibrate_protocol.py " + " ".join(sys.argv[1:])
     out = [f"# Calibration of the report's decisions (`{command}`)",
-           "", f"α = {ALPHA}, Family A margin ε = {MARGIN}, Family B δ = {DELTA}. Rates ± one Monte-Carlo s.e. "
-           f"Elapsed {elapsed:.0f} s with {args.workers} worker(s). Family B cells use B = {args.b_resamples} "
-           "bootstrap resamples (the report's default is 2000; the p-value resolution does not matter at α = 0.05).",
+           "",
+           (f"α = {ALPHA}, Family A margin ε = {MARGIN}, Family B δ = {DELTA}. Rates ± one Monte-Carlo s.e. "
+            f"Elapsed {elapsed:.0f} s with {args.workers} worker(s). Family B cells use B = {args.b_resamples} "
+            "bootstrap resamples (the report's default is 2000; the p-value resolution does not matter at α = 0.05)."),
            ""]
     a = frame[frame["family"] == "A"]
     if len(a):
@@ -172,8 +173,9 @@ def report(rows: list[dict], elapsed: float, args) -> str:
     b = frame[frame["family"] == "B"]
     if len(b):
         out += ["## Family B — pass rate of the overall row per view (size at ratio 1.1 must be ≤ α + 2 s.e.)", "",
-                "| latencies | n | view | size at ratio 1.1 | power at ratio 1.0 | report's power estimate | "
-                "underpowered share (ratio 1.0) |", "|---|---|---|---|---|---|---|"]
+                ("| latencies | n | view | size at ratio 1.1 | power at ratio 1.0 | report's power estimate | "
+                 "underpowered share (ratio 1.0) |"),
+                "|---|---|---|---|---|---|---|"]
         for (scenario, n, view), part in b.groupby(["scenario", "n", "view"], sort=False):
             size = part[part["ratio"] > 1].iloc[0]
             power = part[part["ratio"] == 1].iloc[0]
@@ -184,9 +186,12 @@ def report(rows: list[dict], elapsed: float, args) -> str:
         out.append("")
     ci = frame[frame["family"] == "CI"]
     if len(ci):
-        out += ["## CI coverage of the four-view table's P50 and P95 (95 % intervals; target 94–96 % iid, ≥ 92 % "
-                "AR(1))", "", "| latencies | n | quantile | coverage | wholly below truth | wholly above | "
-                "upper end unbounded |", "|---|---|---|---|---|---|---|"]
+        out += [("## CI coverage of the four-view table's P50 and P95 (95 % intervals; target 94–96 % iid, ≥ 92 % "
+                 "AR(1))"),
+                "",
+                ("| latencies | n | quantile | coverage | wholly below truth | wholly above | "
+                 "upper end unbounded |"),
+                "|---|---|---|---|---|---|---|"]
         for row in ci.itertuples():
             out.append(f"| {row.scenario} | {row.n} | P{row.q * 100:g} | {_fmt_rate(row.cover, row.reps)} | "
                        f"{row.below:.3f} | {row.above:.3f} | {row.unbounded:.3f} |")
@@ -220,11 +225,11 @@ def tasks(args) -> list[tuple]:
                 jobs.append((family_b_cell, scenario, n, ratio, reps, hash((scenario, n, ratio)) % 2**31,
                              args.b_resamples))
     for scenario in ("iid", "ar1") if "CI" in args.only else ():
-        for n in ((200,) if args.quick else (200, 1000)):
-            jobs.append((coverage_cell, scenario, n, max(4, int(1000 * scale)), hash((scenario, n)) % 2**31,
-                         args.b_resamples))
-    for case in ("A at margin", "B at margin") if "verdict" in args.only else ():
-        jobs.append((verdict_cell, case, max(4, int(400 * scale)), hash(case) % 2**31, args.b_resamples))
+        jobs.extend((coverage_cell, scenario, n, max(4, int(1000 * scale)), hash((scenario, n)) % 2**31,
+                     args.b_resamples) for n in ((200,) if args.quick else (200, 1000)))
+    verdict_cases = ("A at margin", "B at margin") if "verdict" in args.only else ()
+    jobs.extend((verdict_cell, case, max(4, int(400 * scale)), hash(case) % 2**31, args.b_resamples)
+                for case in verdict_cases)
     return jobs
 
 

@@ -431,36 +431,36 @@ def format_report(results: dict[str, dict], *, seed: int, reps_scale: float, tim
         "",
         f"- command: `{' '.join([os.path.basename(sys.executable), *sys.argv])}`",
         f"- date (UTC): {dt.datetime.now(dt.timezone.utc).strftime('%Y-%m-%d %H:%M')}",
-        f"- machine: {platform.platform()}, {platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} logical CPUs; Python {platform.python_version()}, numpy {np.__version__}",
+        (f"- machine: {platform.platform()}, {platform.processor() or platform.machine()}, "
+         f"{os.cpu_count()} logical CPUs; Python {platform.python_version()}, numpy {np.__version__}"),
         f"- seed: {seed}; reps scale: {reps_scale:g}; total time {sum(timings.values()):.0f} s",
-        "- ± is one Monte-Carlo standard error (binomial for rates, sample s.e. for FDR and widths). Verdict:"
-        f" *met* inside the target, *met within MC error* within {MC_SLACK_SE:g} s.e. of it, *MISSED* otherwise.",
+        ("- ± is one Monte-Carlo standard error (binomial for rates, sample s.e. for FDR and widths). Verdict:"
+         f" *met* inside the target, *met within MC error* within {MC_SLACK_SE:g} s.e. of it, *MISSED* otherwise."),
         "",
         "## 1. 95 % CI of the P95, iid lognormal",
         "",
-        f"Latency ~ lognormal(μ = {MU}, σ = {SIGMA}); true P95 = exp(μ + σ·z₀.₉₅) = {iid['truth']:.3f}. "
-        f"Type-1 order statistic, B = {iid['n_resamples']} draws. Target coverage "
-        f"{100 * iid['target'][0]:.0f}–{100 * iid['target'][1]:.0f} %. ({timings['iid']:.0f} s)",
+        (f"Latency ~ lognormal(μ = {MU}, σ = {SIGMA}); true P95 = exp(μ + σ·z₀.₉₅) = {iid['truth']:.3f}. "
+         f"Type-1 order statistic, B = {iid['n_resamples']} draws. Target coverage "
+         f"{100 * iid['target'][0]:.0f}–{100 * iid['target'][1]:.0f} %. ({timings['iid']:.0f} s)"),
         "",
         "| n | interval | reps | coverage % | miss below / above % | mean width (ms) | width / P95 | verdict |",
         "|---:|---|---:|---:|---:|---:|---:|---|",
     ]
-    for r in iid["rows"]:
-        lines.append(
-            f"| {r['n']} | {r['label']} | {r['reps']} | {_pct(r['coverage'], r['coverage_se'])} | "
-            f"{_misses(r)} | {_width(r)} | "
-            f"{r['mean_width'] / iid['truth']:.3f} | {r['verdict']} |"
-        )
+    lines += [
+        f"| {r['n']} | {r['label']} | {r['reps']} | {_pct(r['coverage'], r['coverage_se'])} | "
+        f"{_misses(r)} | {_width(r)} | "
+        f"{r['mean_width'] / iid['truth']:.3f} | {r['verdict']} |"
+        for r in iid["rows"]
+    ]
     lines += [
         "",
         "## 2. 95 % CI of the P95, AR(1) lognormal",
         "",
-        f"Latency = exp(μ + σ·z_t), z_t = φ z_(t−1) + √(1−φ²) e_t, φ = {ar1['phi']}, z₀ ~ N(0, 1) (stationary "
-        f"start), so each latency is lognormal(μ = {MU}, σ = {SIGMA}) and the true P95 is {ar1['truth']:.3f}. "
-        f"n = {ar1['n']}, B = {ar1['n_resamples']}, percentile intervals; the block length is Politis–White, "
-        f"estimated on each sample (stationary: its stationary value; moving-block: its circular value). "
-        f"Target ≥ {100 * ar1['target_low']:.0f} % for the block bootstraps. ({timings['ar1']:.0f} s)",
+        (f"Latency = exp(μ + σ·z_t), z_t = φ z_(t−1) + √(1−φ²) e_t, φ = {ar1['phi']}, z₀ ~ N(0, 1) (stationary "
+         f"start), so each latency is lognormal(μ = {MU}, σ = {SIGMA}) and the true P95 is {ar1['truth']:.3f}. "
+         f"n = {ar1['n']}, B = {ar1['n_resamples']}, percentile intervals; the block length is Politis–White, "
+         f"estimated on each sample (stationary: its stationary value; moving-block: its circular value). "
+         f"Target ≥ {100 * ar1['target_low']:.0f} % for the block bootstraps. ({timings['ar1']:.0f} s)"),
         "",
         "| interval | reps | coverage % | miss below / above % | mean width (ms) | mean block length | verdict |",
         "|---|---:|---:|---:|---:|---:|---|",
@@ -474,13 +474,13 @@ def format_report(results: dict[str, dict], *, seed: int, reps_scale: float, tim
         )
     lines += [
         "",
-        f"`choose_bootstrap` (Ljung–Box, 10 lags, α = 0.05) picked the stationary bootstrap on "
-        f"{_pct(ar1['detection_rate'], ar1['detection_se'])} % of the series.",
+        (f"`choose_bootstrap` (Ljung–Box, 10 lags, α = 0.05) picked the stationary bootstrap on "
+         f"{_pct(ar1['detection_rate'], ar1['detection_se'])} % of the series."),
         "",
         "## 3. Type-I error of `paired_noninferiority` at the margin",
         "",
-        f"True mean difference exactly −ε, ε = {ni['margin']}, α = {ni['alpha']} (one-sided), bootstrap "
-        f"B = {ni['n_resamples']}. Target: rejection rate ≤ α. ({timings['ni']:.0f} s)",
+        (f"True mean difference exactly −ε, ε = {ni['margin']}, α = {ni['alpha']} (one-sided), bootstrap "
+         f"B = {ni['n_resamples']}. Target: rejection rate ≤ α. ({timings['ni']:.0f} s)"),
         "",
         "| scenario | test | n | reps | mean d̄ | rejection rate % | verdict |",
         "|---|---|---:|---:|---:|---:|---|",
@@ -494,8 +494,8 @@ def format_report(results: dict[str, dict], *, seed: int, reps_scale: float, tim
         "",
         "## 4. Benjamini–Hochberg FDR under independence",
         "",
-        f"m = {bh['m']}; m0 true nulls with uniform p; m − m0 alternatives with one-sided z-test p-values, "
-        f"effect {bh['effect']:g}; q = {bh['q']}. Target: FDR ≤ m0/m · q. ({timings['bh']:.0f} s)",
+        (f"m = {bh['m']}; m0 true nulls with uniform p; m − m0 alternatives with one-sided z-test p-values, "
+         f"effect {bh['effect']:g}; q = {bh['q']}. Target: FDR ≤ m0/m · q. ({timings['bh']:.0f} s)"),
         "",
         "| m0 | reps | FDR % | bound m0/m·q % | power % | P(V ≥ 1) % | verdict |",
         "|---:|---:|---:|---:|---:|---:|---|",

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import itertools
 import math
 import platform
 import re
@@ -138,17 +139,17 @@ def counter_cadence(trace) -> dict:
     steps = [(t, e1 - e0) for t, e0, e1 in zip(trace.t_ns[1:].tolist(), trace.energy_j[:-1].tolist(),
                                                trace.energy_j[1:].tolist(), strict=True)]
     change_t = [t for t, de in steps if de > 0]
-    gaps_ms = [(b - a) / 1e6 for a, b in zip(change_t, change_t[1:], strict=False)]
+    gaps_ms = [(b - a) / 1e6 for a, b in itertools.pairwise(change_t)]
     return {"unchanged_fraction": sum(1 for _, de in steps if de == 0) / len(steps) if steps else math.nan,
             "update_ms": statistics.median(gaps_ms) if gaps_ms else math.nan}
 
 
 def package_version(name: str) -> str:
-    try:
-        from importlib.metadata import version
+    from importlib.metadata import PackageNotFoundError, version
 
+    try:
         return version(name)
-    except Exception:  # metadata missing (a vendored copy): the version is only informative
+    except PackageNotFoundError:  # metadata missing (a vendored copy): the version is only informative
         return "?"
 
 
@@ -172,19 +173,19 @@ def render_report(r: dict) -> str:
     lines = [
         "# Energy meter check on NVML",
         "",
-        f"- device: {r['gpu_name']} (GPU {r['gpu_index']}), driver {r['driver']}, pynvml {r['pynvml_version']}, "
-        f"torch {r['torch_version']}, transformers {r['transformers_version']}, python {r['python']}",
+        (f"- device: {r['gpu_name']} (GPU {r['gpu_index']}), driver {r['driver']}, pynvml {r['pynvml_version']}, "
+         f"torch {r['torch_version']}, transformers {r['transformers_version']}, python {r['python']}"),
         f"- date: {r['date']}; workload: random-init GPT-2 ({r['model']}), phases {r['phases']}",
-        f"- sampler target {r['hz']} Hz; achieved {_num(r['hz_achieved'])} Hz (counter), "
-        f"{_num(r['hz_achieved_instant'])} Hz (instant power), {_num(r['hz_achieved_average'])} Hz (avg power); "
-        f"missed deadlines {r['missed_deadlines']}, read errors {r['read_errors']}",
-        f"- sampler CPU per sample: {_num(r['cpu_us_per_sample'], '.1f')} µs (counter sampler thread); NVML call "
-        f"cost: counter {_num(r['us_counter'], '.1f')} µs, instant power field {_num(r['us_instant'], '.1f')} µs, "
-        f"nvmlDeviceGetPowerUsage {_num(r['us_average'], '.1f')} µs",
+        (f"- sampler target {r['hz']} Hz; achieved {_num(r['hz_achieved'])} Hz (counter), "
+         f"{_num(r['hz_achieved_instant'])} Hz (instant power), {_num(r['hz_achieved_average'])} Hz (avg power); "
+         f"missed deadlines {r['missed_deadlines']}, read errors {r['read_errors']}"),
+        (f"- sampler CPU per sample: {_num(r['cpu_us_per_sample'], '.1f')} µs (counter sampler thread); NVML call "
+         f"cost: counter {_num(r['us_counter'], '.1f')} µs, instant power field {_num(r['us_instant'], '.1f')} µs, "
+         f"nvmlDeviceGetPowerUsage {_num(r['us_average'], '.1f')} µs"),
         f"- instantaneous power field (NVML_FI_DEV_POWER_INSTANT): {r['instant_supported']}",
         f"- idle power (counter, {r['idle_seconds']} s after model load): {_num(r['idle_w'])} W",
-        f"- counter refresh: its value changed every {_num(r['update_ms'], '.1f')} ms (median); "
-        f"{_pct(r['unchanged_fraction'])} of successive samples saw no change",
+        (f"- counter refresh: its value changed every {_num(r['update_ms'], '.1f')} ms (median); "
+         f"{_pct(r['unchanged_fraction'])} of successive samples saw no change"),
         "",
         "## Per-window energy vs the NVML counter read directly at the window bounds",
         "",
@@ -201,11 +202,11 @@ def render_report(r: dict) -> str:
         "",
         "## Apportioning the generate calls (window 1 s, counter trace, idle subtracted)",
         "",
-        f"- requests: {r['n_requests']}; windows: {r['n_windows']} ({r['unattributed_windows']} with nothing in "
-        f"flight, {r['clipped_windows']} clipped at 0)",
-        f"- gross {_num(r['gross_j'])} J, idle {_num(r['idle_j'])} J, net {_num(r['net_j'])} J = attributed "
-        f"{_num(r['attributed_j'])} J + unattributed {_num(r['unattributed_j'])} J; conservation error "
-        f"{r['conservation_error_j']:.3e} J ({'ok' if r['conservation_ok'] else 'BROKEN'})",
+        (f"- requests: {r['n_requests']}; windows: {r['n_windows']} ({r['unattributed_windows']} with nothing in "
+         f"flight, {r['clipped_windows']} clipped at 0)"),
+        (f"- gross {_num(r['gross_j'])} J, idle {_num(r['idle_j'])} J, net {_num(r['net_j'])} J = attributed "
+         f"{_num(r['attributed_j'])} J + unattributed {_num(r['unattributed_j'])} J; conservation error "
+         f"{r['conservation_error_j']:.3e} J ({'ok' if r['conservation_ok'] else 'BROKEN'})"),
         f"- apportioning time: {_num(r['apportion_ms'], '.1f')} ms",
         "",
         "| phase | requests | tokens | J | J/request | mWh per 1k tokens | tokens/s/W |",

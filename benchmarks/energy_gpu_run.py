@@ -143,9 +143,9 @@ def run_and_check(spec, ladder, *, read_counter_j, energy_meter=None, device: st
         f"# A tsglab run with the {energy.get('meter', 'NVML')} meter on one GPU",
         "",
         f"- device: {device}; {stack}; python {platform.python_version()}; {time.strftime('%Y-%m-%d %H:%M')}",
-        f"- run: {len(events)} events ({result.n_planned} planned), arms baseline and tsg, switchback blocks of 6, "
-        f"tiers light/std/enh = {'/'.join(str(BUDGETS[t]) for t in ('light', 'std', 'enh'))} new tokens of "
-        f"{workload}",
+        (f"- run: {len(events)} events ({result.n_planned} planned), arms baseline and tsg, switchback blocks of 6, "
+         f"tiers light/std/enh = {'/'.join(str(BUDGETS[t]) for t in ('light', 'std', 'enh'))} new tokens of "
+         f"{workload}"),
         f"- meter in run.json: {json.dumps({k: v for k, v in energy.items() if k != 'totals'})}",
         f"- totals: {json.dumps(energy.get('totals'))}",
         "",

@@ -35,7 +35,7 @@ QUICK_MS_PER_TOKEN = 2.0
 
 def tier_profile(run_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     frame = events_frame(read_events(run_dir))
-    frames = {arm: part for arm, part in frame.groupby("arm", sort=False)}
+    frames = dict(frame.groupby("arm", sort=False))
     overall = pd.DataFrame([{"tier": arm, **{k: arm_metrics(part)[k] for k in
                                             ("n", "mean_quality", "avg_eval_ms", "json_fail_rate", "p50_e2e_warm_ms")}}
                             for arm, part in frames.items()])

@@ -15,7 +15,7 @@ settings.load_profile("tsglab")
 
 def scripted_ladder(replies: dict[str, object] | object, **backend_options) -> TierLadder:
     """A ladder whose tiers answer from scripts: one reply for all tiers or a dict per tier."""
-    per_tier = replies if isinstance(replies, dict) else {t: replies for t in TIERS}
+    per_tier = replies if isinstance(replies, dict) else dict.fromkeys(TIERS, replies)
     specs = {t: TierSpec(name=t, backend="scripted", model=f"scripted-{t}", max_tokens=64) for t in TIERS}
     backends = {t: ScriptedBackend(per_tier[t], name=f"scripted-{t}", **backend_options) for t in TIERS}
     return TierLadder(specs, backends)

@@ -52,7 +52,7 @@ def test_variants_point_every_tier_at_their_server_and_keep_the_base_settings(tm
     assert variant_spec(comparison, "embedded", endpoints, {"prompts.limit": 2}).prompts.limit == 2
 
 
-@pytest.mark.parametrize("edit, match", [
+@pytest.mark.parametrize(("edit", "match"), [
     (("kind: llama_cpp_server, model", "kind: vllm, model"), r"servers.llama.kind must be one of"),
     (("upstream: llama", "upstream: nowhere"), r"servers.ollama.upstream must name a llama_cpp_server"),
     (("server: llama,", "server: gpu-box,"), r"variants.server.server 'gpu-box' is not in 'servers'"),
@@ -65,7 +65,7 @@ def test_comparison_file_errors_name_the_key(tmp_path, edit, match):
 
 
 def test_a_missing_file_says_where_examples_live(tmp_path):
-    with pytest.raises(SpecError, match="experiments/backends.yaml"):
+    with pytest.raises(SpecError, match=r"experiments/backends\.yaml"):
         load_comparison(tmp_path / "nope.yaml")
 
 

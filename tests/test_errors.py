@@ -51,11 +51,11 @@ def test_moved_and_new_classes_live_in_errors(name):
 
 def test_old_import_paths_still_give_the_same_classes():
     from tsglab.energy._errors import EnergyError, MeterUnavailable
-    from tsglab.legacy import LegacyFormatError as from_legacy
+    from tsglab.legacy import LegacyFormatError as PackageLegacyFormatError
     from tsglab.legacy._reader import LegacyFormatError, LegacyMismatchError
     from tsglab.servers.launch import ServerStartError
 
-    assert from_legacy is LegacyFormatError is tsglab.errors.LegacyFormatError
+    assert PackageLegacyFormatError is LegacyFormatError is tsglab.errors.LegacyFormatError
     assert LegacyMismatchError is tsglab.errors.LegacyMismatchError
     assert ServerStartError is tsglab.errors.ServerStartError
     assert EnergyError is tsglab.errors.EnergyError

@@ -49,7 +49,7 @@ def test_a_recorded_run_reads_cleanly(run_dir):
     assert all(latency_problem(e.to_json()) is None for e in events)  # the record and its JSON read the same
 
 
-@pytest.mark.parametrize("field, value, literal, reason", [
+@pytest.mark.parametrize(("field", "value", "literal", "reason"), [
     ("co_ms", math.nan, "NaN", "is NaN"),
     ("raw_ms", math.inf, "Infinity", "is infinite"),
     ("cost_ms", -math.inf, "-Infinity", "is infinite"),

@@ -27,8 +27,8 @@ def make_spec(endpoint: str, *, limit=4, retry=None, **load):
     return spec_from_dict(raw)
 
 
-@pytest.mark.parametrize("fail, kind", [("http_500", "http_5xx"), ("malformed", "malformed_response"),
-                                        ("drop_mid_stream", "stream_interrupted")])
+@pytest.mark.parametrize(("fail", "kind"), [("http_500", "http_5xx"), ("malformed", "malformed_response"),
+                                            ("drop_mid_stream", "stream_interrupted")])
 def test_each_server_failure_is_an_error_event_with_its_kind(tmp_path, fail, kind):
     with StubServer(fail=fail) as stub:
         result = run_experiment(make_spec(stub.base_url), runs_dir=tmp_path, run_id=fail, progress=False)

@@ -63,7 +63,7 @@ def test_embedded_timeout_raises_a_censoring_error():
     backend = EmbeddedBackend("smollm2-135m")
     request = CompletionRequest(messages=(Message("user", "Write a long story about a lighthouse."),),
                                 max_tokens=400, timeout_s=0.05)
-    with pytest.raises(BackendTimeout, match="no answer within 0.05 s") as info:
+    with pytest.raises(BackendTimeout, match=r"no answer within 0\.05 s") as info:
         backend.complete(request)
     assert info.value.elapsed_ms >= 50
 

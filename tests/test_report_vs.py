@@ -81,7 +81,7 @@ def test_vs_refuses_runs_of_different_suites_unless_allowed_and_never_pairs_diff
     with pytest.raises(RunError, match="sha256"):
         build_report(new, vs=old, write=False)
     # allowed: the suites may differ, but q3 names two different prompts, and pairing refuses it
-    with pytest.raises(RunError, match="different prompts under the same id.*q3"):
+    with pytest.raises(RunError, match=r"different prompts under the same id.*q3"):
         build_report(new, vs=old, write=False, allow_suite_change=True)
 
 

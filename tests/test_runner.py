@@ -184,7 +184,7 @@ def test_report_counts_cost_over_all_attempts(tmp_path):
 
 
 def test_report_errors_name_the_problem(tmp_path):
-    with pytest.raises(RunError, match="no events.jsonl"):
+    with pytest.raises(RunError, match=r"no events\.jsonl"):
         build_report(tmp_path)
     result = run_experiment(make_spec(), runs_dir=tmp_path, run_id="b", ladder=scripted_ladder(answer),
                             progress=False)

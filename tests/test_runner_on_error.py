@@ -73,7 +73,7 @@ def test_record_turns_the_exception_into_that_requests_error_event_in_both_modes
 @pytest.mark.parametrize("mode", ["paced", "open_loop"])
 def test_stop_ends_the_run_with_the_exception_incomplete_and_resumable_in_both_modes(tmp_path, mode):
     s = spec(mode, on_error="stop")
-    ladder, bad = exploding_ladder(s, set())
+    ladder, _ = exploding_ladder(s, set())
     with pytest.raises(Boom):
         run_experiment(s, runs_dir=tmp_path, run_id=mode, ladder=ladder, progress=False)
     run_dir = tmp_path / mode

@@ -119,7 +119,7 @@ def test_jackknife_harrell_davis_fast_vs_brute(n, q):
 def test_hd_window_keeps_the_estimate():
     x = np.sort(np.random.default_rng(5).lognormal(size=3000))
     lo, weight_cumsum = _hd_window(x.size, 0.95)
-    assert 0 < lo
+    assert lo > 0
     assert lo + weight_cumsum.size - 1 < x.size  # the window is a strict part
     windowed = np.diff(weight_cumsum) @ x[lo : lo + weight_cumsum.size - 1]
     assert windowed == pytest.approx(harrell_davis(x, 0.95), rel=1e-13)

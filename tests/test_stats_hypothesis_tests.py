@@ -131,7 +131,7 @@ def test_underpowered_flag_and_note():
 
 
 @pytest.mark.parametrize(
-    "gateway,baseline,reason",
+    ("gateway", "baseline", "reason"),
     [([1.0], [0.5], "n = 1"), ([1.0, 2.0, 3.0], [0.0, 1.0, 2.0], "sd = 0"), ([], [], "n = 0")],
 )
 def test_noninferiority_degenerate_returns_nan_with_warning(gateway, baseline, reason):
@@ -203,7 +203,7 @@ def _naive_step_up(p_values, q, *, dependence_factor=1.0):
     return np.array(adjusted), np.array(rejected)
 
 
-@pytest.mark.parametrize("ours,theirs", [(benjamini_hochberg, "fdr_bh"), (benjamini_yekutieli, "fdr_by")])
+@pytest.mark.parametrize(("ours", "theirs"), [(benjamini_hochberg, "fdr_bh"), (benjamini_yekutieli, "fdr_by")])
 def test_fdr_matches_statsmodels(ours, theirs):
     rng = np.random.default_rng(12)
     for size in (1, 2, 5, 17, 100):
@@ -233,7 +233,7 @@ def test_fdr_properties_and_naive_twin(p_values, q, method):
     assert not result.rejected[nan].any()
     present = ~nan
     assert np.all(result.adjusted[present] >= raw[present])
-    assert np.all((0.0 <= result.adjusted[present]) & (result.adjusted[present] <= 1.0))
+    assert np.all((result.adjusted[present] >= 0.0) & (result.adjusted[present] <= 1.0))
     order = np.argsort(raw[present], kind="stable")
     assert np.all(np.diff(result.adjusted[present][order]) >= 0)  # monotone in the raw p-values
     factor = sum(1.0 / k for k in range(1, m + 1)) if method == "by" else 1.0
@@ -256,8 +256,8 @@ def test_fdr_is_not_a_stub_and_has_a_frame():
     assert len(frame) == 5
     np.testing.assert_array_equal(frame["p_value"], result.p_value)
     assert repr(result) == "MultipleTestResult(method='bh', q=0.05, m=4, n_rejected=1)"
-    with pytest.raises(ValueError):
-        result.adjusted[0] = 0.0  # read-only
+    with pytest.raises(ValueError, match="read-only"):
+        result.adjusted[0] = 0.0
     by = benjamini_yekutieli([0.01, 0.04, 0.03, 0.5], q=0.05)
     assert np.all(by.adjusted >= benjamini_hochberg([0.01, 0.04, 0.03, 0.5]).adjusted)
 
@@ -273,7 +273,7 @@ def test_fdr_empty_family_warns():
 # ---------------------------------------------------------------------------------------------- Family C
 
 
-@pytest.mark.parametrize("failures,n", [(0, 200), (0, 598), (0, 597), (1, 1200), (3, 400), (10, 10), (2, 5000)])
+@pytest.mark.parametrize(("failures", "n"), [(0, 200), (0, 598), (0, 597), (1, 1200), (3, 400), (10, 10), (2, 5000)])
 def test_binomial_gate_matches_scipy_binomtest(failures, n):
     result = binomial_gate(failures, n, max_rate=0.005, alpha=0.05)
     reference = stats.binomtest(failures, n, p=0.005, alternative="less")
@@ -377,7 +377,7 @@ def test_result_objects_frame_and_repr():
 
 
 @pytest.mark.parametrize(
-    "kwargs,match",
+    ("kwargs", "match"),
     [
         (dict(gateway=[1.0, 2.0], baseline=[1.0]), r"`gateway` and `baseline` must be paired .* lengths 2 and 1"),
         (dict(gateway=[1.0, math.nan], baseline=[1.0, 2.0]), r"`gateway` contains 1 NaN"),
@@ -410,7 +410,7 @@ def test_tost_errors():
 
 
 @pytest.mark.parametrize(
-    "p_values,q,match",
+    ("p_values", "q", "match"),
     [
         ([0.1, 1.2], 0.1, r"`p_values` must lie in \[0, 1\] .*got 1\.2\. Pass p-values, not test statistics"),
         ([-0.1], 0.1, r"`p_values` must lie in \[0, 1\] .*got -0\.1"),
@@ -427,7 +427,7 @@ def test_fdr_errors(p_values, q, match):
 
 
 @pytest.mark.parametrize(
-    "args,kwargs,match",
+    ("args", "kwargs", "match"),
     [
         ((5, 3), {}, r"`failures` must be <= `n`; got failures=5, n=3"),
         ((-1, 3), {}, r"`failures` must be an integer >= 0; got -1"),

@@ -19,7 +19,7 @@ from tsglab.stats import (
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from _panel import _correlated_normals, latency_pair  # noqa: E402
+from _panel import _correlated_normals, latency_pair
 
 
 def _naive_km_hd(values, censored, q, grid=200_001):

@@ -53,7 +53,7 @@ def test_merge_kernel_matches_plain_twin_and_naive_compress():
     assert n == n_plain
     np.testing.assert_allclose(out_m[:n], plain_m[:n], rtol=1e-14)
     np.testing.assert_array_equal(out_w[:n], plain_w[:n])
-    naive_m, naive_w = naive_k1_compress(values.tolist(), 50.0)
+    naive_m, _ = naive_k1_compress(values.tolist(), 50.0)
     # The naive twin checks the k1 criterion; rounding at a cluster edge may move one value.
     assert abs(n - len(naive_m)) <= 1
     assert out_w[:n].sum() == values.size
@@ -209,13 +209,13 @@ def test_input_errors():
     with pytest.raises(ValueError, match="`values` must be 1-D"):
         digest.update(np.ones((2, 2)))
     digest.update([1.0, 2.0])
-    with pytest.raises(ValueError, match="`q` must lie strictly between 0 and 1; got 1.5"):
+    with pytest.raises(ValueError, match=r"`q` must lie strictly between 0 and 1; got 1\.5"):
         digest.quantile(1.5)
     with pytest.raises(ValueError, match="`x` contains NaN"):
         digest.cdf(np.nan)
     with pytest.raises(ValueError, match="`x` must be a number"):
         digest.cdf("abc")
-    with pytest.raises(TypeError, match="`other` must be a TDigest; got dict.*from_dict"):
+    with pytest.raises(TypeError, match=r"`other` must be a TDigest; got dict.*from_dict"):
         digest.merge(digest.to_dict())
 
 
@@ -227,7 +227,7 @@ def test_from_dict_errors():
         TDigest.from_dict([1, 2])
     with pytest.raises(ValueError, match=r"lacks key\(s\) \['means'\]"):
         TDigest.from_dict({k: v for k, v in good.items() if k != "means"})
-    with pytest.raises(ValueError, match="must start with 'tsglab-tdigest'; got 'fastdigest 0.12'"):
+    with pytest.raises(ValueError, match=r"must start with 'tsglab-tdigest'; got 'fastdigest 0\.12'"):
         TDigest.from_dict({**good, "implementation": "fastdigest 0.12"})
     with pytest.raises(ValueError, match=r"1-D lists of one length; got (\d+) and (?!\1)\d+"):
         TDigest.from_dict({**good, "weights": good["weights"][:-1]})

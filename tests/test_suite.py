@@ -459,14 +459,14 @@ LINE_ERRORS: list[tuple[str, list[dict[str, Any] | str], str]] = [
     (
         "bad check kind",
         [row(check={"kind": "regexp", "patterns": ["B12"]})],
-        r"suite\.jsonl:1: field 'check\.kind' must be one of \['exact', 'regex_any', 'must_include', "
-        r"'json_fields', 'numeric'\]; got 'regexp'\. Fix the value\. See docs/suite-format\.md\.",
+        (r"suite\.jsonl:1: field 'check\.kind' must be one of \['exact', 'regex_any', 'must_include', "
+         r"'json_fields', 'numeric'\]; got 'regexp'\. Fix the value\. See docs/suite-format\.md\."),
     ),
     (
         "unknown check param",
         [row(check={"kind": "regex_any", "pattern": ["B12"]})],
-        r"field 'check\.pattern' is not a parameter of check kind 'regex_any'; "
-        r"allowed: \['patterns', 'example'\]",
+        (r"field 'check\.pattern' is not a parameter of check kind 'regex_any'; "
+         r"allowed: \['patterns', 'example'\]"),
     ),
     (
         "missing check param",
@@ -522,8 +522,8 @@ LINE_ERRORS: list[tuple[str, list[dict[str, Any] | str], str]] = [
     (
         "fields nested",
         [row(check={"kind": "json_fields", "fields": {"address": {"city": "Oslo"}}})],
-        r"field 'check\.fields\.address' must be a string, number, boolean, null or a list of those; "
-        r"got object",
+        (r"field 'check\.fields\.address' must be a string, number, boolean, null or a list of those; "
+         r"got object"),
     ),
     (
         "numeric value type",
@@ -694,7 +694,7 @@ def test_must_include_nfkc(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------------- checks: json_fields
 
 
-@pytest.fixture()
+@pytest.fixture
 def person(tmp_path: Path) -> SuiteItem:
     return make_item(
         tmp_path,

@@ -872,8 +872,8 @@ def _code_items(rng: random.Random) -> list[Item]:
         ),
         (
             "en",
-            f"Write a Python function {largest}(numbers) that returns the largest number in a list "
-            "without using max().",
+            (f"Write a Python function {largest}(numbers) that returns the largest number in a list "
+             "without using max()."),
             _terms_check([f"def {largest}", "for", "return"]),
         ),
         (
@@ -893,14 +893,14 @@ def _code_items(rng: random.Random) -> list[Item]:
         ),
         (
             "en",
-            "Write a Python program that prints the numbers 1 to 30, but Fizz for multiples of 3, Buzz for "
-            "multiples of 5 and FizzBuzz for multiples of both.",
+            ("Write a Python program that prints the numbers 1 to 30, but Fizz for multiples of 3, Buzz for "
+             "multiples of 5 and FizzBuzz for multiples of both."),
             _terms_check(["for", "fizz", "buzz", "print"]),
         ),
         (
             "en",
-            f"Write a SQL query that selects the name and email of all rows in the table {table} where "
-            f"country is '{country}'.",
+            (f"Write a SQL query that selects the name and email of all rows in the table {table} where "
+             f"country is '{country}'."),
             _terms_check(["select", "email", f"from {table}", "where", country]),
         ),
         (
@@ -915,14 +915,14 @@ def _code_items(rng: random.Random) -> list[Item]:
         ),
         (
             "en",
-            f"Write a SQL statement that sets status to 'shipped' for the order with id {order_id} in the "
-            "table orders.",
+            (f"Write a SQL statement that sets status to 'shipped' for the order with id {order_id} in the "
+             "table orders."),
             _terms_check(["update orders", "set", "shipped", "where", str(order_id)]),
         ),
         (
             "en",
-            "Write a SQL query that joins orders and customers on customer_id and selects each customer's "
-            "name with the order total.",
+            ("Write a SQL query that joins orders and customers on customer_id and selects each customer's "
+             "name with the order total."),
             _terms_check(["select", "join", "on", "customer_id"]),
         ),
         (
@@ -984,8 +984,8 @@ def _code_items(rng: random.Random) -> list[Item]:
         ),
         (
             "en",
-            f"Write a Python class {shape} whose __init__ stores width and height, with a method area() "
-            "that returns their product.",
+            (f"Write a Python class {shape} whose __init__ stores width and height, with a method area() "
+             "that returns their product."),
             _terms_check([f"class {shape}", "def __init__", "def area", "return"]),
         ),
         (
@@ -1000,8 +1000,8 @@ def _code_items(rng: random.Random) -> list[Item]:
         ),
         (
             "en",
-            f"Write Python code that sorts a list of dicts called people by the key 'age', keeping only "
-            f"people older than {age}.",
+            (f"Write Python code that sorts a list of dicts called people by the key 'age', keeping only "
+             f"people older than {age}."),
             _regex_check(
                 [r"sort(ed)?\(.*key\s*=", r"itemgetter\(\s*['\"]age"],
                 f"sorted([p for p in people if p['age'] > {age}], key=lambda p: p['age'])",

@@ -98,11 +98,11 @@ def main(argv: list[str] | None = None) -> int:
 
             imported = import_legacy(args.dir, runs_dir=args.runs_dir, strict=not args.allow_mismatch,
                                      overwrite=args.force)
-            for result in imported:
-                print(f"run {result.run_id}: arms {', '.join(result.arms)} "
-                      f"({sum(result.n_events.values())} events) in {result.run_dir}")
-            for result in imported:
-                print(f"\n{result}")
+            for legacy_run in imported:
+                print(f"run {legacy_run.run_id}: arms {', '.join(legacy_run.arms)} "
+                      f"({sum(legacy_run.n_events.values())} events) in {legacy_run.run_dir}")
+            for legacy_run in imported:
+                print(f"\n{legacy_run}")
         elif args.command == "ablation":
             from tsglab.report import build_ablation
             from tsglab.report.render import to_markdown

@@ -106,8 +106,8 @@ def _started_servers(comparison: Comparison, needed: set[str], log_dir: Path):
     from tsglab.backends.models import resolve_model
     from tsglab.servers.launch import LlamaCppServer, OllamaProxy
 
-    order = sorted(needed | {comparison.servers[n].get("upstream") for n in needed} - {None},
-                   key=lambda n: comparison.servers[n]["kind"] != "llama_cpp_server")
+    upstreams = {str(comparison.servers[n]["upstream"]) for n in needed if comparison.servers[n].get("upstream")}
+    order = sorted(needed | upstreams, key=lambda n: comparison.servers[n]["kind"] != "llama_cpp_server")
     endpoints: dict[str, tuple[str, str]] = {}
     handles: dict[str, Any] = {}
     with contextlib.ExitStack() as stack:
@@ -143,10 +143,10 @@ def run_comparison(
     unknown = [v for v in chosen if v not in comparison.variants]
     if unknown:
         raise SpecError(f"{comparison.source}: no variant(s) {unknown}; variants: {list(comparison.variants)}.")
-    comparison_id = comparison_id or f"{comparison.name}-{dt.datetime.now():%Y%m%d-%H%M%S}"
+    comparison_id = comparison_id or f"{comparison.name}-{dt.datetime.now().astimezone():%Y%m%d-%H%M%S}"
     out = Path(runs_dir) / comparison_id
     out.mkdir(parents=True, exist_ok=True)
-    run_dirs: dict[str, Path] = {}
+    run_dirs: dict[str, str | os.PathLike] = {}
     for variant in chosen:
         server = comparison.variants[variant].get("server")
         with _started_servers(comparison, {server} if server else set(), out / "server-logs") as endpoints:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import statistics
 
@@ -40,7 +41,7 @@ def excerpt(text: str, limit: int = 200) -> str:
 
 def chunk_timing(arrivals_ns: list[int]) -> dict[str, float | int]:
     """Inter-token latency from the arrival times of content chunks (NaN with fewer than two)."""
-    gaps_ms = [(b - a) / 1e6 for a, b in zip(arrivals_ns[:-1], arrivals_ns[1:], strict=True)]
+    gaps_ms = [(b - a) / 1e6 for a, b in itertools.pairwise(arrivals_ns)]
     if not gaps_ms:
         return {"itl_ms_mean": math.nan, "itl_ms_p50": math.nan, "itl_ms_max": math.nan, "n_chunks": len(arrivals_ns)}
     return {

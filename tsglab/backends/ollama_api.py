@@ -66,7 +66,11 @@ def generate_prompt(messages: tuple[Message, ...]) -> tuple[str, str]:
 def _split_host(host: str | None) -> tuple[str, str]:
     """(scheme, ``host:port``) the way the ollama client reads ``host`` (bare hosts get port 11434)."""
     host = (host or DEFAULT_HOST).strip()
-    scheme, rest, default_port = ("http", host, 11434) if "://" not in host else (*host.split("://", 1), None)
+    default_port: int | None = None
+    if "://" in host:
+        scheme, rest = host.split("://", 1)
+    else:
+        scheme, rest, default_port = "http", host, 11434
     authority = rest.split("/", 1)[0].rsplit("@", 1)[-1]
     if authority.startswith(":"):
         authority = "127.0.0.1" + authority
@@ -288,7 +292,7 @@ class OllamaBackend:
             eval_ms=eval_ms,
             total_ms=total_ms,
             ttft_ms=ttft_ms,
-            load_ms=server_load_ms if cold else 0.0,
+            load_ms=server_load_ms if cold and server_load_ms is not None else 0.0,
             finish_reason=final.done_reason or "stop",
             model=self.model,
             extra={**chunk_timing(arrivals_ns), "server_total_ms": _ms(final.total_duration),

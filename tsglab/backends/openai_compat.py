@@ -240,7 +240,7 @@ class OpenAICompatBackend:
                 continue
             fieldname, _, value = line.partition(":")
             if fieldname == "data":
-                data_lines.append(value[1:] if value.startswith(" ") else value)
+                data_lines.append(value.removeprefix(" "))
         if data_lines:
             self._handle_event("\n".join(data_lines), state)
         if not state.done and state.finish_reason is None:

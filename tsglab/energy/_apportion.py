@@ -16,6 +16,7 @@ empty cells) and ``_shares_python``, its plain twin that loops over every window
 
 from __future__ import annotations
 
+import collections
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -225,7 +226,7 @@ def _shares_numpy(edges_ns, window_ns, net_j, dispatched_ns, completed_ns, token
     token_total = np.zeros(n_windows)
     time_total = np.zeros(n_windows)
     in_flight = np.zeros(n_windows, dtype=np.int64)
-    chunks = []
+    chunks: list[tuple[np.ndarray, ...]] = []
     cache = True
     for req, win, tok_w, time_w in _cells(edges_ns, window_ns, dispatched_ns, completed_ns, tokens, max_cells):
         token_total += np.bincount(win, tok_w, minlength=n_windows)
@@ -235,12 +236,12 @@ def _shares_numpy(edges_ns, window_ns, net_j, dispatched_ns, completed_ns, token
             chunks.append((req, win, tok_w, time_w))
         else:  # many chunks: recompute them in the second pass instead of holding them all
             cache, chunks = False, []
-    if not cache:
-        chunks = _cells(edges_ns, window_ns, dispatched_ns, completed_ns, tokens, max_cells)
+    second_pass: Iterable[tuple[np.ndarray, ...]] = (
+        chunks if cache else _cells(edges_ns, window_ns, dispatched_ns, completed_ns, tokens, max_cells))
     joules = np.zeros(n_requests)
     tokens_in = np.zeros(n_requests)
     with np.errstate(divide="ignore", invalid="ignore"):
-        for req, win, tok_w, time_w in chunks:
+        for req, win, tok_w, time_w in second_pass:
             by_tokens = token_total[win] > 0
             by_time = ~by_tokens & (time_total[win] > 0)
             share = np.where(by_tokens, tok_w / token_total[win],
@@ -345,8 +346,7 @@ def _validate_options(samples, window_s, idle_w, engine) -> tuple[int, float]:
 def _validate_requests(requests):
     ids = tuple(r.request_id for r in requests)
     if len(set(ids)) != len(ids):
-        seen: set[str] = set()
-        dup = next(i for i in ids if i in seen or seen.add(i))
+        dup = next(i for i, count in collections.Counter(ids).items() if count > 1)
         raise EnergyError(f"request_id {dup!r} appears more than once; each request needs its own span.")
     dispatched = np.fromiter((r.dispatched_ns for r in requests), dtype=np.int64, count=len(ids))
     completed = np.fromiter((r.completed_ns for r in requests), dtype=np.int64, count=len(ids))

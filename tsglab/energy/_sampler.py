@@ -60,7 +60,7 @@ class Sampler:
             raise EnergyError("this Sampler was already started; create a new Sampler for another trace.")
         if self.csv_path is not None:
             new = not os.path.exists(self.csv_path) or os.path.getsize(self.csv_path) == 0
-            self._csv = open(self.csv_path, "a", encoding="utf-8")  # closed in stop()
+            self._csv = open(self.csv_path, "a", encoding="utf-8")  # noqa: SIM115 (open from start() to stop())
             if new:
                 self._csv.write(csv_header(self.meter.name, self.meter.domain, self.sample_hz))
                 self._csv.flush()
@@ -118,7 +118,7 @@ class Sampler:
     def _sample_once(self) -> None:
         try:
             t_ns, energy_j = self.meter.read()
-        except Exception as exc:  # a failed read is a gap in the trace, not a dead sampler
+        except Exception as exc:  # noqa: BLE001 (a failed read is a gap in the trace, not a dead sampler)
             self.read_errors += 1
             self.last_error = f"{type(exc).__name__}: {exc}"
             return

@@ -70,8 +70,7 @@ class Samples:
     def to_csv(self, path: str | os.PathLike) -> None:
         with open(path, "w", encoding="utf-8") as fh:
             fh.write(csv_header(self.meter, self.domain, self.sample_hz_target))
-            for t, e in zip(self.t_ns.tolist(), self.energy_j.tolist(), strict=True):
-                fh.write(f"{t},{e!r}\n")
+            fh.writelines(f"{t},{e!r}\n" for t, e in zip(self.t_ns.tolist(), self.energy_j.tolist(), strict=True))
 
     @classmethod
     def read_csv(cls, path: str | os.PathLike) -> Samples:

@@ -70,7 +70,7 @@ class EnergyRecording:
         if self.sampler is None:
             return {"available": False, "reason": self.reason}
         samples = self.sampler.stop()
-        summary = attach_energy(self.run_dir, samples, segment=self.segment, idle_w=float(self.idle_w),
+        summary = attach_energy(self.run_dir, samples, segment=self.segment, idle_w=float(self.idle_w or 0.0),
                                 window_s=self.spec.window_s)
         return {**summary, "idle_measured": self.spec.idle_w is None,
                 "sampler_cpu_ms_per_sample": round(self.sampler.cpu_s_per_sample * 1e3, 3)}

@@ -6,7 +6,7 @@ import dataclasses
 import itertools
 import math
 import warnings
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
@@ -42,7 +42,9 @@ LEGACY_LADDER = ("light", "std", "enh")
 
 
 def stamp_datetime(stamp: str) -> datetime:
-    return datetime.strptime(stamp, _STAMP_FORMAT)
+    # The stamps name no zone, and only differences between the stamps of one session are used: read as
+    # UTC, each difference is the plain wall-clock difference (no daylight-saving shift in between).
+    return datetime.strptime(stamp, _STAMP_FORMAT).replace(tzinfo=timezone.utc)
 
 
 def legacy_run_id(session: list[LegacyArm]) -> str:
@@ -93,7 +95,7 @@ def legacy_attempts(event: dict[str, Any]) -> list[Attempt]:
         attempts = []
         for i, (item, tier) in enumerate(zip(items, tiers, strict=True)):
             last = i == len(items) - 1
-            attempt_tokens = int(item.get("eval_tokens", item.get("completion_tokens", 0))) if has_tokens else (
+            attempt_tokens = int(item.get("eval_tokens", item.get("completion_tokens")) or 0) if has_tokens else (
                 tokens if last else 0)
             eval_ms = float(item["eval_ms"]) if has_eval else (legacy_event_eval_ms(event) if last else 0.0)
             attempts.append(_attempt(tier, tokens=attempt_tokens, eval_ms=eval_ms))

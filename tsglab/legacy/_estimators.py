@@ -67,7 +67,7 @@ def legacy_co_fill(x: ArrayLike, period_ms: float) -> np.ndarray:
         raise InvalidArgument(f"`period_ms` must be a finite number > 0; got {period_ms!r}.")
     added: list[float] = []
     for latency in sample:
-        for j in range(1, min(int(math.floor(latency / period)), LEGACY_FILL_CAP) + 1):
+        for j in range(1, min(math.floor(latency / period), LEGACY_FILL_CAP) + 1):
             value = latency - j * period
             if value <= 0:
                 break

@@ -55,8 +55,8 @@ class OpenLoopDispatcher:
         seed = load.seed if recorder.segment == 0 else (load.seed, recorder.segment)
         self.arrivals = build_arrivals(len(work), load, seed=seed)
         self.offsets = self.arrivals.offsets_ns.tolist()
-        self.lags_ns = [None] * len(work)
-        self.dispatched_ns = [None] * len(work)
+        self.lags_ns: list[int | None] = [None] * len(work)
+        self.dispatched_ns: list[int | None] = [None] * len(work)
         self.claim = itertools.count()  # next() on a C iterator is atomic under the GIL
         self.stop = threading.Event()
         self.interrupt: BaseException | None = None
@@ -82,7 +82,7 @@ class OpenLoopDispatcher:
                 return  # claimed but never sent: the run is incomplete and a resume sends it
             try:
                 dispatched, written = recorder.record(work[k], intended, self.warmup[k])
-            except BaseException as exc:  # Ctrl-C inside a backend call, or an exception with on_error: stop
+            except BaseException as exc:  # noqa: BLE001 (Ctrl-C in a backend call, or on_error: stop: main re-raises)
                 self.interrupt = exc
                 self.stop.set()
                 return

@@ -46,7 +46,7 @@ class RunDirectory:
     def create(cls, spec: ExperimentSpec, *, runs_dir: str | os.PathLike, run_id: str | None, suite_path: Path,
                n_planned: int) -> RunDirectory:
         """A new run directory ``runs_dir/run_id`` (refused when it already holds events)."""
-        run_id = run_id or f"{spec.name}-{dt.datetime.now():%Y%m%d-%H%M%S}"
+        run_id = run_id or f"{spec.name}-{dt.datetime.now().astimezone():%Y%m%d-%H%M%S}"
         path = Path(runs_dir) / run_id
         if (path / EVENTS_FILE).exists():
             raise RunError(f"{path} already holds events; pass resume={str(path)!r} (CLI: --resume) "

@@ -92,6 +92,8 @@ def run_experiment(
                       progress=(len(schedule), len(schedule) - len(remaining)) if progress else None)
     try:
         with session:
+            assert session.writer is not None
+            assert session.energy is not None
             recorder = Recorder(spec, ladder, session.writer, run_id=run_dir.run_id, segment=run_dir.segment,
                                 fingerprints=fingerprints(spec), energy=session.energy.event_field(),
                                 progress=session.bar)

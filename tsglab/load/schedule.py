@@ -68,8 +68,7 @@ def build_schedule(spec: ExperimentSpec, items: list[SuiteItem]) -> list[WorkIte
     order: list[tuple[str, SuiteItem, int]] = []
     if spec.load.arm_order == "interleaved":
         for i, item in enumerate(items):
-            for arm in arms if i % 2 == 0 else arms[::-1]:
-                order.append((arm, item, 0))
+            order.extend((arm, item, 0) for arm in (arms if i % 2 == 0 else arms[::-1]))
     else:
         size = spec.load.switchback_block
         for b, start in enumerate(range(0, len(items), size)):

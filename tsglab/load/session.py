@@ -78,6 +78,6 @@ def _finish_energy(energy: EnergyRecording) -> dict[str, Any]:
     """Attach the measured energy to the segment's events; a failure there must not lose the run."""
     try:
         return energy.finish()
-    except Exception as exc:  # the events stay as written ("pending"); the samples CSV stays for later
+    except Exception as exc:  # noqa: BLE001 (the events stay as written, "pending"; the samples CSV stays for later)
         return {"available": False, "reason": f"apportioning failed ({type(exc).__name__}: {exc}); samples kept "
                                               f"in energy_samples-{energy.segment}.csv"}

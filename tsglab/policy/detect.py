@@ -199,7 +199,7 @@ class Analysis:
     vocabulary words that occur as whole words; ``zh_hits``: (keyword, position) of each Chinese keyword.
     """
 
-    __slots__ = ("plain", "text", "ascii_bytes", "word_bytes", "words", "zh_hits")
+    __slots__ = ("ascii_bytes", "plain", "text", "word_bytes", "words", "zh_hits")
 
     def __init__(self, text: str, vocabulary: frozenset[bytes], scan: KeywordScan) -> None:
         # plain: common full-width punctuation replaced, nothing else ("？" is "?" here: marks can be
@@ -469,10 +469,14 @@ _ARTIFACT_QUALIFIERS: dict[bytes, re.Pattern[str]] = {
     )
     for word in words
 }
-_CODE_VERB_WORDS = (
-    "write code create build generate implement make develop fix debug refactor optimize optimise complete "
-    "rewrite port translate convert provide design"
-).split() + ["give me", "show me"]
+_CODE_VERB_WORDS = [
+    *(
+        "write code create build generate implement make develop fix debug refactor optimize optimise complete "
+        "rewrite port translate convert provide design"
+    ).split(),
+    "give me",
+    "show me",
+]
 # Gap words that make the artefact a topic: "write a poem about a function".
 _CODE_GAP_STOPS = "about on of regarding explaining describing".split()
 

@@ -280,10 +280,10 @@ def metrics_summary(report: RunReport) -> pd.DataFrame:
     """Long format, one row per (arm, metric): the headline figures and the four P95 views."""
     rows = [{"arm": arm, "metric": key, "value": value}
             for arm, figures in report.figures.items() for key, value in figures.items()]
-    for view in report.p95_views.itertuples(index=False):
-        for key in ("p50_ms", "p50_ci_low", "p50_ci_high", "p95_ms", "p95_ci_low", "p95_ci_high",
-                    "p95_lower_bound_ms", "timeouts_rate"):
-            rows.append({"arm": view.arm, "metric": f"{key} [{view.view}]", "value": float(getattr(view, key))})
+    rows += [{"arm": view.arm, "metric": f"{key} [{view.view}]", "value": float(getattr(view, key))}
+             for view in report.p95_views.itertuples(index=False)
+             for key in ("p50_ms", "p50_ci_low", "p50_ci_high", "p95_ms", "p95_ci_low", "p95_ci_high",
+                         "p95_lower_bound_ms", "timeouts_rate")]
     summary = pd.DataFrame(rows)
     summary.insert(0, "run_id", report.run_dir.name)
     return summary

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from typing import Any
 
 import pandas as pd
 
@@ -41,7 +42,7 @@ def p95_view(frame: pd.DataFrame, column: str, *, n_resamples: int = 2000, seed:
                                                        for part in ("_ms", "_ci_low", "_ci_high")},
                 "p95_lower_bound_ms": math.nan, "identifiable": False, "interval": "none"}
     plan, _ = _quietly(choose_resampling, values, n_resamples=n_resamples, seed=seed)  # one choice for both
-    out = {"n": n, "timeouts_rate": float(censored.mean())}
+    out: dict[str, Any] = {"n": n, "timeouts_rate": float(censored.mean())}
     for name, q in (("p50", 0.5), ("p95", 0.95)):
         result = _quietly(quantile_ci, values, q, censored=censored, resampling=plan.method,
                           block_length=plan.block_length, n_resamples=n_resamples, seed=seed)

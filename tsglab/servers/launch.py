@@ -26,6 +26,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import IO
 
 from tsglab.errors import MissingDependencyError, ModelNotInstalledError, ServerStartError, SpecError
 
@@ -66,7 +67,7 @@ class _LocalServer:
         self.log_dir: Path | None = None
         self.log_path: Path | None = None
         self._process: subprocess.Popen | None = None
-        self._log_file = None
+        self._log_file: IO[bytes] | None = None
 
     # -- to override ---------------------------------------------------------------------------
 
@@ -118,14 +119,17 @@ class _LocalServer:
     def _wait_until_ready(self) -> None:
         import httpx
 
+        process, log_path = self._process, self.log_path
+        assert process is not None
+        assert log_path is not None
         deadline = time.monotonic() + self.startup_timeout_s
         last_error = "no answer yet"
         while True:
-            code = self._process.poll()
+            code = process.poll()
             if code is not None:
                 raise ServerStartError(
                     f"{self.label} exited with code {code} before answering on {self.url}; see its log "
-                    f"{self.log_path}:\n{_tail(self.log_path)}"
+                    f"{log_path}:\n{_tail(log_path)}"
                 )
             try:
                 response = httpx.get(self.url + self.health_path, timeout=1.0)
@@ -137,7 +141,7 @@ class _LocalServer:
             if time.monotonic() > deadline:
                 raise ServerStartError(
                     f"{self.label} did not answer on {self.url}{self.health_path} within {self.startup_timeout_s:g} s"
-                    f" (last: {last_error}); see its log {self.log_path}:\n{_tail(self.log_path)}"
+                    f" (last: {last_error}); see its log {log_path}:\n{_tail(log_path)}"
                 )
             time.sleep(0.1)  # polling interval while the server loads
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -425,7 +425,7 @@ def bootstrap_quantile_ci(
     sample, q = _validate_bootstrap(x, q, method, ci, n_resamples, confidence, block_length, estimator, seed)
     n = sample.size
     n_resamples, seed, confidence = int(n_resamples), int(seed), float(confidence)
-    common = dict(method=method, ci=ci, n_resamples=n_resamples, confidence=confidence,
+    common: dict[str, Any] = dict(method=method, ci=ci, n_resamples=n_resamples, confidence=confidence,
                   estimator=estimator, seed=seed, q=q, n=n)  # fmt: skip
     if n < 2:
         warnings.warn(
@@ -444,7 +444,8 @@ def bootstrap_quantile_ci(
             draws = _iid_order_statistic_draws(sample, q, n_resamples, rng)
         else:
             k = _type1_rank(n, q)
-            draws = _resampled_window_draws(sample, k - 1, np.array([0.0, 1.0]), method, length, n_resamples, rng)
+            draws = _resampled_window_draws(sample, k - 1, np.array([0.0, 1.0]), method, length or 1, n_resamples,
+                                            rng)
     else:
         estimate = float(harrell_davis(sample, q))
         lo, weight_cumsum = _hd_window(n, q)

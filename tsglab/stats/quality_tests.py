@@ -233,6 +233,7 @@ class _PValue:
             if self.method == "exact-binary":
                 self.cache[m] = _exact_binary_p(self.plus, self.minus, self.n, m / self.upper)
             else:
+                assert self.orderings is not None  # drawn in __init__ for the betting method
                 self.cache[m] = _betting_p(self.d, m, self.lower, self.upper, self.orderings)
         return self.cache[m]
 

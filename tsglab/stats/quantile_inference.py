@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -267,7 +267,7 @@ def _woodruff_serial(values: np.ndarray, censored: np.ndarray, q: float, estimat
     for F reaches 1: the data cannot bound it."""
     from scipy.stats import t as student_t
 
-    n, length = values.size, plan.block_length
+    n, length = values.size, plan.block_length or 1
     indicator = (values <= estimate).astype(np.float64)
     means = np.concatenate([indicator[idx].mean(axis=1) for idx in resample_indices(plan)])
     kappa = max(1.0, float(means.var()) * n / (q * (1.0 - q))) * (1.0 + 6.0 * length / n)
@@ -458,7 +458,7 @@ def quantile_ratio_test(
     est_g = censored_harrell_davis(g, q, censored=g_cens) if n else nan
     est_b = censored_harrell_davis(b, q, censored=b_cens) if n else nan
     ratio = est_g / est_b if n and est_b > 0 else nan
-    common = dict(gateway_estimate=est_g, baseline_estimate=est_b, bound=bound, alpha=alpha, q=q, n=n,
+    common: dict[str, Any] = dict(gateway_estimate=est_g, baseline_estimate=est_b, bound=bound, alpha=alpha, q=q, n=n,
                   method=method, n_resamples=n_resamples, seed=seed)
     identifiable = (not g_cens.any() or _censored_share_ok(g_cens, q)) and (
         not b_cens.any() or _censored_share_ok(b_cens, q))
@@ -492,15 +492,15 @@ def quantile_ratio_test(
                                          block_length=block_length)
     level = alpha
     if plan.method != "iid":
-        if n / plan.block_length < MIN_BLOCKS:
+        block = plan.block_length or 1
+        if n / block < MIN_BLOCKS:
             return untested("underpowered", f"serially correlated ({reason}); n / block = "
-                            f"{n / plan.block_length:.1f} < {MIN_BLOCKS} blocks: not tested (needs n >= "
-                            f"{MIN_BLOCKS * plan.block_length})", resampling=plan.describe())
+                            f"{n / block:.1f} < {MIN_BLOCKS} blocks: not tested (needs n >= "
+                            f"{MIN_BLOCKS * block})", resampling=plan.describe())
         level = alpha * SERIAL_LEVEL_FACTOR
     log_bound = math.log(bound)
-    draws = []
-    for idx in resample_indices(plan):
-        draws.append(np.log(_resampled_estimates(g, g_cens, q, idx)) - np.log(_resampled_estimates(b, b_cens, q, idx)))
+    draws = [np.log(_resampled_estimates(g, g_cens, q, idx)) - np.log(_resampled_estimates(b, b_cens, q, idx))
+             for idx in resample_indices(plan)]
     t_star = np.concatenate(draws)
     t_star = t_star[np.isfinite(t_star)]
     if t_star.size < plan.n_resamples // 2:  # resampled quantiles of 0 ms: the log ratio is undefined

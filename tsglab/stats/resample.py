@@ -85,14 +85,15 @@ def resample_indices(plan: ResamplePlan, *, chunk_elements: int = _CHUNK_ELEMENT
     True
     """
     n, method = int(plan.n), plan.method
-    length = 1 if method == "iid" else int(plan.block_length)
+    # ResamplePlan guarantees a block length for every block method
+    length = 1 if method == "iid" or plan.block_length is None else int(plan.block_length)
     rng = np.random.default_rng(plan.seed)
     rows_per_chunk = max(1, chunk_elements // n)
     done = 0
     while done < plan.n_resamples:
         rows = min(rows_per_chunk, plan.n_resamples - done)
         done += rows
-        if method == "iid" or length == 1 and method != "stationary":
+        if method == "iid" or (length == 1 and method != "stationary"):
             yield rng.integers(0, n, size=(rows, n))
         elif method == "stationary":
             yield _stationary(n, length, rows, rng)

@@ -37,7 +37,7 @@ def _validate_compression(compression: Any) -> float:
         isinstance(compression, numbers.Real)
         and not isinstance(compression, bool)
         and math.isfinite(compression)
-        and compression >= TDIGEST_MIN_COMPRESSION
+        and float(compression) >= TDIGEST_MIN_COMPRESSION
     )
     if not valid:
         raise InvalidArgument(
