@@ -9,10 +9,18 @@ at most the event being written; a positive interval (open-loop runs use
 so it loses at most the events completed in the last interval plus one fsync's duration — and
 nothing at all if the run ends normally, since ``close()`` fsyncs. The manifest says ``running``
 while a run goes, ``complete`` or ``incomplete`` after; a manifest left at ``running`` by a killed
-process reads as incomplete. A torn last line (a crash mid-write) is dropped on reading, with a
-warning. Every line is validated against the typed record (:mod:`tsglab.events.record`) on reading,
-and an error names the file, the line and the field; a latency that is NaN, infinite, negative or
-missing gets the precise message of :mod:`tsglab.events.validate`. Version-1 lines are converted.
+process reads as incomplete.
+
+Torn lines are decided on bytes, by one rule (:func:`split_torn_tail`): a line is complete only when it
+ends with ``b"\n"``. Whatever follows the last newline is a torn tail (a crash or a full disk
+mid-write), even when it happens to be valid JSON: the reader skips it with a warning, so resume does
+not count its request as recorded and sends it again; the writer, opening the file to append, copies
+the torn bytes to ``events.jsonl.torn`` and cuts them off, never a complete line. So a torn tail can
+neither lose a request nor duplicate one, and no reader decodes half a UTF-8 character.
+
+Every line is validated against the typed record (:mod:`tsglab.events.record`) on reading, and an
+error names the file, the line and the field; a latency that is NaN, infinite, negative or missing
+gets the precise message of :mod:`tsglab.events.validate`. Version-1 lines are converted.
 
 ``events.jsonl`` is append-only: nothing rewrites it after a line is written. Energy, which can only
 be apportioned once a segment ends, goes to a sidecar ``energy.jsonl`` (one :class:`EnergyEntry` per
@@ -58,6 +66,7 @@ __all__ = [
     "read_energy",
     "read_events",
     "read_manifest",
+    "split_torn_tail",
     "write_manifest",
 ]
 
@@ -72,6 +81,19 @@ _ENCODER = msgspec.json.Encoder()
 _EVENT_DECODER = msgspec.json.Decoder(Event)
 _ENERGY_DECODER = msgspec.json.Decoder(EnergyEntry)
 _DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError)
+TORN_SUFFIX = ".torn"  # events.jsonl.torn: the torn tails the writer cut off, kept for inspection
+_TAIL_CHUNK = 1 << 16
+
+
+def split_torn_tail(data: bytes) -> tuple[bytes, bytes]:
+    """The one rule for torn lines: ``data`` split into its complete lines (everything up to and
+    including the last ``b"\n"``) and the torn tail after it (empty when ``data`` ends with a newline).
+
+    The reader decodes only the complete part; the writer cuts the torn tail before appending; resume
+    counts a request as recorded only when :func:`read_events` returns it. A tail that parses as a
+    whole event is still torn: its newline was never written, so it is sent again, not kept twice."""
+    cut = data.rfind(b"\n") + 1
+    return data[:cut], data[cut:]
 
 
 class EventWriter:
@@ -132,17 +154,48 @@ class EventWriter:
         self.close()
 
 
+def _torn_tail_start(handle, size: int) -> int:
+    """The offset where the file's torn tail starts (``size`` when it ends with a newline), by
+    :func:`split_torn_tail` on chunks read backwards from the end: a large log is not read whole."""
+    end = size
+    while end > 0:
+        start = max(0, end - _TAIL_CHUNK)
+        handle.seek(start)
+        complete, _ = split_torn_tail(handle.read(end - start))
+        if complete:
+            return start + len(complete)
+        end = start
+    return 0
+
+
 def _drop_torn_tail(path: Path) -> None:
-    """Cut a last line without its newline (a write interrupted by a crash) before appending."""
-    if not path.exists() or path.stat().st_size == 0:
+    """Before appending: cut a torn tail (bytes after the last newline, see :func:`split_torn_tail`) so
+    the next line starts on a line of its own. The torn bytes are first appended to ``<file>.torn``
+    (best effort); complete lines are never touched. The reader never counted the torn request, so
+    resume sends it again."""
+    if not path.is_file():
         return
-    data = path.read_bytes()
-    if data.endswith(b"\n"):
-        return
-    cut = data.rfind(b"\n") + 1
     with path.open("r+b") as handle:
+        size = handle.seek(0, os.SEEK_END)
+        cut = _torn_tail_start(handle, size)
+        if cut == size:
+            return
+        handle.seek(cut)
+        torn = handle.read()
+        kept = path.with_name(path.name + TORN_SUFFIX)
+        try:
+            with kept.open("ab") as copy:
+                copy.write(torn + b"\n")
+                copy.flush()
+                os.fsync(copy.fileno())
+            where = f"copied to {kept}"
+        except OSError as exc:
+            where = f"not copied ({kept}: {exc.strerror or exc})"
         handle.truncate(cut)
-    warnings.warn(f"{path}: dropped a torn last line ({len(data) - cut} bytes) left by an interrupted write.",
+        handle.flush()
+        os.fsync(handle.fileno())
+    warnings.warn(f"{path}: cut a torn last line ({len(torn)} bytes after byte {cut}, no final newline: an "
+                  f"interrupted write; {where}). Its request was not recorded and is sent again on resume.",
                   TsglabWarning, stacklevel=3)
 
 
@@ -154,7 +207,10 @@ def read_events(run_dir: str | os.PathLike) -> list[Event]:
     path = Path(run_dir) / EVENTS_FILE
     if not path.is_file():
         raise RunError(f"{run_dir}: no {EVENTS_FILE}; is this a tsglab run directory (runs/<run_id>)?")
-    events = _decode_events(path, path.read_bytes())
+    complete, torn = split_torn_tail(path.read_bytes())
+    if torn:
+        _warn_torn(path, complete, torn, "its request is not counted as recorded, and a resumed run sends it again")
+    events = _decode_events(path, complete)
     energy = read_energy(run_dir)
     if energy:
         with _gc_paused():
@@ -178,6 +234,12 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+def _warn_torn(path: Path, complete: bytes, torn: bytes, consequence: str) -> None:
+    lineno = complete.count(b"\n") + 1
+    warnings.warn(f"{path}:{lineno}: skipped a torn last line ({len(torn)} bytes without the final newline: an "
+                  f"interrupted write); {consequence}.", TsglabWarning, stacklevel=4)
+
+
 def _decode_events(path: Path, data: bytes) -> list[Event]:
     with _gc_paused():
         try:
@@ -189,9 +251,7 @@ def _decode_events(path: Path, data: bytes) -> list[Event]:
 
 def _decode_line_by_line(path: Path, data: bytes) -> list[Event]:
     events = []
-    lines = data.split(b"\n")
-    torn_tail = lines[-1].strip() != b""
-    for lineno, line in enumerate(lines, start=1):
+    for lineno, line in enumerate(data.split(b"\n"), start=1):  # every line is complete: split_torn_tail ran
         if not line.strip():
             continue
         try:
@@ -202,10 +262,6 @@ def _decode_line_by_line(path: Path, data: bytes) -> list[Event]:
         try:
             obj = json.loads(line)  # Python's json reads NaN / Infinity, so the error can say which field
         except ValueError as exc:
-            if torn_tail and lineno == len(lines):
-                warnings.warn(f"{path}:{lineno}: skipped a torn last line (interrupted write).", TsglabWarning,
-                              stacklevel=4)
-                break
             reason = getattr(exc, "msg", None) or getattr(exc, "reason", None) or str(exc)
             raise RunError(f"{path}:{lineno}: not valid JSON ({reason}); the event log is corrupt.") from exc
         events.append(Event.from_json(obj, where=f"{path}:{lineno}"))
@@ -231,10 +287,11 @@ def read_energy(run_dir: str | os.PathLike) -> dict[str, Any]:
     path = Path(run_dir) / ENERGY_FILE
     if not path.is_file():
         return {}
-    lines = path.read_bytes().split(b"\n")
-    torn_tail = lines[-1].strip() != b""
+    complete, torn = split_torn_tail(path.read_bytes())
+    if torn:
+        _warn_torn(path, complete, torn, "that request keeps the energy its event was written with")
     energy = {}
-    for lineno, line in enumerate(lines, start=1):
+    for lineno, line in enumerate(complete.split(b"\n"), start=1):
         if not line.strip():
             continue
         try:
@@ -242,10 +299,6 @@ def read_energy(run_dir: str | os.PathLike) -> dict[str, Any]:
         except msgspec.ValidationError as exc:
             raise RunError(record_error(exc, where=f"{path}:{lineno}", record="energy sidecar entry")) from exc
         except msgspec.DecodeError as exc:
-            if torn_tail and lineno == len(lines):
-                warnings.warn(f"{path}:{lineno}: skipped a torn last line (interrupted write).", TsglabWarning,
-                              stacklevel=2)
-                break
             raise RunError(f"{path}:{lineno}: not valid JSON ({exc}); the energy sidecar is corrupt. Delete it and "
                            "attach the energy again (tsglab.events.energy.attach_energy).") from exc
         energy[entry.request_id] = entry.energy
