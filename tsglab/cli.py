@@ -21,6 +21,15 @@ def parse_overrides(pairs: list[str]) -> dict:
     return overrides
 
 
+def _under_delivery(run_dir) -> str:
+    """The summary line's warning when the load generator fell short of the planned load (``run.json``)."""
+    from tsglab.events import read_manifest
+    from tsglab.load.delivery import delivery_warnings
+
+    warnings = delivery_warnings(read_manifest(run_dir))
+    return f" — WARNING: under-delivered load: {'; '.join(warnings)}" if warnings else ""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tsglab", description="LLM routing experiments with an auditable protocol.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -82,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             result = api.run(args.spec, runs_dir=args.runs_dir, run_id=args.run_id, resume=args.resume,
                              overrides=parse_overrides(args.overrides), progress=not args.quiet)
             print(f"run {result.run_id}: {result.status}, {result.n_events}/{result.n_planned} requests "
-                  f"in {result.run_dir}")
+                  f"in {result.run_dir}{_under_delivery(result.run_dir)}")
             if not args.no_report:
                 print(api.build_report(result.run_dir))
         elif args.command == "report":

@@ -23,6 +23,7 @@ import numpy as np
 
 from tsglab.config import ExperimentSpec
 from tsglab.load.arrivals import build_arrivals
+from tsglab.load.delivery import check_delivery
 from tsglab.load.recorder import Recorder
 from tsglab.load.schedule import WarmupWindow, WorkItem
 
@@ -161,7 +162,7 @@ class OpenLoopDispatcher:
             return round(float(np.percentile(lag_ms, q)), 4) if lags.size else None
 
         load = self.spec.load
-        return {
+        summary = {
             "arrival": load.arrival,
             "burstiness": load.burstiness if load.arrival == "gamma" else None,
             "ramp_seconds": load.ramp_seconds,
@@ -178,6 +179,8 @@ class OpenLoopDispatcher:
             "concurrency": load.concurrency,
             "switch_interval_s": SWITCH_INTERVAL_S,
         }
+        summary["delivery"] = check_delivery(summary)
+        return summary
 
 
 def _finite_or_none(value: float) -> float | None:

@@ -96,7 +96,11 @@ class RunReport:
             extra.append(f"strata flagged failed: {', '.join(self.verdict['failed_strata'])}")
         alpha = self.meta.get("settings", {}).get("alpha", 0.05)
         tail = f" ({'; '.join(extra)})" if extra else ""
-        return f"Verdict at α = {alpha:g}: {'PASS' if self.verdict['overall'] else 'FAIL'} — {marks}{tail}"
+        line = f"Verdict at α = {alpha:g}: {'PASS' if self.verdict['overall'] else 'FAIL'} — {marks}{tail}"
+        if self.verdict.get("under_delivered"):
+            line += ("\nWARNING: the load generator under-delivered, so latencies were measured under less load "
+                     f"than planned — {'; '.join(self.verdict['load_delivery'])}")
+        return line
 
     def __str__(self) -> str:
         status = "" if self.status == "complete" else f"  [run {self.status}: partial data]"
@@ -216,7 +220,7 @@ def compute_report(pair: ArmPair, settings: ProtocolSettings) -> RunReport:
         routing=routing_cost(frames, pair.ladder),
         load=load_table(frames),
         energy=energy_table(frames),
-        verdict=verdict(table_a, table_b, table_c, pair.gateway_label),
+        verdict={**verdict(table_a, table_b, table_c, pair.gateway_label), **_delivery_verdict(pair)},
         meta=meta,
         manifests=(manifest,) + ((pair.vs_manifest,) if pair.vs_manifest else ()),
         frames=frames,
@@ -260,6 +264,16 @@ def _notes(settings: ProtocolSettings, fingerprint: str, manifest: dict) -> dict
                     "generator itself. CO latency includes it; raw latency does not. " + _generator_note(manifest),
             "energy": _energy_note(manifest),
     }
+
+
+def _delivery_verdict(pair: ArmPair) -> dict:
+    """``under_delivered`` and the reasons (``load_delivery``, one per run and segment that fell short) for
+    every run the report reads (tsglab.load.delivery's rule)."""
+    from tsglab.load.delivery import delivery_warnings
+
+    manifests = [pair.manifest] + ([pair.vs_manifest] if pair.vs_manifest else [])
+    reasons = [f"run {m.get('run_id')}: {line}" for m in manifests for line in delivery_warnings(m)]
+    return {"under_delivered": bool(reasons), "load_delivery": reasons}
 
 
 def _generator_note(manifest: dict) -> str:
