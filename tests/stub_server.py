@@ -15,7 +15,22 @@ Knobs: ``delay_ms`` (time before each answer), ``tokens`` (tokens per answer), `
 ``stall_after`` (request number ``stall_after + 1`` — 1-based, counted by ``received`` — is held
 ``stall_ms`` longer, once per configuration), ``serial`` (one request at a time, like a single-slot
 server: later requests queue), ``fail`` (``none``, ``http_500``, ``malformed`` — a body that is not
-the documented JSON — or ``drop_mid_stream`` — the connection is cut after part of the answer).
+the documented JSON — or ``drop_mid_stream`` — the connection is cut after part of the answer), or one
+of the hostile modes in :data:`HOSTILE`:
+
+- ``no_newline``: a 200 event stream whose body is ``data: xxxx…`` without a newline, 64 KiB every
+  10 ms, until the client goes away (a deadline checked per line never fires; memory grows);
+- ``trickle``: a valid event stream sent one byte every ``trickle_ms``;
+- ``trickle_headers``: the status line, then the headers one byte every ``trickle_ms``;
+- ``event``: a valid stream in which one content event is replaced by ``data: <event>`` (the knob
+  ``event``: any text, e.g. ``"str"``, ``1``, ``[]``, ``{"choices": "x"}``);
+- ``bad_utf8``: a content event with bytes that are not UTF-8;
+- ``bad_gzip``: ``Content-Encoding: gzip`` over bytes that are not gzip;
+- ``html_200`` / ``html_502``: an HTML error page (as a proxy sends) with status 200 or 502;
+- ``garbage``: bytes that are not HTTP at all, then the connection is closed;
+- ``echo_key``: echoes the request's ``Authorization`` value back — in a response header always,
+  and by request number (1-based, cycling) in the answer's content, in a non-JSON stream event, in an
+  HTML error page (500), in a JSON error body (401) and in an error object inside the stream.
 
 Python API::
 
@@ -49,11 +64,16 @@ from tsglab.errors import SpecError
 
 HOST = "127.0.0.1"
 MODEL_ID = "stub"
-FAILURES = ("none", "http_500", "malformed", "drop_mid_stream")
+HOSTILE = ("no_newline", "trickle", "trickle_headers", "event", "bad_utf8", "bad_gzip", "html_200", "html_502",
+           "garbage", "echo_key")
+FAILURES = ("none", "http_500", "malformed", "drop_mid_stream", *HOSTILE)
 DEFAULT_KNOBS: dict[str, Any] = {"delay_ms": 0.0, "tokens": 8, "stall_ms": 0.0, "stall_after": 0,
-                                 "serial": False, "fail": "none"}
-_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
-            411: "Length Required", 500: "Internal Server Error"}
+                                 "serial": False, "fail": "none", "trickle_ms": 50.0, "event": "\"str\""}
+ECHO_VARIANTS = ("content", "event", "html_500", "json_401", "stream_error")
+_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed",
+            411: "Length Required", 500: "Internal Server Error", 502: "Bad Gateway"}
+_HTML_PAGE = ("<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1>"
+              "</center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n")
 
 
 def validate_knobs(knobs: dict[str, Any]) -> dict[str, Any]:
@@ -62,7 +82,7 @@ def validate_knobs(knobs: dict[str, Any]) -> dict[str, Any]:
     if unknown:
         raise SpecError(f"unknown stub knob(s) {unknown}; known: {sorted(DEFAULT_KNOBS)} and 'reset'.")
     clean: dict[str, Any] = {}
-    for name in ("delay_ms", "stall_ms"):
+    for name in ("delay_ms", "stall_ms", "trickle_ms"):
         if name in knobs:
             value = knobs[name]
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
@@ -79,6 +99,10 @@ def validate_knobs(knobs: dict[str, Any]) -> dict[str, Any]:
             if not isinstance(knobs[name], bool):
                 raise SpecError(f"stub knob {name} must be true or false; got {knobs[name]!r}.")
             clean[name] = knobs[name]
+    if "event" in knobs:
+        if not isinstance(knobs["event"], str):
+            raise SpecError(f"stub knob event must be a text (sent as `data: <event>`); got {knobs['event']!r}.")
+        clean["event"] = knobs["event"]
     if "fail" in knobs:
         if knobs["fail"] not in FAILURES:
             raise SpecError(f"stub knob fail must be one of {list(FAILURES)}; got {knobs['fail']!r}.")
@@ -143,9 +167,28 @@ def _prompt_tokens(body: dict) -> int:
     return sum(len(str(m.get("content", "")).split()) for m in messages if isinstance(m, dict))
 
 
+class _Buffer:
+    """Collects what :meth:`_Connection._stream` writes, so :meth:`_Connection._trickle` can send it slowly."""
+
+    def __init__(self) -> None:
+        self.data = b""
+
+    def write(self, data: bytes) -> None:
+        self.data += data
+
+    async def drain(self) -> None:
+        return None
+
+    @property
+    def transport(self):
+        raise RuntimeError("trickle: the stream may not abort")
+
+
 class _Connection:
     def __init__(self, state: _State, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.state, self.reader, self.writer = state, reader, writer
+        self.headers: dict[str, str] = {}  # of the request being answered
+        self.number = 0  # its number, counted by `received`
 
     async def serve(self) -> None:
         try:
@@ -182,6 +225,7 @@ class _Connection:
         raw_body = await self.reader.readexactly(length) if length else b""
         path = target.split("?", 1)[0].rstrip("/")
         if path == "/v1/chat/completions" and method == "POST":
+            self.headers = headers
             return await self._chat(raw_body, keep_alive)
         if path == "/v1/models" and method == "GET":
             payload = {"object": "list", "data": [{"id": MODEL_ID, "object": "model", "created": 0,
@@ -223,6 +267,7 @@ class _Connection:
             stall = knobs["stall_ms"] > 0 and not state.stalled and number == knobs["stall_after"] + 1
             if stall:
                 state.stalled = True
+        self.number = number
         if knobs["serial"]:
             if state.serial_lock is None:
                 state.serial_lock = asyncio.Lock()
@@ -235,6 +280,8 @@ class _Connection:
         if wait_ms > 0:
             await asyncio.sleep(wait_ms / 1e3)
         fail = knobs["fail"]
+        if fail in HOSTILE and fail not in ("event", "bad_utf8", "echo_key", "trickle"):
+            return await self._hostile(fail, knobs, keep_alive)
         if fail == "http_500":
             await self._send(_json_response(500, {"error": {"message": "stub: injected failure",
                                                             "type": "server_error"}}, keep_alive=keep_alive))
@@ -244,8 +291,13 @@ class _Connection:
         usage = {"prompt_tokens": _prompt_tokens(body), "completion_tokens": len(words),
                  "total_tokens": _prompt_tokens(body) + len(words)}
         ident, created = f"chatcmpl-stub-{id(body):x}", int(time.time())
+        if fail == "echo_key":
+            return await self._echo(body, model, words, usage, ident, created, keep_alive)
         if body.get("stream"):
-            return await self._stream(body, model, words, usage, ident, created, fail, keep_alive)
+            if fail == "trickle":
+                return await self._trickle(body, model, words, usage, ident, created, knobs, keep_alive)
+            return await self._stream(body, model, words, usage, ident, created, fail, keep_alive,
+                                      event=knobs["event"])
         if fail == "malformed":
             junk = b'{"id": "chatcmpl-stub", "choices": [{"message": '
             self._count_answer()
@@ -268,16 +320,30 @@ class _Connection:
         await self.writer.drain()
         return keep_alive
 
-    async def _stream(self, body, model, words, usage, ident, created, fail, keep_alive) -> bool:
+    async def _stream(self, body, model, words, usage, ident, created, fail, keep_alive, *, event: str = "",
+                      headers: dict[str, str] | None = None, echo: str = "") -> bool:
         def chunk(delta: dict, finish: str | None = None) -> dict:
             return {"id": ident, "object": "chat.completion.chunk", "created": created, "model": model,
                     "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
 
         self.writer.write(_head(200, {"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
                                       "Transfer-Encoding": "chunked",
-                                      "Connection": "keep-alive" if keep_alive else "close"}))
+                                      "Connection": "keep-alive" if keep_alive else "close", **(headers or {})}))
         self.writer.write(_sse(chunk({"role": "assistant", "content": ""})))
         for i, word in enumerate(words):
+            if (i == len(words) // 2 and fail in ("event", "bad_utf8")) or (echo and i == 0):
+                if fail == "event":
+                    self.writer.write(_sse(event.encode()))
+                elif fail == "bad_utf8":
+                    not_utf8 = json.dumps(chunk({"content": "@@"})).encode().replace(b"@@", b"\xff\xfe\xc3(")
+                    self.writer.write(_sse(not_utf8))
+                elif echo == "event":
+                    self.writer.write(_chunk(f"data: upstream said {self.headers.get('authorization')}\n\n"
+                                             .encode()))
+                elif echo == "stream_error":
+                    self.writer.write(_sse({"error": {"message": f"bad credentials "
+                                                                 f"{self.headers.get('authorization')}"}}))
+                continue
             if fail == "drop_mid_stream" and i == len(words) // 2:
                 await self.writer.drain()
                 self.writer.transport.abort()  # no terminating chunk, no [DONE]: the stream is cut
@@ -295,6 +361,78 @@ class _Connection:
         self.writer.write(_sse(b"[DONE]") + b"0\r\n\r\n")
         await self.writer.drain()
         return keep_alive
+
+    async def _trickle(self, body, model, words, usage, ident, created, knobs, keep_alive) -> bool:
+        """The whole answer of :meth:`_stream`, written one byte every ``trickle_ms``."""
+        real_writer = self.writer
+        buffer = _Buffer()
+        self.writer = buffer  # type: ignore[assignment]
+        try:
+            await self._stream(body, model, words, usage, ident, created, "none", keep_alive)
+        finally:
+            self.writer = real_writer
+        for k in range(len(buffer.data)):
+            real_writer.write(buffer.data[k:k + 1])
+            await real_writer.drain()
+            await asyncio.sleep(knobs["trickle_ms"] / 1e3)
+        return keep_alive
+
+    async def _echo(self, body, model, words, usage, ident, created, keep_alive) -> bool:
+        """Echo the Authorization value: always in a header, and by request number somewhere else."""
+        secret = self.headers.get("authorization", "")
+        variant = ECHO_VARIANTS[(self.number - 1) % len(ECHO_VARIANTS)]
+        echo_header = {"X-Echo-Authorization": secret}
+        if variant == "html_500":
+            page = f"<html><body><h1>500</h1><p>request with Authorization: {secret} failed</p></body></html>"
+            data = page.encode()
+            self._count_answer()
+            await self._send(_head(500, {"Content-Type": "text/html", "Content-Length": str(len(data)),
+                                         "Connection": "close", **echo_header}) + data)
+            return False
+        if variant == "json_401":
+            data = json.dumps({"error": {"message": f"invalid key {secret}", "type": "auth"}}).encode()
+            self._count_answer()
+            await self._send(_head(401, {"Content-Type": "application/json", "Content-Length": str(len(data)),
+                                         "Connection": "close", **echo_header}) + data)
+            return False
+        if variant == "content":
+            words = [*words[:2], secret.split()[-1] if secret else "nokey", *words[2:]]
+        return await self._stream(body, model, words, usage, ident, created, "none", keep_alive,
+                                  headers=echo_header, echo=variant if variant != "content" else "")
+
+    async def _hostile(self, fail: str, knobs: dict[str, Any], keep_alive: bool) -> bool:
+        """Answers that are not what an OpenAI-compatible server sends; the connection closes after each."""
+        self._count_answer()
+        if fail == "garbage":
+            await self._send(b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n\x00\x01\x02 not http at all\r\n\r\n")
+            self.writer.transport.abort()
+            return False
+        if fail in ("html_200", "html_502"):
+            status = 200 if fail == "html_200" else 502
+            data = _HTML_PAGE.encode()
+            await self._send(_head(status, {"Content-Type": "text/html", "Content-Length": str(len(data)),
+                                            "Connection": "close"}) + data)
+            return False
+        if fail == "bad_gzip":
+            data = b"\x1f\x8b this is not gzip at all " * 4
+            await self._send(_head(200, {"Content-Type": "text/event-stream", "Content-Encoding": "gzip",
+                                         "Content-Length": str(len(data)), "Connection": "close"}) + data)
+            return False
+        if fail == "trickle_headers":
+            head = _head(200, {"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
+                               "X-Padding": "p" * 4096, "Connection": "close"})
+            await self._send(head[:17])
+            for k in range(17, len(head)):
+                await self._send(head[k:k + 1])
+                await asyncio.sleep(knobs["trickle_ms"] / 1e3)
+            return False
+        # no_newline: one endless line, until the client closes the connection
+        await self._send(_head(200, {"Content-Type": "text/event-stream", "Connection": "close"}) + b"data: ")
+        block = b"x" * 65536
+        while not self.writer.is_closing():
+            await self._send(block)
+            await asyncio.sleep(0.01)
+        return False
 
     def _count_answer(self) -> None:
         with self.state.lock:
