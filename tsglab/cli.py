@@ -5,19 +5,37 @@ from __future__ import annotations
 import argparse
 import sys
 
-import yaml
-
-from tsglab.errors import TsglabError
+from tsglab.errors import SpecError, TsglabError
 
 
 def parse_overrides(pairs: list[str]) -> dict:
-    """``["prompts.limit=20", ...]`` (the ``--set`` values) → ``{"prompts.limit": 20}``; values are YAML."""
-    overrides = {}
+    """``["prompts.limit=20", ...]`` (the ``--set`` values) → ``{"prompts.limit": 20}``.
+
+    Values are read by the spec's strict YAML reader (``true``/``false`` only, no dates, no duplicate keys);
+    every error names the ``--set`` it comes from.
+    """
+    from tsglab.config.yaml_loader import load_yaml
+
+    overrides: dict = {}
+    written: dict[str, str] = {}
     for pair in pairs:
+        where = f"--set {pair if pair.isprintable() else repr(pair)[1:-1]}"
         if "=" not in pair:
-            raise TsglabError(f"--set expects KEY=VALUE (e.g. --set prompts.limit=20); got {pair!r}.")
+            raise SpecError(f"{where}: --set expects KEY=VALUE (e.g. --set prompts.limit=20); got {pair!r}.")
         key, value = pair.split("=", 1)
-        overrides[key.strip()] = yaml.safe_load(value)
+        key = key.strip()
+        if not key:
+            raise SpecError(f"{where}: the key is empty; write the dotted key before '=', e.g. --set prompts.limit=20.")
+        if not all(part.strip() for part in key.split(".")):
+            raise SpecError(f"{where}: the key {key!r} has an empty part between dots; write e.g. "
+                            "--set tiers.light.max_tokens=64.")
+        if not value.strip():
+            raise SpecError(f"{where}: the value is empty; write a value (null for none, '' for an empty string), "
+                            f"e.g. --set {key}=null.")
+        if key in overrides:
+            raise SpecError(f"{where}: --set {key} is given twice (={written[key]} and ={value}); keep one.")
+        written[key] = value
+        overrides[key] = load_yaml(value, where)
     return overrides
 
 

@@ -32,6 +32,7 @@ from tsglab.config.policy import (
     TaskKind,
     tier_index,
 )
+from tsglab.config.yaml_loader import load_yaml
 
 __all__ = [
     "ABLATIONS",
@@ -53,6 +54,7 @@ __all__ = [
     "TierSpec",
     "apply_overrides",
     "load_spec",
+    "load_yaml",
     "spec_from_dict",
     "tier_index",
 ]

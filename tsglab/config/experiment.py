@@ -15,12 +15,15 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tsglab.config._fields import check_fields, check_value, describe
 from tsglab.config.policy import DEFAULT_TIERS, PolicyConfig
+from tsglab.config.yaml_loader import load_yaml
 from tsglab.errors import SpecError
 
 __all__ = [
@@ -39,7 +42,7 @@ __all__ = [
 ]
 
 _TOP_KEYS = {"name", "description", "suite", "prompts", "arms", "tiers", "load", "retry", "energy", "seed",
-             "on_error"}
+             "on_error", "preflight"}
 ON_ERROR = ("record", "stop")
 REDACTED = "<redacted>"
 ARRIVALS = ("constant", "poisson", "gamma")
@@ -79,6 +82,13 @@ class TierSpec:
         unknown = sorted(set(values) - known)
         if unknown:
             raise SpecError(f"{where}: tiers.{name}: unknown key(s) {unknown}; known: {sorted(known)}.")
+        if "backend" in values and values["backend"] == "":
+            raise SpecError(f"{where}: tiers.{name}.backend must name a backend (e.g. 'embedded', 'ollama', "
+                            "'openai', 'scripted'); got ''.")
+        try:
+            check_fields(cls, values, f"tiers.{name}")
+        except SpecError as exc:
+            raise SpecError(f"{where}: {exc}") from None
         spec = cls(name=name, **values)
         if not isinstance(spec.backend, str) or not spec.backend:
             raise SpecError(f"{where}: tiers.{name}.backend must name a backend (e.g. 'embedded', 'ollama', "
@@ -98,6 +108,11 @@ class PromptSelection:
     tasks: tuple[str, ...] = ()
     ids: tuple[str, ...] = ()
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check_own_fields(self, "prompts")
+        if self.limit is not None and self.limit < 1:
+            raise SpecError(f"prompts.limit must be >= 1 (or null for every item); got {self.limit}.")
 
 
 @dataclass(frozen=True)
@@ -128,6 +143,10 @@ class LoadSpec:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        _check_own_fields(self, "load", choices=("mode", "arrival", "arm_order"))
+        for key, most in _LOAD_MAXIMA.items():
+            if getattr(self, key) > most:
+                raise SpecError(f"load.{key} must be <= {most:g}; got {getattr(self, key):g}. {_LOAD_MAXIMA_WHY[key]}")
         if self.mode not in ("paced", "open_loop"):
             raise SpecError(f"load.mode must be 'paced' or 'open_loop'; got {self.mode!r}.")
         if self.arrival not in ARRIVALS:
@@ -154,6 +173,29 @@ class LoadSpec:
             raise SpecError("load.warmup_count and load.warmup_seconds must be >= 0.")
 
 
+# Beyond these the runner's clocks and sleeps overflow or the run cannot end; far above any real setting.
+_LOAD_MAXIMA = {"timeout_s": 86_400, "period_ms": 86_400_000, "rate_per_s": 1_000_000, "ramp_seconds": 86_400,
+                "warmup_seconds": 86_400, "concurrency": 100_000, "burstiness": 1_000}
+_LOAD_MAXIMA_WHY = {
+    "timeout_s": "A timeout longer than a day never ends a request; use a realistic deadline.",
+    "period_ms": "One request a day is not a load test; use a shorter period.",
+    "rate_per_s": "No client sustains that rate; see benchmarks/bench_load.py for this machine's ceiling.",
+    "ramp_seconds": "Use a ramp shorter than a day.",
+    "warmup_seconds": "Use a warm-up shorter than a day.",
+    "concurrency": "Each request in flight needs a connection; use fewer.",
+    "burstiness": "Gaps that irregular are all but one burst; use a coefficient of variation <= 1000.",
+}
+
+
+def _check_own_fields(instance: Any, prefix: str, choices: tuple[str, ...] = ()) -> None:
+    """Strict field types of a frozen config section (lists of names become tuples)."""
+    values = {f.name: getattr(instance, f.name) for f in dataclasses.fields(instance)}
+    check_fields(type(instance), values, prefix, choices=choices)
+    for key, value in values.items():
+        if isinstance(value, list):
+            object.__setattr__(instance, key, tuple(value))
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """What the executor does when a backend call fails (not when it times out: a timeout is a
@@ -165,6 +207,12 @@ class RetryPolicy:
     backoff_ms: float = 200.0
 
     def __post_init__(self) -> None:
+        _check_own_fields(self, "retry")
+        if self.max_retries > 20:
+            raise SpecError(f"retry.max_retries must be <= 20; got {self.max_retries}. Retries back off "
+                            "exponentially: 20 already waits about 2^20 x backoff_ms.")
+        if self.backoff_ms > 600_000:
+            raise SpecError(f"retry.backoff_ms must be <= 600000 (10 minutes); got {self.backoff_ms:g}.")
         if self.max_retries < 0:
             raise SpecError(f"retry.max_retries must be >= 0; got {self.max_retries}.")
         if self.backoff_ms < 0:
@@ -189,6 +237,11 @@ class EnergySpec:
     gpu_index: int = 0
 
     def __post_init__(self) -> None:
+        _check_own_fields(self, "energy", choices=("meter",))
+        if self.gpu_index < 0:
+            raise SpecError(f"energy.gpu_index must be >= 0 (0 is the first GPU); got {self.gpu_index}.")
+        if self.idle_seconds < 0:
+            raise SpecError(f"energy.idle_seconds must be >= 0; got {self.idle_seconds:g}.")
         if self.meter not in ("auto", "nvml", "rapl", "none"):
             raise SpecError(f"energy.meter must be auto, nvml, rapl or none; got {self.meter!r}.")
         if self.sample_hz < 10:
@@ -220,10 +273,16 @@ class ExperimentSpec:
     #: it as that request's error event and go on, or ``stop`` the run (incomplete, resumable). The same
     #: rule in paced and open-loop mode.
     on_error: str = "record"
+    #: check every tier's server (model served or installed, model file present) before the schedule
+    #: starts; ``false`` skips it (CLI: ``tsglab run --no-preflight``)
+    preflight: bool = True
     source: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
         where = self.source or "<spec>"
+        if not isinstance(self.preflight, bool):
+            raise SpecError(f"{where}: preflight must be true or false; got {self.preflight!r}. Write "
+                            "`preflight: false` to skip the check of the servers before the run.")
         if self.on_error not in ON_ERROR:
             raise SpecError(f"{where}: on_error must be one of {list(ON_ERROR)}; got {self.on_error!r}. 'record' "
                             "turns an exception while handling a request into its error event; 'stop' ends the run.")
@@ -270,14 +329,23 @@ class ExperimentSpec:
             payload["ladder"] = list(self.ladder)
         if self.on_error == "record":  # the default: left out so hashes of specs written before it stay
             payload.pop("on_error")
+        payload.pop("preflight")  # a check before the run, not part of what the run measures
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
 def _section(raw: dict, key: str, where: str) -> dict:
-    value = raw.get(key) or {}
+    value = raw.get(key)
+    if value is None:  # absent, or written with every entry commented out: the defaults
+        return {}
     if not isinstance(value, dict):
-        raise SpecError(f"{where}: '{key}' must be a mapping; got {type(value).__name__}.")
+        raise SpecError(f"{where}: '{key}' must be a mapping of settings; got {describe(value)}. Write "
+                        f"{key}: {{setting: value, ...}}, or remove '{key}' for the defaults.")
     return value
+
+
+def _as_tuple(value: Any) -> Any:
+    """A YAML list becomes a tuple; anything else is left for the strict type check to name."""
+    return tuple(value) if isinstance(value, list) else value
 
 
 def _build(cls, values: dict, where: str, prefix: str):
@@ -314,18 +382,36 @@ def spec_from_dict(raw: dict[str, Any], *, where: str = "<spec>", base_dir: Path
     """Validate a spec mapping (as parsed from YAML) into an :class:`ExperimentSpec`."""
     if not isinstance(raw, dict):
         raise SpecError(f"{where}: a spec must be a mapping of keys; got {type(raw).__name__}.")
-    unknown = sorted(set(raw) - _TOP_KEYS)
+    unknown = sorted(map(str, set(raw) - _TOP_KEYS))
     if unknown:
         raise SpecError(f"{where}: unknown top-level key(s) {unknown}; known: {sorted(_TOP_KEYS)}.")
     if "name" not in raw:
         raise SpecError(f"{where}: missing key 'name' (used in run ids).")
-    suite = str(raw.get("suite", "bundled"))
+    try:
+        for key, expected in (("name", str), ("suite", str), ("description", str), ("seed", int)):
+            if key in raw:
+                check_value(raw[key], expected, key)
+    except SpecError as exc:
+        raise SpecError(f"{where}: {exc}") from None
+    suite = raw.get("suite", "bundled")
+    if not suite.strip():
+        raise SpecError(f"{where}: suite is empty; write suite: bundled for the bundled suite, or the path of a "
+                        "JSONL suite file.")
     if suite != "bundled" and base_dir is not None and not Path(suite).is_absolute():
         candidate = base_dir / suite
         suite = str(candidate if candidate.exists() else Path(suite))
-    arms_raw = _section(raw, "arms", where) or {"baseline": {"kind": "baseline"}, "tsg": {}}
+    if "arms" in raw:
+        arms_raw = _section(raw, "arms", where)
+        if not arms_raw:  # `arms: {}` used to be replaced by the default arms without a word
+            raise SpecError(f"{where}: arms is empty; list at least one arm, e.g. arms: {{baseline: {{kind: "
+                            "baseline}, tsg: {}}, or remove the key for those two default arms.")
+    else:
+        arms_raw = {"baseline": {"kind": "baseline"}, "tsg": {}}
     arms = {}
     for arm, values in arms_raw.items():
+        if values is not None and not isinstance(values, dict):
+            raise SpecError(f"{where}: arms.{arm} must be a mapping of policy parameters; got {describe(values)}. "
+                            f"Write arms: {{{arm}: {{thr_std: 0.4}}}} ({{}} for the paper's defaults).")
         try:
             arms[str(arm)] = PolicyConfig.from_dict({"label": str(arm), **(values or {})})
         except SpecError as exc:
@@ -334,52 +420,86 @@ def spec_from_dict(raw: dict[str, Any], *, where: str = "<spec>", base_dir: Path
     prompts_raw = dict(_section(raw, "prompts", where))
     for key in ("tasks", "ids"):
         if key in prompts_raw:
-            prompts_raw[key] = tuple(prompts_raw[key])
+            prompts_raw[key] = _as_tuple(prompts_raw[key])
     prompts = _build(PromptSelection, prompts_raw, where, "prompts")
     load = _build(LoadSpec, dict(_section(raw, "load", where)), where, "load")
     retry_raw = dict(_section(raw, "retry", where))
     if "on" in retry_raw:
-        retry_raw["on"] = tuple(retry_raw["on"])
+        retry_raw["on"] = _as_tuple(retry_raw["on"])
     retry = _build(RetryPolicy, retry_raw, where, "retry")
     energy = _build(EnergySpec, dict(_section(raw, "energy", where)), where, "energy")
     return ExperimentSpec(name=str(raw["name"]), suite=suite, arms=arms, tiers=tiers, prompts=prompts, load=load,
-                          retry=retry, energy=energy, seed=int(raw.get("seed", 0)),
-                          description=str(raw.get("description", "")), on_error=str(raw.get("on_error", "record")),
-                          source=where)
+                          retry=retry, energy=energy, seed=raw.get("seed", 0),
+                          description=raw.get("description", ""), on_error=raw.get("on_error", "record"),
+                          preflight=raw.get("preflight", True), source=where)
 
 
 def load_spec(path: str | os.PathLike, overrides: dict[str, Any] | None = None) -> ExperimentSpec:
     """Read a YAML spec; ``overrides`` are dotted keys (``{"prompts.limit": 20}``) applied on top.
 
+    The YAML is read strictly (:mod:`tsglab.config.yaml_loader`: no duplicate keys, no dates, YAML 1.2
+    booleans and numbers, bounded nesting). An error caused by an override says so.
     Backend names are not checked here (see the module docstring): the runner builds every tier's
     backend before it sends a request, and an unknown name stops it there with the known names.
     """
-    import yaml
-
     path = Path(path)
     if not path.is_file():
         raise SpecError(f"spec file {path} does not exist; specs live in experiments/ "
                         "(e.g. experiments/quickstart.yaml).")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        raise SpecError(f"{path}{line}: not valid YAML ({getattr(exc, 'problem', exc)}).") from None
-    raw = apply_overrides(raw or {}, overrides or {}, where=str(path))
-    return spec_from_dict(raw, where=str(path), base_dir=path.parent)
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"{path}: the file is not valid UTF-8 (byte {exc.start}); save it as UTF-8.") from None
+    except OSError as exc:
+        raise SpecError(f"{path}: cannot read the spec ({exc.strerror or exc}); check the path and its "
+                        "permissions.") from None
+    raw = load_yaml(text, str(path))
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise SpecError(f"{path}: a spec must be a mapping of keys (name: ..., tiers: ...); got {describe(raw)}.")
+    overrides = dict(overrides or {})
+    raw = apply_overrides(raw, overrides, where=str(path))
+    try:
+        return spec_from_dict(raw, where=str(path), base_dir=path.parent)
+    except SpecError as exc:
+        raise _blame_override(exc, overrides) from None
+
+
+def _blame_override(exc: SpecError, overrides: dict[str, Any]) -> SpecError:
+    """The same error, saying which override set the value it names (the spec file never held it)."""
+    message = str(exc)
+    for dotted in sorted(overrides, key=len, reverse=True):
+        if re.search(rf"(?<![\w.]){re.escape(dotted)}(?![\w])", message):
+            value = overrides[dotted]
+            shown = value if isinstance(value, str) else json.dumps(value, default=str)
+            return SpecError(f"{message.rstrip()} (the value comes from the override {dotted}={shown})")
+    return exc
 
 
 def apply_overrides(raw: dict, overrides: dict[str, Any], *, where: str) -> dict:
     """A deep copy of ``raw`` with dotted keys (``{"load.period_ms": 25}``) set; mapping order is kept."""
-    result = json.loads(json.dumps(raw))
+    try:
+        result = json.loads(json.dumps(raw, allow_nan=True))
+    except (TypeError, ValueError) as exc:  # a date, bytes or a recursive value from a non-strict reader
+        raise SpecError(f"{where}: the spec holds a value that is not plain data ({exc}); write strings, numbers, "
+                        "booleans, lists and mappings only (quote dates).") from None
+    if not isinstance(overrides, Mapping):
+        raise SpecError(f"{where}: overrides must be a mapping of dotted keys to values, e.g. "
+                        f"{{'prompts.limit': 20}}; got {describe(overrides)}.")
     for dotted, value in overrides.items():
-        node = result
+        if not isinstance(dotted, str):
+            raise SpecError(f"{where}: override key {dotted!r} must be a dotted string such as 'prompts.limit'.")
         keys = dotted.split(".")
-        for key in keys[:-1]:
+        if not all(key.strip() for key in keys):
+            raise SpecError(f"{where}: override {dotted!r} has an empty part between dots; write the dotted key "
+                            "such as 'prompts.limit' or 'tiers.light.max_tokens'.")
+        node = result
+        for depth, key in enumerate(keys[:-1]):
             child = node.setdefault(key, {})
             if not isinstance(child, dict):
-                raise SpecError(f"{where}: override {dotted!r}: '{key}' is not a mapping.")
+                raise SpecError(f"{where}: override {dotted!r}: '{'.'.join(keys[:depth + 1])}' is not a mapping "
+                                f"(it holds {describe(child)}); override it as a whole or fix the key.")
             node = child
         node[keys[-1]] = value
     return result

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from tsglab.config._fields import check_fields
 from tsglab.errors import SpecError
 
 __all__ = [
@@ -103,6 +104,9 @@ class PolicyConfig:
             raise SpecError(
                 f"policy.force_light_len must be >= 0; got {self.force_light_len}. Use 0 to disable the fast lane."
             )
+        if self.min_answer_chars < 0:
+            raise SpecError(f"policy.min_answer_chars must be >= 0; got {self.min_answer_chars}. Use 0 to accept "
+                            "empty answers.")
         if self.chars_per_unit <= 0 or self.marks_per_unit <= 0:
             raise SpecError("policy.chars_per_unit and policy.marks_per_unit must be > 0.")
 
@@ -127,6 +131,9 @@ class PolicyConfig:
         unknown = sorted(set(values) - known)
         if unknown:
             raise SpecError(f"unknown policy parameter(s) {unknown}; known: {sorted(known)}.")
+        # Strict types (no "no" -> True, no 2.5 for a count, finite numbers) where a spec is read; the
+        # constructor stays lenient so the planner's own guards can be tested on odd values.
+        check_fields(cls, values, "policy")
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:

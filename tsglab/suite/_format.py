@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from tsglab.errors import SuiteError
+from tsglab.suite._schema_refs import reference_problem
 
 TASKS: tuple[str, ...] = ("json", "classify", "arith", "factual", "code", "open", "multipart")
 LANGS: tuple[str, ...] = ("en", "zh")
@@ -42,6 +43,11 @@ _CHECK_PARAMS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 }
 
 _ID_PATTERN = re.compile(r"[A-Za-z0-9_.:-]+")
+# Deepest nesting of objects and arrays accepted on a line (a schema needs a handful of levels); bounded
+# before parsing because json.loads and the schema checks recurse once per level.
+MAX_DEPTH = 32
+_BRACKETS_OUTSIDE_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"|([\[\]{}])')
+_MAX_INT_DIGITS = 100
 _DOCS = "docs/suite-format.md"
 _BUNDLED_RESOURCE = "data/bundled.jsonl"
 
@@ -132,20 +138,83 @@ def _read_text(source: pathlib.Path) -> str:
         raise SuiteError(f"suite path '{source}' is a directory; pass the path of a .jsonl file.") from None
     except UnicodeDecodeError as exc:
         raise SuiteError(f"{source}: the file is not valid UTF-8 (byte {exc.start}); save it as UTF-8.") from None
+    except OSError as exc:
+        raise SuiteError(f"{source}: cannot read the suite ({exc.strerror or exc}); check the path and its "
+                         "permissions.") from None
 
 
 def _parse_line(line: str, where: str) -> dict[str, Any]:
+    depth = _max_depth(line)
+    if depth > MAX_DEPTH:
+        _fail(where, f"the JSON is nested deeper than {MAX_DEPTH} levels ({depth}); flatten it.")
+
+    def refuse_constant(name: str) -> NoReturn:
+        _fail(where, f"{name} is not JSON (JSON numbers are finite); write a finite number or a string.")
+
+    def finite_float(text: str) -> float:
+        number = float(text)
+        if not math.isfinite(number):
+            _fail(where, f"the number {text[:20]} is too large to be finite; write a smaller number.")
+        return number
+
+    def whole_number(text: str) -> int:
+        if len(text.lstrip("-")) > _MAX_INT_DIGITS:
+            _fail(where, f"an integer has too many digits ({len(text)}); no suite value is that large.")
+        return int(text)
+
+    def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        for key, item in pairs:
+            if key in result:
+                _fail(where, f"duplicate key {key!r} in one object; JSON readers would silently keep one of "
+                             "them: remove one.")
+            result[key] = item
+        return result
+
     try:
-        value = json.loads(line)
+        value = json.loads(line, object_pairs_hook=unique_keys, parse_constant=refuse_constant,
+                           parse_float=finite_float, parse_int=whole_number)
     except json.JSONDecodeError as exc:
         _fail(
             where,
             f"invalid JSON: {exc.msg} (column {exc.colno}). Each non-blank line must hold exactly one "
             "JSON object; start comment lines with '#'.",
         )
+    except RecursionError:  # the depth scan above makes this unreachable; kept so no line can escape as one
+        _fail(where, f"the JSON is nested too deeply; flatten it to at most {MAX_DEPTH} levels.")
     if not isinstance(value, dict):
         _fail(where, f"expected a JSON object {{...}} on the line; got {_json_type(value)}.")
+    _check_strings(value, where)
     return value
+
+
+def _max_depth(line: str) -> int:
+    depth = deepest = 0
+    for match in _BRACKETS_OUTSIDE_STRINGS.finditer(line):
+        bracket = match.group(1)
+        if bracket is None:
+            continue
+        depth += 1 if bracket in "[{" else -1
+        deepest = max(deepest, depth)
+    return deepest
+
+
+def _check_strings(value: Any, where: str, path: str = "") -> None:
+    """Every string must be encodable as UTF-8: a lone surrogate (``\\ud800``) fails when it is sent."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            _fail(where, f"{'field ' + repr(path) if path else 'a key'} holds a lone surrogate escape (\\ud800-"
+                         "\\udfff) that is not valid Unicode and cannot be sent as UTF-8; write the character "
+                         "itself or a surrogate pair.")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_strings(key, where, path)
+            _check_strings(item, where, f"{path}.{key}" if path else key)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_strings(item, where, f"{path}[{index}]")
 
 
 # ------------------------------------------------------------------------------------------ validation
@@ -219,6 +288,9 @@ def _validate_schema(schema: Any, where: str) -> dict[str, Any]:
             where,
             f"field 'json_schema' is not a valid JSON Schema (draft 2020-12): {exc.message} (at {at}). Fix the schema.",
         )
+    problem = reference_problem(schema)
+    if problem:
+        _fail(where, f"field 'json_schema': {problem}.")
     return schema
 
 
