@@ -37,7 +37,8 @@ def run(
         spec = load_spec(spec, overrides)
     elif overrides:
         raise InvalidArgument("overrides apply to a YAML spec path; edit the ExperimentSpec directly instead.")
-    return run_experiment(spec, runs_dir=runs_dir, run_id=run_id, resume=resume, progress=progress)
+    return run_experiment(spec, runs_dir=runs_dir, run_id=run_id, resume=resume, progress=progress,
+                          overrides=overrides)  # recorded in run.json: the resume hint repeats them
 
 
 def build_report(

@@ -159,8 +159,10 @@ def main(argv: list[str] | None = None) -> int:
     except TsglabError as exc:
         print(f"tsglab: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        return 130  # the runner has said which run is incomplete and how to resume it
+    except KeyboardInterrupt as exc:
+        # the runner has said which run is incomplete and how to resume it; SIGTERM (which the runner turns into
+        # KeyboardInterrupt("SIGTERM")) exits as a terminated process would, 128 + 15
+        return 143 if str(exc) == "SIGTERM" else 130
     return 0
 
 

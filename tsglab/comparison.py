@@ -20,7 +20,8 @@ from typing import Any
 import pandas as pd
 
 from tsglab.config import DEFAULT_TIERS
-from tsglab.errors import SpecError
+from tsglab.config.names import check_name
+from tsglab.errors import RunError, SpecError
 
 _TOP_KEYS = {"name", "description", "spec", "servers", "variants"}
 _SERVER_KINDS = ("llama_cpp_server", "ollama_proxy")
@@ -61,6 +62,7 @@ def load_comparison(path: str | os.PathLike) -> Comparison:
             raise SpecError(f"{where}: servers.{name}.upstream must name a llama_cpp_server in 'servers'; "
                             f"got {server.get('upstream')!r}.")
     for name, variant in raw["variants"].items():
+        check_name(str(name), key="variants key", where=where)  # each variant is a run directory
         variant = variant or {}
         unknown = sorted(set(variant) - _VARIANT_KEYS)
         if unknown:
@@ -68,7 +70,8 @@ def load_comparison(path: str | os.PathLike) -> Comparison:
         if variant.get("server") is not None and variant["server"] not in servers:
             raise SpecError(f"{where}: variants.{name}.server {variant['server']!r} is not in 'servers' "
                             f"({sorted(servers)}).")
-    return Comparison(name=str(raw.get("name", path.stem)), spec=raw["spec"], servers=servers,
+    name = check_name(raw.get("name", path.stem), key="name", where=where)  # it names the comparison's folder
+    return Comparison(name=name, spec=raw["spec"], servers=servers,
                       variants={str(k): dict(v or {}) for k, v in raw["variants"].items()}, source=where,
                       description=str(raw.get("description", "")))
 
@@ -144,7 +147,12 @@ def run_comparison(
     if unknown:
         raise SpecError(f"{comparison.source}: no variant(s) {unknown}; variants: {list(comparison.variants)}.")
     comparison_id = comparison_id or f"{comparison.name}-{dt.datetime.now().astimezone():%Y%m%d-%H%M%S}"
+    check_name(comparison_id, key="comparison_id", where=str(runs_dir))
     out = Path(runs_dir) / comparison_id
+    resolved = out.resolve()
+    if not resolved.is_relative_to(Path(runs_dir).resolve()):
+        raise RunError(f"{out} resolves to {resolved}, outside the runs dir {Path(runs_dir).resolve()}; tsglab "
+                       "writes only inside it. Remove the link or choose another --id.")
     out.mkdir(parents=True, exist_ok=True)
     run_dirs: dict[str, str | os.PathLike] = {}
     for variant in chosen:

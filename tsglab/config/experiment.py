@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from tsglab.config._fields import check_fields, check_value, describe
+from tsglab.config.names import check_name
 from tsglab.config.policy import DEFAULT_TIERS, PolicyConfig
 from tsglab.config.yaml_loader import load_yaml
 from tsglab.errors import SpecError
@@ -283,6 +284,7 @@ class ExperimentSpec:
         if not isinstance(self.preflight, bool):
             raise SpecError(f"{where}: preflight must be true or false; got {self.preflight!r}. Write "
                             "`preflight: false` to skip the check of the servers before the run.")
+        check_name(self.name, key="name", where=where)  # it becomes a directory name (run ids)
         if self.on_error not in ON_ERROR:
             raise SpecError(f"{where}: on_error must be one of {list(ON_ERROR)}; got {self.on_error!r}. 'record' "
                             "turns an exception while handling a request into its error event; 'stop' ends the run.")
@@ -387,6 +389,7 @@ def spec_from_dict(raw: dict[str, Any], *, where: str = "<spec>", base_dir: Path
         raise SpecError(f"{where}: unknown top-level key(s) {unknown}; known: {sorted(_TOP_KEYS)}.")
     if "name" not in raw:
         raise SpecError(f"{where}: missing key 'name' (used in run ids).")
+    check_name(raw["name"], key="name", where=where)  # before str(): a YAML date or number is refused, not renamed
     try:
         for key, expected in (("name", str), ("suite", str), ("description", str), ("seed", int)):
             if key in raw:

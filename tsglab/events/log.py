@@ -52,6 +52,7 @@ from typing import Any
 import msgspec
 
 from tsglab.errors import RunError, TsglabWarning
+from tsglab.events.lock import LOCK_FILE, is_locked
 from tsglab.events.record import SCHEMA_VERSION, EnergyEntry, Event, record_error
 from tsglab.events.validate import check_latencies
 
@@ -306,11 +307,22 @@ def read_energy(run_dir: str | os.PathLike) -> dict[str, Any]:
 
 
 def write_manifest(run_dir: str | os.PathLike, manifest: dict[str, Any]) -> None:
-    """Atomically replace ``run.json`` (write to a temp file, then rename)."""
+    """Atomically replace ``run.json``: write a temp file of this process and thread (two writers never share
+    one: a rename would steal the other's), fsync it, then rename it over ``run.json``. On an error the temp
+    file is removed and the ``OSError`` propagates (the runner turns it into one line naming the path)."""
     path = Path(run_dir) / MANIFEST_FILE
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    tmp = path.with_name(f"{MANIFEST_FILE}.{os.getpid()}.{threading.get_ident()}.tmp")
+    data = (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    try:
+        with tmp.open("wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
 
 
 def read_manifest(run_dir: str | os.PathLike) -> dict[str, Any]:
@@ -321,9 +333,18 @@ def read_manifest(run_dir: str | os.PathLike) -> dict[str, Any]:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise RunError(f"{path}: not valid JSON ({exc.msg}).") from exc
-    if manifest.get("status") == "running" and not _pid_alive(manifest.get("pid")):
+    if manifest.get("status") == "running" and not _still_running(Path(run_dir), manifest):
         manifest["status"] = "incomplete"
     return manifest
+
+
+def _still_running(run_dir: Path, manifest: dict[str, Any]) -> bool:
+    """Whether the process that wrote ``running`` still owns the run: its lock is the truth (the kernel drops it
+    when the process dies; a pid can be a zombie or reused). Runs written before the lock existed fall back to
+    the pid."""
+    if (run_dir / LOCK_FILE).exists():
+        return is_locked(run_dir)
+    return _pid_alive(manifest.get("pid"))
 
 
 def _pid_alive(pid: Any) -> bool:
