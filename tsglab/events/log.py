@@ -200,18 +200,23 @@ def _drop_torn_tail(path: Path) -> None:
                   TsglabWarning, stacklevel=3)
 
 
-def read_events(run_dir: str | os.PathLike) -> list[Event]:
+def read_events(run_dir: str | os.PathLike, *, check_run: bool = False) -> list[Event]:
     """All events of a run as :class:`~tsglab.events.record.Event` records, each validated against the
     record, with the energy sidecar joined on. A torn last line is skipped with a warning; any other bad
     line is an error naming the file, the line and the field (a NaN, infinite, negative or missing
-    latency included). Version-1 lines are converted to version 2."""
+    latency included). Version-1 lines are converted to version 2.
+
+    ``check_run`` (what a report reads with) also refuses a file that is not one run's log, naming both
+    lines: a line of another run (another ``run_id``), a schema version lower than an earlier line's (a
+    resumed version-1 run appends version-2 lines; the reverse means files were put together), or a
+    request recorded twice (the same ``request_id``)."""
     path = Path(run_dir) / EVENTS_FILE
     if not path.is_file():
         raise RunError(f"{run_dir}: no {EVENTS_FILE}; is this a tsglab run directory (runs/<run_id>)?")
     complete, torn = split_torn_tail(path.read_bytes())
     if torn:
         _warn_torn(path, complete, torn, "its request is not counted as recorded, and a resumed run sends it again")
-    events = _decode_events(path, complete)
+    events = _decode_events(path, complete, check_run=check_run)
     energy = read_energy(run_dir)
     if energy:
         with _gc_paused():
@@ -241,32 +246,104 @@ def _warn_torn(path: Path, complete: bytes, torn: bytes, consequence: str) -> No
                   f"interrupted write); {consequence}.", TsglabWarning, stacklevel=4)
 
 
-def _decode_events(path: Path, data: bytes) -> list[Event]:
+def _decode_events(path: Path, data: bytes, *, check_run: bool = False) -> list[Event]:
     with _gc_paused():
         try:
-            return _EVENT_DECODER.decode_lines(data)  # the whole file in one call when every line is a clean v2 event
-        except _DECODE_ERRORS:
-            pass  # a version-1 line, a NaN literal, a torn tail or a bad line: find it line by line
-        return _decode_line_by_line(path, data)
+            events = _EVENT_DECODER.decode_lines(data)  # the whole file in one call when every line is a clean v2 event
+            versions: dict[int, int] = {}
+            if len(events) != data.count(b"\n") and len(events) != len(_line_numbers(data)):
+                raise msgspec.DecodeError("a line holds more than one record")  # line numbers must be exact
+        except (*_DECODE_ERRORS, RecursionError):
+            # a version-1 line, a NaN literal or a bad line: find it line by line
+            events, versions = _decode_line_by_line(path, data)
+    if check_run:
+        _check_one_run(path, data, events, versions)
+    return events
 
 
-def _decode_line_by_line(path: Path, data: bytes) -> list[Event]:
+_LINE_FIX = ("Correct or delete that line; a deleted request is sent again by `tsglab run SPEC --resume RUN_DIR`, "
+             "or re-run the arm.")
+
+
+def _decode_line_by_line(path: Path, data: bytes) -> tuple[list[Event], dict[int, int]]:
+    """The events, and the schema version each line was written with (line number → version)."""
     events = []
+    versions = {}
     for lineno, line in enumerate(data.split(b"\n"), start=1):  # every line is complete: split_torn_tail ran
         if not line.strip():
             continue
+        where = f"{path}:{lineno}"
         try:
             events.append(_EVENT_DECODER.decode(line))
+            versions[lineno] = SCHEMA_VERSION
             continue
         except _DECODE_ERRORS:
             pass
-        try:
-            obj = json.loads(line)  # Python's json reads NaN / Infinity, so the error can say which field
-        except ValueError as exc:
-            reason = getattr(exc, "msg", None) or getattr(exc, "reason", None) or str(exc)
-            raise RunError(f"{path}:{lineno}: not valid JSON ({reason}); the event log is corrupt.") from exc
-        events.append(Event.from_json(obj, where=f"{path}:{lineno}"))
-    return events
+        except RecursionError as exc:
+            raise RunError(_too_deep(where)) from exc
+        obj = _parse_json_line(line, where, "event log")
+        event = Event.from_json(obj, where=where, fix=_LINE_FIX)
+        versions[lineno] = obj.get("schema_version") if isinstance(obj, dict) else None
+        events.append(event)
+    return events, versions
+
+
+def _too_deep(where: str) -> str:
+    return (f"{where}: JSON nested too deeply to read (beyond Python's recursion limit); no tsglab record nests more "
+            f"than a few levels, so the line is corrupt or not a tsglab record. {_LINE_FIX}")
+
+
+def _parse_json_line(line: bytes, where: str, what: str) -> Any:
+    """One line as Python's ``json`` reads it (NaN / Infinity literals included, so a latency error can
+    name its field), or a :class:`RunError` saying what is wrong and where."""
+    try:
+        return json.loads(line)
+    except UnicodeDecodeError as exc:
+        raise RunError(f"{where}: not valid UTF-8 (byte 0x{line[exc.start]:02x} at column {exc.start + 1}: "
+                       f"{exc.reason}); the {what} is corrupt there (a cut or binary write). {_LINE_FIX}") from exc
+    except json.JSONDecodeError as exc:
+        raise RunError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno}); the {what} is corrupt there. "
+                       f"{_LINE_FIX}") from exc
+    except RecursionError as exc:
+        raise RunError(_too_deep(where)) from exc
+
+
+def _line_numbers(data: bytes) -> list[int]:
+    """The 1-based line number of each record, in order (blank lines hold none)."""
+    return [n for n, line in enumerate(data.split(b"\n"), start=1) if line.strip()]
+
+
+def _check_one_run(path: Path, data: bytes, events: list[Event], versions: dict[int, int]) -> None:
+    """One ``events.jsonl`` holds one run, in one schema version, with each request once: a line of another
+    run (files concatenated, lines copied), of another version, or a request recorded twice (two processes
+    on one run) is refused naming both lines."""
+    if not events:
+        return
+    first_run = events[0].run_id
+    seen: dict[str, int] = {}
+    for i, event in enumerate(events):
+        if event.run_id != first_run:
+            lines = _line_numbers(data)
+            raise RunError(f"{path}:{lines[i]}: field 'run_id' is {event.run_id!r} but line {lines[0]} has "
+                           f"{first_run!r}: one events.jsonl holds the events of one run (lines of another run were "
+                           "appended, or files concatenated). Move that line to its own run's events.jsonl, or "
+                           "delete it.")
+        if event.request_id in seen:
+            lines = _line_numbers(data)
+            raise RunError(f"{path}:{lines[i]}: field 'request_id' {event.request_id!r} (arm {event.arm!r}, prompt "
+                           f"{event.prompt_id!r}) was already recorded at line {lines[seen[event.request_id]]}: the "
+                           "request is in the log twice (two processes ran the run at once, or lines were copied). "
+                           "Delete one of the two lines (keep the first), then report again.")
+        seen[event.request_id] = i
+    newest = (0, 0)  # (version, line)
+    for lineno, version in sorted(versions.items()):
+        if version < newest[0]:
+            raise RunError(f"{path}:{lineno}: field 'schema_version' is {version!r} but line {newest[1]} has "
+                           f"{newest[0]!r}: an older tsglab's lines come after a newer one's, so lines of different "
+                           "logs were put together (a resumed run only moves to newer versions). Move the lines of "
+                           "each run to its own run directory, or delete that line.")
+        if version > newest[0]:
+            newest = (version, lineno)
 
 
 def append_energy(run_dir: str | os.PathLike, entries: Iterable[EnergyEntry]) -> int:
@@ -299,9 +376,16 @@ def read_energy(run_dir: str | os.PathLike) -> dict[str, Any]:
             entry = _ENERGY_DECODER.decode(line)
         except msgspec.ValidationError as exc:
             raise RunError(record_error(exc, where=f"{path}:{lineno}", record="energy sidecar entry")) from exc
-        except msgspec.DecodeError as exc:
-            raise RunError(f"{path}:{lineno}: not valid JSON ({exc}); the energy sidecar is corrupt. Delete it and "
-                           "attach the energy again (tsglab.events.energy.attach_energy).") from exc
+        except (msgspec.DecodeError, RecursionError) as exc:
+            where = f"{path}:{lineno}"
+            try:
+                _parse_json_line(line, where, "energy sidecar")
+            except RunError as precise:
+                reason = str(precise).removeprefix(f"{where}: ").split("; ")[0]
+            else:
+                reason = f"not valid JSON ({exc})"
+            raise RunError(f"{where}: {reason}; the energy sidecar is corrupt. Delete it and attach the energy "
+                           "again (tsglab.events.energy.attach_energy).") from exc
         energy[entry.request_id] = entry.energy
     return energy
 

@@ -60,6 +60,8 @@ Duration = Annotated[float, msgspec.Meta(ge=0.0, le=sys.float_info.max,
                                          description="milliseconds: a finite number >= 0")]
 Seconds = Annotated[float, msgspec.Meta(ge=0.0, le=sys.float_info.max, description="seconds: a finite number >= 0")]
 Stratum = str | bool | int
+# counts, sequence numbers and ns stamps fit a signed 64-bit integer (the report's frames hold int64)
+Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
 PromptSha = Annotated[str, msgspec.Meta(pattern="^([0-9a-f]{16})?$",
                                         description="sha256 of the prompt text, 16 hex digits; empty when unknown")]
 Ladder = Annotated[tuple[str, ...], msgspec.Meta(min_length=1, description="tier names, lowest rung first")]
@@ -95,8 +97,8 @@ class Plan(_Part):
     score: float | None = None
     raw_score: float | None = None
     task: str = ""
-    chars: int = 0
-    marks: int | None = None
+    chars: Int64 = 0
+    marks: Int64 | None = None
     heavy: bool | None = None
     risk_factors: tuple[str, ...] = ()
 
@@ -118,7 +120,7 @@ class Route(_Part):
     score_tier: str | None = None
     floor: str | None = None
     final: str = ""
-    upgrades: int = 0
+    upgrades: Int64 = 0
     repaired: bool = False
     fast_lane: bool = False
     reason: str = ""
@@ -150,8 +152,8 @@ class Attempt(_Part):
     tier: str
     kind: str
     model: str
-    prompt_tokens: int
-    completion_tokens: int
+    prompt_tokens: Int64
+    completion_tokens: Int64
     prompt_eval_ms: Duration
     eval_ms: Duration
     total_ms: Duration
@@ -176,9 +178,9 @@ class Attempt(_Part):
 class Schedule(_Part):
     """Monotonic-clock stamps (ns): when the request was due, sent and completed."""
 
-    intended_start_ns: int
-    dispatched_ns: int
-    completed_ns: int
+    intended_start_ns: Int64
+    dispatched_ns: Int64
+    completed_ns: Int64
 
 
 @dataclass(frozen=True)
@@ -318,8 +320,8 @@ class Event(_Part):
     request_id: str
     prompt_id: str
     prompt_sha: PromptSha
-    seq: int
-    segment: int
+    seq: Int64
+    segment: Int64
     bucket: dict[str, Stratum]
     plan: Plan
     route: Route
@@ -436,21 +438,24 @@ class Event(_Part):
         )
 
     @classmethod
-    def from_json(cls, obj: Any, *, where: str = "") -> Event:
+    def from_json(cls, obj: Any, *, where: str = "", fix: str = "") -> Event:
         """Validate a decoded JSON object (schema version 1 or 2) and return the record.
 
         Raises :class:`~tsglab.errors.RunError` naming ``where`` (e.g. ``path:line``) and the dotted
         field: a latency that is NaN, infinite, negative, missing or not a number with the precise
-        message of :mod:`tsglab.events.validate`, any other mismatch with msgspec's."""
+        message of :mod:`tsglab.events.validate`, any other mismatch with msgspec's. ``fix`` replaces
+        the default advice for a line that is not an event at all."""
         from tsglab.events.validate import check_latencies
 
         where = where or "event"
+        fix = fix or "Correct or delete it, or re-run the arm."
         if not isinstance(obj, dict):
-            raise RunError(f"{where}: an event must be a JSON object; got {type(obj).__name__}.")
+            raise RunError(f"{where}: an event must be a JSON object; got {type(obj).__name__} "
+                           f"({_excerpt(obj)}). {fix}")
         version = obj.get("schema_version")
         if version == 1:
             obj = upgrade_v1(obj)
-        elif version != SCHEMA_VERSION:
+        elif version != SCHEMA_VERSION or isinstance(version, bool):
             raise RunError(f"{where}: field 'schema_version' is {version!r}; this tsglab reads versions 1 and "
                            f"{SCHEMA_VERSION}. Read it with the tsglab that wrote it, or re-run the arm.")
         check_latencies(obj, where=where)
@@ -458,6 +463,11 @@ class Event(_Part):
             return msgspec.convert(obj, cls)
         except msgspec.ValidationError as exc:
             raise RunError(record_error(exc, where=where, request_id=obj.get("request_id"))) from exc
+
+
+def _excerpt(value: Any, limit: int = 40) -> str:
+    text = json.dumps(value, ensure_ascii=True)
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def record_error(exc: msgspec.ValidationError, *, where: str, request_id: Any = None, record: str = "event") -> str:

@@ -203,11 +203,11 @@ def load_arm_pair(
     ``run.json``) unless ``allow_suite_change`` — then only prompts whose texts are identical in both
     runs may pair. Either way a prompt id that names different prompt texts in the two arms is refused.
     """
-    from tsglab.events import read_events, read_manifest
+    from tsglab.events import read_manifest
     from tsglab.report.frame import events_frame
 
     run_dir = Path(run_dir)
-    frame, manifest = events_frame(read_events(run_dir)), read_manifest(run_dir)
+    frame, manifest = events_frame(_events_of(run_dir)), read_manifest(run_dir)
     arms = list(dict.fromkeys(frame["arm"]))
     vs_dir = vs_manifest = None
     ladder = ladder_of(manifest)
@@ -216,7 +216,7 @@ def load_arm_pair(
         if vs_dir.resolve() == run_dir.resolve():
             raise RunError(f"--vs names the run itself ({run_dir}); to compare two arms of one run, leave out --vs "
                            "and pass --baseline/--gateway.")
-        other, vs_manifest = events_frame(read_events(vs_dir)), read_manifest(vs_dir)
+        other, vs_manifest = events_frame(_events_of(vs_dir)), read_manifest(vs_dir)
         other_arms = list(dict.fromkeys(other["arm"]))
         if baseline_arm not in other_arms:
             raise RunError(f"{vs_dir}: no arm named {baseline_arm!r} (arms: {other_arms}); pass the baseline arm of "
@@ -248,6 +248,17 @@ def load_arm_pair(
     return ArmPair(run_dir=run_dir, vs_dir=vs_dir, baseline_label=base_label, gateway_label=gateway_arm,
                    baseline=base, gateway=gate, manifest=manifest, vs_manifest=vs_manifest, ladder=ladder,
                    out_dir=out_dir)
+
+
+def _events_of(run_dir: Path) -> list:
+    """The run's events; a run without any is an error naming its file (nothing to report)."""
+    from tsglab.events import EVENTS_FILE, read_events
+
+    events = read_events(run_dir, check_run=True)
+    if not events:
+        raise RunError(f"{run_dir / EVENTS_FILE}: no events (the run recorded no request); nothing to report. "
+                       "Resume the run (tsglab run SPEC --resume RUN_DIR) or report another one.")
+    return events
 
 
 def _check_same_suite(run_dir: Path, manifest: dict, vs_dir: Path, vs_manifest: dict, allow_change: bool) -> None:

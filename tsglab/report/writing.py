@@ -97,7 +97,7 @@ def build_ablation(run_dirs: list[str | os.PathLike], *, write_to: str | os.Path
 
     frames: dict[str, pd.DataFrame] = {}
     for run_dir in map(Path, run_dirs):
-        frame = events_frame(read_events(run_dir))
+        frame = events_frame(read_events(run_dir, check_run=True))
         for arm, part in frame.groupby("arm", sort=False):
             frames[f"{run_dir.name}:{arm}" if len(run_dirs) > 1 else str(arm)] = part
     table = ablation_table(frames)
