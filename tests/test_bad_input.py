@@ -424,3 +424,100 @@ if __name__ == "__main__":
     sys.setrecursionlimit(3000)
     totals = census()
     print(len(CASES), "cases:", dict(sorted(totals.items())))
+
+
+# ------------------------------------------------------------------------------------- remote $ref
+
+
+@pytest.fixture
+def counting_server():
+    """A schema server on 127.0.0.1 that counts every request it gets (it should get none)."""
+    import http.server
+    import threading
+
+    hits: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            hits.append(self.path)
+            body = b'{"type": "object", "required": ["a"]}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", hits
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def test_a_remote_ref_is_a_suite_error_and_is_never_fetched(tmp_path, counting_server):
+    base, hits = counting_server
+    path = tmp_path / "suite.jsonl"
+    path.write_text(GOOD_LINE + "\n" + _schema_line(f'{{"properties": {{"a": {{"$ref": "{base}/a.json"}}}}}}') + "\n")
+    with pytest.raises(TsglabError, match=r"suite\.jsonl:2: field 'json_schema': \$ref '" + re.escape(base)
+                       + r"/a\.json' is not a local reference.*\(at properties/a/\$ref\)"):
+        load_suite(path)
+    assert hits == []
+
+
+def test_the_json_contract_never_fetches_a_remote_ref(counting_server):
+    # a schema that did not come through load_suite (e.g. built in a notebook) is not fetched either
+    from tsglab.jsoncontract import check_json_contract
+
+    base, hits = counting_server
+    for ref in (f"{base}/s.json", f"{base}/other#/x"):
+        result = check_json_contract('{"a": 1}', {"$ref": ref})
+        assert not result.ok
+        assert "not fetched" in result.error
+    assert hits == []
+
+
+def test_local_refs_anchors_and_loops_through_data_still_load(tmp_path):
+    schema = ('{"$defs": {"name": {"$anchor": "nm", "type": "string"}, "node": {"type": "object", "properties": '
+              '{"next": {"$ref": "#/$defs/node"}}}}, "type": "object", "properties": {"a": {"$ref": "#/$defs/name"}, '
+              '"b": {"$ref": "#nm"}, "c": {"$ref": "#/$defs/node"}}, "examples": [{"$ref": "http://x.test/"}]}')
+    path = tmp_path / "suite.jsonl"
+    path.write_text(_schema_line(schema) + "\n")
+    (item,) = load_suite(path)
+    from tsglab.jsoncontract import check_json_contract
+
+    assert check_json_contract('{"a": "x", "b": "y", "c": {"next": {}}}', item.json_schema).ok
+    assert not check_json_contract('{"a": 1}', item.json_schema).ok
+
+
+def test_strict_yaml_keeps_what_valid_specs_mean(tmp_path):
+    path = tmp_path / "spec.yaml"
+    path.write_text(GOOD + "retry: {on: [http_5xx], max_retries: 2}\n"
+                    "load: {period_ms: 0x10, timeout_s: 1e1, concurrency: 010}\n"
+                    "arms:\n  base: &b {kind: baseline}\n  other: {<<: *b, baseline_tier: std}\n")
+    spec = load_spec(path, parse_overrides(["prompts.limit=3", "tiers.light.constrained_json=false",
+                                            "description='2024-01-01'"]))
+    assert spec.retry.on == ("http_5xx",)  # `on:` is a key, not the boolean true (YAML 1.1)
+    assert (spec.load.period_ms, spec.load.timeout_s, spec.load.concurrency) == (16, 10.0, 10)
+    assert spec.arms["other"].kind == "baseline"
+    assert spec.arms["other"].baseline_tier == "std"
+    assert spec.prompts.limit == 3
+    assert spec.tiers["light"].constrained_json is False
+    assert spec.description == "2024-01-01"
+
+
+def test_bundled_specs_keep_their_hashes_under_the_strict_reader():
+    import yaml
+
+    from tsglab.config import spec_from_dict
+
+    for name in ("quickstart", "tiers", "ablations"):
+        path = Path("experiments") / f"{name}.yaml"
+        lenient = spec_from_dict(yaml.safe_load(path.read_text()), where=str(path), base_dir=path.parent)
+        assert load_spec(path).spec_hash() == lenient.spec_hash()

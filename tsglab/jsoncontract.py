@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ContractResult", "check_json_contract", "extract_json_text"]
+__all__ = ["ContractResult", "check_json_contract", "extract_json_text", "no_retrieval_registry"]
 
 _FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
 
@@ -45,6 +45,20 @@ def extract_json_text(text: str) -> str | None:
     return stripped[start : end + 1]
 
 
+def _refuse_retrieval(uri: str) -> Any:
+    import referencing.exceptions
+
+    raise referencing.exceptions.NoSuchResource(uri)
+
+
+def no_retrieval_registry() -> Any:
+    """A ``referencing.Registry`` that never retrieves a resource: a reference outside the schema is an
+    error, never a download (jsonschema's default fetches ``http(s)://`` references, with no timeout)."""
+    import referencing
+
+    return referencing.Registry(retrieve=_refuse_retrieval)  # type: ignore[call-arg]
+
+
 def check_json_contract(text: str, schema: dict | None = None) -> ContractResult:
     """Parse ``text`` as JSON (fences and surrounding prose tolerated) and validate it against ``schema``."""
     candidate = extract_json_text(text)
@@ -56,9 +70,14 @@ def check_json_contract(text: str, schema: dict | None = None) -> ContractResult
         return ContractResult(False, error=f"invalid JSON: {exc.msg} at char {exc.pos}")
     if schema is not None:
         import jsonschema
+        import referencing.exceptions
 
-        validator = jsonschema.Draft202012Validator(schema)
-        errors = sorted(validator.iter_errors(value), key=lambda e: list(e.path))
+        validator = jsonschema.Draft202012Validator(schema, registry=no_retrieval_registry())
+        try:
+            errors = sorted(validator.iter_errors(value), key=lambda e: list(e.path))
+        except referencing.exceptions.Unresolvable as exc:
+            return ContractResult(False, value=value, error=f"the schema's reference {exc} does not resolve "
+                                                            "(references outside the schema are not fetched)")
         if errors:
             first = errors[0]
             where = "/".join(str(p) for p in first.path) or "<root>"

@@ -4,7 +4,7 @@ A suite's ``json_schema`` is validated while a run goes; a ``$ref`` to ``http://
 ``file://`` or any other non-local place would make the validator fetch it (no timeout, a request to a
 host the suite chose). So a suite may only use references inside its own schema (``#``, ``#/$defs/x``,
 ``#anchor``); every one of them must resolve when the suite is read; and validators are built on
-:data:`NO_RETRIEVAL`, a registry that refuses to retrieve anything.
+:func:`tsglab.jsoncontract.no_retrieval_registry`, which refuses to retrieve anything.
 """
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ from __future__ import annotations
 import urllib.parse
 from typing import Any
 
-import referencing
 import referencing.exceptions
+
+from tsglab.jsoncontract import no_retrieval_registry
 
 REF_KEYWORDS = ("$ref", "$dynamicRef", "$recursiveRef")
 # Keywords whose values are data, not subschemas: a "$ref" string inside them is not a reference.
@@ -21,12 +22,6 @@ _DATA_KEYWORDS = ("const", "enum", "examples", "default")
 _PROBES: tuple[Any, ...] = (None, {}, [], "", 0, 0.5, True)
 
 
-def _refuse(uri: str) -> referencing.Resource[Any]:
-    raise referencing.exceptions.NoSuchResource(uri)
-
-
-NO_RETRIEVAL: referencing.Registry[Any] = referencing.Registry(retrieve=_refuse)  # type: ignore[call-arg]
-"""A registry that never retrieves a resource: an unknown URI is an error, never a download."""
 
 
 def reference_problem(schema: dict[str, Any]) -> str:
@@ -85,7 +80,7 @@ def _probe(schema: dict[str, Any]) -> str:
     """Validate a few small values: a reference cycle that consumes no input recurses forever."""
     import jsonschema
 
-    validator = jsonschema.Draft202012Validator(schema, registry=NO_RETRIEVAL)
+    validator = jsonschema.Draft202012Validator(schema, registry=no_retrieval_registry())
     try:
         for value in _PROBES:
             validator.is_valid(value)
