@@ -24,6 +24,7 @@ from typing import Any
 from tsglab.config._fields import check_fields, check_value, describe
 from tsglab.config.names import check_name
 from tsglab.config.policy import DEFAULT_TIERS, PolicyConfig
+from tsglab.config.secrets import REDACTED, redact_options, redact_url
 from tsglab.config.yaml_loader import load_yaml
 from tsglab.errors import SpecError
 
@@ -45,7 +46,6 @@ __all__ = [
 _TOP_KEYS = {"name", "description", "suite", "prompts", "arms", "tiers", "load", "retry", "energy", "seed",
              "on_error", "preflight"}
 ON_ERROR = ("record", "stop")
-REDACTED = "<redacted>"
 ARRIVALS = ("constant", "poisson", "gamma")
 RETRYABLE_KINDS = ("connect_error", "http_5xx", "http_429", "stream_interrupted", "malformed_response")
 
@@ -314,12 +314,16 @@ class ExperimentSpec:
         return tuple(self.tiers)
 
     def to_dict(self) -> dict[str, Any]:
-        """Everything that defines the experiment, with API keys redacted (this goes into run.json)."""
+        """Everything that defines the experiment, with secrets redacted (this goes into run.json): API
+        keys, user info and credential query values of endpoints, credential-like option values
+        (:mod:`tsglab.config.secrets`)."""
         data = dataclasses.asdict(self)
         data.pop("source")
         for tier in data["tiers"].values():
             if tier.get("api_key"):
                 tier["api_key"] = REDACTED
+            tier["endpoint"] = redact_url(tier["endpoint"])
+            tier["options"] = redact_options(tier["options"])
         return data
 
     def spec_hash(self) -> str:
