@@ -6,6 +6,8 @@ Endpoints (HTTP/1.1, keep-alive):
   (a role chunk, one content delta per token, a finish chunk, a usage chunk when
   ``stream_options.include_usage`` is set, then ``data: [DONE]``), sent with chunked encoding.
 - ``GET /v1/models``: one model, ``stub``.
+- ``POST /api/chat`` and ``GET /api/tags``: Ollama's API (NDJSON stream, one installed model
+  ``stub:latest``), with the same knobs (``event`` replaces one line of the stream).
 - ``GET /control``: the knobs and the counters ``received`` (completion requests read),
   ``answered`` (200 responses sent in full, malformed ones included) and ``connections`` (TCP
   connections accepted, to see whether clients keep them alive); ``POST /control`` with a
@@ -227,6 +229,13 @@ class _Connection:
         if path == "/v1/chat/completions" and method == "POST":
             self.headers = headers
             return await self._chat(raw_body, keep_alive)
+        if path == "/api/chat" and method == "POST":
+            self.headers = headers
+            return await self._ollama_chat(raw_body, keep_alive)
+        if path == "/api/tags" and method == "GET":
+            model = {"name": f"{MODEL_ID}:latest", "model": f"{MODEL_ID}:latest", "size": 1, "digest": "0" * 12}
+            await self._send(_json_response(200, {"models": [model]}, keep_alive=keep_alive))
+            return keep_alive
         if path == "/v1/models" and method == "GET":
             payload = {"object": "list", "data": [{"id": MODEL_ID, "object": "model", "created": 0,
                                                    "owned_by": "tsglab"}]}
@@ -359,6 +368,35 @@ class _Connection:
                                     "model": model, "choices": [], "usage": usage}))
         self._count_answer()
         self.writer.write(_sse(b"[DONE]") + b"0\r\n\r\n")
+        await self.writer.drain()
+        return keep_alive
+
+    async def _ollama_chat(self, raw_body: bytes, keep_alive: bool) -> bool:
+        """Ollama's /api/chat as an NDJSON stream (chunked), or a hostile answer."""
+        with self.state.lock:
+            self.state.received += 1
+            knobs = dict(self.state.knobs)
+        if knobs["delay_ms"] > 0:
+            await asyncio.sleep(knobs["delay_ms"] / 1e3)
+        fail = knobs["fail"]
+        if fail in HOSTILE and fail not in ("event", "bad_utf8", "echo_key", "trickle"):
+            return await self._hostile(fail, knobs, keep_alive)
+        body = json.loads(raw_body or b"{}")
+        model = str(body.get("model") or MODEL_ID)
+        lines = [{"model": model, "message": {"role": "assistant", "content": f" t{i}"}, "done": False}
+                 for i in range(knobs["tokens"])]
+        raw_lines = [json.dumps(line).encode() for line in lines]
+        if fail == "event":
+            raw_lines[len(raw_lines) // 2] = knobs["event"].encode()
+        raw_lines.append(json.dumps({"model": model, "message": {"role": "assistant", "content": ""}, "done": True,
+                                     "done_reason": "stop", "prompt_eval_count": 3, "eval_count": knobs["tokens"],
+                                     "prompt_eval_duration": 1000, "eval_duration": 2000}).encode())
+        self._count_answer()
+        self.writer.write(_head(200, {"Content-Type": "application/x-ndjson", "Transfer-Encoding": "chunked",
+                                      "Connection": "keep-alive" if keep_alive else "close"}))
+        for line in raw_lines:
+            self.writer.write(_chunk(line + b"\n"))
+        self.writer.write(b"0\r\n\r\n")
         await self.writer.drain()
         return keep_alive
 

@@ -11,19 +11,30 @@ split (time to first chunk / the rest) and ``extra["durations_source"]`` says ``
 server's load time; at or below it, 0). The default 0 follows Ollama's documentation, where a loaded
 model reports no load time; a server that reports a few ms on every warm call needs a threshold.
 
-The request's ``timeout_s`` is an overall deadline: an httpx request hook gives each HTTP call the
-remaining time (one client is shared by threads; the deadline is per thread), and every chunk checks it.
+The request's ``timeout_s`` is one overall deadline on the whole attempt: every socket operation
+(connect, headers, each byte of the body) waits at most the time left (the deadline-enforcing
+transport of :mod:`tsglab.backends._http`; one client is shared by threads, the deadline is per
+thread), and every chunk checks it. An answer longer than ``max_response_bytes`` (a line that never
+ends included) and any answer that is not Ollama's NDJSON stream (wrong JSON shapes, HTML pages, a
+bad gzip body, bytes that are not HTTP) end as ``malformed_response`` with a scrubbed excerpt.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from tsglab.backends._http import chunk_timing, excerpt, host_port
+from tsglab.backends._http import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    Scrubber,
+    attempt_limits,
+    chunk_timing,
+    excerpt,
+    host_port,
+    limited_transport,
+)
 from tsglab.backends.base import Completion, CompletionRequest, Message
 from tsglab.errors import (
     BackendConnectError,
@@ -92,6 +103,7 @@ class OllamaBackend:
     keep_alive : how long the server keeps the model loaded (``"5m"``, seconds, 0 to unload).
     cold_start_threshold_ms : server load time above which a request counts as a cold start.
     connect_timeout_s : TCP connect timeout.
+    max_response_bytes : the most bytes one attempt reads (more is a ``malformed_response``).
     client_kwargs : keyword arguments for ``ollama.Client`` and through it ``httpx.Client``
         (tests pass ``transport=httpx.MockTransport(...)``).
     **options : Ollama options (``num_ctx``, ``num_predict``, ``temperature``, ``top_p``, ``seed``, …);
@@ -108,6 +120,7 @@ class OllamaBackend:
         keep_alive: str | float | None = None,
         cold_start_threshold_ms: float = 0.0,
         connect_timeout_s: float = 5.0,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         client_kwargs: dict[str, Any] | None = None,
         **options: Any,
     ) -> None:
@@ -130,12 +143,17 @@ class OllamaBackend:
         self.keep_alive = keep_alive
         self.cold_start_threshold_ms = cold_start_threshold_ms
         self.connect_timeout_s = connect_timeout_s
+        if isinstance(max_response_bytes, bool) or not isinstance(max_response_bytes, int) or max_response_bytes < 1024:
+            raise SpecError(f"`max_response_bytes` must be an integer >= 1024 (bytes); got {max_response_bytes!r}.")
+        self.max_response_bytes = max_response_bytes
         self.options = options
         self._local = threading.local()
         kwargs = dict(client_kwargs or {})
         hooks = {key: list(value) for key, value in kwargs.pop("event_hooks", {}).items()}
         hooks.setdefault("request", []).append(self._on_request)
         hooks.setdefault("response", []).append(self._on_response)
+        self._scrub = Scrubber.for_endpoint(url=self.host, headers=kwargs.get("headers"))
+        kwargs.setdefault("transport", limited_transport())
         self._client = ollama.Client(host=self.host, timeout=httpx.Timeout(None, connect=connect_timeout_s),
                                      event_hooks=hooks, **kwargs)
         scheme, authority = _split_host(self.host)
@@ -183,8 +201,6 @@ class OllamaBackend:
         return self._client.generate(prompt=prompt, system=system or None, **common)
 
     def complete(self, request: CompletionRequest) -> Completion:
-        import httpx
-        import pydantic
 
         ollama = _import_ollama()
         started_ns = time.perf_counter_ns()
@@ -193,44 +209,75 @@ class OllamaBackend:
         pieces: list[str] = []
         arrivals_ns: list[int] = []
         final = None
-        try:
-            for part in self._stream(request):
-                now = time.perf_counter_ns()
-                piece = (part.message.content if self.endpoint == "chat" and part.message else part.response) or ""
-                if piece:
-                    arrivals_ns.append(now)
-                    pieces.append(piece)
-                if part.done:
-                    final = part
-                    break
-                if deadline_ns is not None and now > deadline_ns:
-                    raise self._timeout_error(request.timeout_s, started_ns)
-        except BackendError:
-            raise
-        except ollama.ResponseError as exc:
-            raise self._response_error(exc, len(pieces)) from exc
-        except httpx.TimeoutException as exc:
-            if isinstance(exc, httpx.ConnectTimeout) and (deadline_ns is None or time.perf_counter_ns() < deadline_ns):
-                raise self._connect_error(exc) from exc
-            raise self._timeout_error(request.timeout_s, started_ns) from exc
-        except (ConnectionError, httpx.ConnectError) as exc:
-            raise self._connect_error(exc) from exc
-        except (json.JSONDecodeError, pydantic.ValidationError) as exc:
-            raise BackendMalformedResponse(
-                f"{self.name}: a line of the /api/{self.endpoint} stream from {self._shown_host} is not a valid "
-                f"Ollama response ({type(exc).__name__}: {excerpt(str(exc), 120)}); check that `host` points at "
-                "an Ollama server."
-            ) from exc
-        except httpx.TransportError as exc:
-            raise self._broken_error(exc, len(pieces)) from exc
-        finally:
-            self._local.deadline_ns = None
+        with attempt_limits(deadline_ns, self.max_response_bytes) as limits:
+            try:
+                final = self._read_stream(request, pieces, arrivals_ns, deadline_ns, started_ns)
+            except BackendError:
+                raise
+            except ollama.ResponseError as exc:
+                raise self._response_error(exc, len(pieces)) from exc
+            except Exception as exc:
+                raise self._classify(exc, limits, request.timeout_s, started_ns, len(pieces)) from exc
+            finally:
+                self._local.deadline_ns = None
         if final is None:
             raise BackendStreamInterrupted(
                 f"{self.name}: the /api/{self.endpoint} stream from {self._shown_host} ended after {len(pieces)} "
                 "chunk(s) without a `done` line; check whether the server crashed (see its log)."
             )
         return self._completion(final, pieces, arrivals_ns, started_ns)
+
+    def _read_stream(self, request: CompletionRequest, pieces: list[str], arrivals_ns: list[int],
+                     deadline_ns: int | None, started_ns: int) -> Any:
+        """The stream's final ``done`` part (None if it ended without one); pieces and arrivals filled in."""
+        for part in self._stream(request):
+                now = time.perf_counter_ns()
+                piece = (part.message.content if self.endpoint == "chat" and part.message else part.response) or ""
+                if piece:
+                    arrivals_ns.append(now)
+                    pieces.append(piece)
+                if part.done:
+                    return part
+                if deadline_ns is not None and now > deadline_ns:
+                    raise self._timeout_error(request.timeout_s, started_ns)
+        return None
+
+    def _classify(self, exc: Exception, limits: Any, timeout_s: float | None, started_ns: int,
+                  n_pieces: int) -> BackendError:
+        """The backend error for an exception of httpx or the ollama client (or of parsing a line of the
+        wrong shape: whatever the server sends describes the answer, it is never a reason to stop the run)."""
+        import httpx
+
+        if limits.over_budget:
+            return self._malformed(f"more than {self.max_response_bytes} bytes in one answer (option "
+                                   "`max_response_bytes`; a line that never ends gets there too)")
+        if limits.expired or isinstance(exc, httpx.TimeoutException):
+            deadline_ns = limits.deadline_ns
+            if isinstance(exc, httpx.ConnectTimeout) and not limits.expired and (
+                    deadline_ns is None or time.perf_counter_ns() < deadline_ns):
+                return self._connect_error(exc)
+            return self._timeout_error(timeout_s, started_ns)
+        if isinstance(exc, ConnectionError | httpx.ConnectError):
+            return self._connect_error(exc)
+        if isinstance(exc, httpx.DecodingError):
+            return self._malformed("a body that cannot be decoded as its Content-Encoding says")
+        if isinstance(exc, httpx.RemoteProtocolError) and getattr(self._local, "status", None) is None:
+            if "disconnected" in str(exc).lower():
+                return self._connect_error(exc)
+            text = self._scrub.message(excerpt(str(exc), 120))
+            return self._malformed(f"something that is not an HTTP response ({text})")
+        if isinstance(exc, httpx.TransportError):
+            return self._broken_error(exc, n_pieces)
+        return BackendMalformedResponse(
+            f"{self.name}: a line of the /api/{self.endpoint} stream from {self._shown_host} is not a valid "
+            f"Ollama response ({type(exc).__name__}: {self._scrub.message(excerpt(str(exc), 120))}); check that "
+            "`host` points at an Ollama server.")
+
+    def _malformed(self, what: str) -> BackendMalformedResponse:
+        return BackendMalformedResponse(
+            f"{self.name}: the /api/{self.endpoint} stream from {self._shown_host} has {what}; check that `host` "
+            "points at an Ollama server."
+        )
 
     # -- errors --------------------------------------------------------------------------------
 
@@ -250,7 +297,7 @@ class OllamaBackend:
         )
 
     def _response_error(self, exc, n_pieces: int) -> BackendError:
-        text = excerpt(str(exc.error))
+        text = excerpt(self._scrub.message(str(exc.error)))
         if exc.status_code >= 400:
             hint = {404: f"pull the model (`ollama pull {self.model}`) or check its name"}.get(
                 exc.status_code, "see the server's log")
@@ -285,7 +332,7 @@ class OllamaBackend:
         server_load_ms = _ms(final.load_duration)
         cold = server_load_ms is not None and server_load_ms > self.cold_start_threshold_ms
         return Completion(
-            text="".join(pieces),
+            text=self._scrub("".join(pieces)),
             prompt_tokens=int(final.prompt_eval_count or 0),
             completion_tokens=int(final.eval_count or 0),
             prompt_eval_ms=prompt_eval_ms,
