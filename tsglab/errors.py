@@ -80,6 +80,17 @@ class BackendStreamInterrupted(BackendError):
     error_kind = "stream_interrupted"
 
 
+class BackendContextOverflow(BackendError):
+    """The prompt (with the answer's token budget) does not fit the model's context window."""
+
+    error_kind = "context_overflow"
+
+
+class PreflightError(TsglabError):
+    """A tier's server or model failed the check made before the schedule starts (the message names the
+    tier, the endpoint and the fix; ``preflight: false`` in the spec or ``--no-preflight`` skips it)."""
+
+
 class BackendTimeout(BackendError):
     """A completion did not finish within its timeout; the observation is right-censored."""
 
