@@ -8,6 +8,12 @@ Durations are measured here by streaming: ``prompt_eval_ms`` is the time to the 
 processing plus one decode step), ``eval_ms`` the rest of the generation. Token counts come from
 llama.cpp's per-context counters, reset before each call. One model instance is shared per process
 and guarded by a lock (a llama.cpp context is not thread-safe).
+
+The request's ``timeout_s`` holds during prompt processing too: an abort callback registered with
+llama.cpp (``llama_set_abort_callback``) is asked between the steps of every decode, the prompt's
+included, and stops it once the deadline has passed; the call then ends as a ``timeout`` and the
+context is reset. During generation the deadline is also checked after each token. A prompt that
+does not fit the context window (with the answer's ``max_tokens``) ends as ``context_overflow``.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from typing import TYPE_CHECKING
 from tsglab.backends._http import chunk_timing
 from tsglab.backends.base import Completion, CompletionRequest
 from tsglab.backends.models import MODELS, resolve_model
-from tsglab.errors import BackendError, BackendTimeout, MissingDependencyError
+from tsglab.errors import BackendContextOverflow, BackendError, BackendTimeout, MissingDependencyError
 
 _CACHE: dict[tuple, tuple] = {}
 _CACHE_LOCK = threading.Lock()
@@ -41,8 +47,35 @@ def _import_llama_cpp():
     return llama_cpp
 
 
+class _Deadline:
+    """The deadline of the call running on one llama.cpp context, asked by its abort callback."""
+
+    def __init__(self) -> None:
+        self.deadline_ns: int | None = None
+        self.fired = False
+        self.callback: object = None  # the ctypes callback: referenced here so it outlives the context's use
+
+    def should_abort(self, _data: object = None) -> bool:
+        if self.deadline_ns is not None and time.perf_counter_ns() > self.deadline_ns:
+            self.fired = True
+            return True
+        return False
+
+
+def _register_abort(llama_cpp, llama) -> _Deadline | None:
+    """An abort callback on ``llama``'s context (None when this llama-cpp-python has no such binding)."""
+    setter = getattr(llama_cpp, "llama_set_abort_callback", None)
+    callback_type = getattr(llama_cpp, "ggml_abort_callback", None)
+    if setter is None or callback_type is None:
+        return None
+    deadline = _Deadline()
+    deadline.callback = callback_type(deadline.should_abort)
+    setter(llama.ctx, deadline.callback, None)
+    return deadline
+
+
 def _load(path: Path, chat_format: str | None, n_ctx: int, n_threads: int):
-    """Load (once per process) a llama.cpp model; returns (llama, lock, load_ms of the first load)."""
+    """Load (once per process) a llama.cpp model; returns (llama, lock, load_ms of the first load, deadline)."""
     key = (str(path), chat_format, n_ctx, n_threads)
     with _CACHE_LOCK:
         if key in _CACHE:
@@ -59,7 +92,7 @@ def _load(path: Path, chat_format: str | None, n_ctx: int, n_threads: int):
             verbose=False,
         )
         load_ms = (time.perf_counter_ns() - started) / 1e6
-        _CACHE[key] = (llama, threading.Lock(), load_ms)
+        _CACHE[key] = (llama, threading.Lock(), load_ms, _register_abort(llama_cpp, llama))
         return _CACHE[key]
 
 
@@ -99,12 +132,12 @@ class EmbeddedBackend:
 
     def warm_up(self) -> float:
         """Load the model now; returns the load time in ms (0 when it was already loaded)."""
-        _, _, load_ms = _load(self.path, self.chat_format, self.n_ctx, self.n_threads)
+        _, _, load_ms, _ = _load(self.path, self.chat_format, self.n_ctx, self.n_threads)
         first, self._cold = self._cold, False
         return load_ms if first else 0.0
 
     def complete(self, request: CompletionRequest) -> Completion:
-        llama, lock, load_ms = _load(self.path, self.chat_format, self.n_ctx, self.n_threads)
+        llama, lock, load_ms, deadline = _load(self.path, self.chat_format, self.n_ctx, self.n_threads)
         load_ms = load_ms if self._cold else 0.0
         self._cold = False
         llama_cpp = _import_llama_cpp()
@@ -121,6 +154,9 @@ class EmbeddedBackend:
             llama_cpp.llama_perf_context_reset(llama.ctx)
             if not self.reuse_prefix_cache:
                 llama.reset()
+            if deadline is not None:
+                deadline.fired = False
+                deadline.deadline_ns = None if request.timeout_s is None else started + int(request.timeout_s * 1e9)
             try:
                 stream = llama.create_chat_completion(
                     messages=messages,
@@ -150,7 +186,10 @@ class EmbeddedBackend:
             except BackendTimeout:
                 raise
             except (RuntimeError, ValueError) as exc:
-                raise BackendError(f"{self.name}: llama.cpp failed: {exc}") from exc
+                raise self._failure(exc, deadline, request, started, llama) from exc
+            finally:
+                if deadline is not None:
+                    deadline.deadline_ns = None
             ended = time.perf_counter_ns()
             perf = llama_cpp.llama_perf_context(llama.ctx)
             context_tokens = int(llama.n_tokens)
@@ -171,6 +210,27 @@ class EmbeddedBackend:
             extra={"constrained": request.json_schema is not None, "prompt_tokens_evaluated": int(perf.n_p_eval),
                    **chunk_timing(piece_ns)},
         )
+
+    def _failure(self, exc: Exception, deadline: _Deadline | None, request: CompletionRequest, started: int,
+                 llama) -> BackendError:
+        elapsed_ms = (time.perf_counter_ns() - started) / 1e6
+        if deadline is not None and deadline.fired:
+            llama.reset()  # the aborted decode left the context half-filled
+            return BackendTimeout(f"{self.name}: no answer within {request.timeout_s:g} s (llama.cpp stopped by the "
+                                  f"deadline after {elapsed_ms:.0f} ms); raise `load.timeout_s`, shorten the prompt "
+                                  "or lower `max_tokens`.", elapsed_ms=elapsed_ms)
+        text = str(exc)
+        if "context window" in text or "exceed context" in text:
+            return BackendContextOverflow(f"{self.name}: the prompt does not fit the context window ({text}); raise "
+                                          f"the tier option `n_ctx` (now {self.n_ctx}) or shorten the prompt.")
+        return BackendError(f"{self.name}: llama.cpp failed: {text}")
+
+    def preflight(self) -> None:
+        """The model file is there and llama-cpp-python is installed (nothing is loaded)."""
+        if not self.path.is_file():
+            raise BackendError(f"{self.name}: the model file {self.path} does not exist; install the model "
+                               "(`make setup`) or fix `model_path` in the tier's options.")
+        _import_llama_cpp()
 
     def close(self) -> None:
         """Models stay cached for the process; nothing to release per backend object."""
