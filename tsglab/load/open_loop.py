@@ -267,9 +267,9 @@ class OpenLoopDispatcher:
             raise failure
         dead = [f"process {i} (exit code {c.exitcode})" for i, c in enumerate(children) if c.exitcode]
         if dead and any(d is None for d in self.dispatched_ns[:n]):
-            missing = sum(d is None for d in self.dispatched_ns)
-            raise RunError(f"load-generator {', '.join(dead)} ended before sending its share ({missing} requests "
-                           "not sent or not recorded); the run is incomplete: resume it to send them.")
+            missing = n - self.recorder.written
+            raise RunError(f"load-generator {', '.join(dead)} ended before sending its share ({missing} of {n} "
+                           "requests not recorded); the run is incomplete: resume it to send them.")
 
     def _collect(self, pipes: dict[Connection, int],
                  controls: list[Connection]) -> tuple[BaseException | None, bool]:

@@ -1,0 +1,127 @@
+"""The open loop over several processes (``TSGLAB_LOAD_PROCESSES``): nothing lost or duplicated, the
+summary covers every child, and a child that dies or a Ctrl-C leaves a run that ``resume`` finishes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from collections import Counter
+
+import pytest
+from conftest import scripted_ladder
+
+from tsglab.config import spec_from_dict
+from tsglab.errors import RunError
+from tsglab.events import read_events, read_manifest
+from tsglab.load import open_loop
+from tsglab.load.runner import run_experiment
+
+TIERS = {"light": {"max_tokens": 16}, "std": {"max_tokens": 64}, "enh": {"max_tokens": 128}}
+ARMS = {"a": {"kind": "baseline"}, "b": {"kind": "baseline"}}
+REPLY = "The answer is 42 and it is positive."
+
+
+def make_spec(limit=20, **load):
+    return spec_from_dict({"name": "mp", "prompts": {"limit": limit, "seed": 1}, "arms": ARMS, "tiers": TIERS,
+                           "load": {"mode": "open_loop", "rate_per_s": 200, "concurrency": 4, "timeout_s": 5,
+                                    **load}})
+
+
+@pytest.fixture
+def processes(monkeypatch):
+    monkeypatch.setenv(open_loop.PROCESSES_ENV, "2")
+
+
+def check_once_each(run_dir, n):
+    keys = Counter((e.arm, e.prompt_id) for e in read_events(run_dir))
+    assert len(keys) == n
+    assert max(keys.values()) == 1
+
+
+def test_two_processes_send_everything_once_and_summarise_every_child(tmp_path, processes):
+    parent = os.getpid()
+    pids = set()
+    lock = threading.Lock()
+
+    def reply(request):
+        with lock:
+            pids.add(os.getpid())
+        return REPLY
+
+    result = run_experiment(make_spec(limit=30), runs_dir=tmp_path, run_id="two", ladder=scripted_ladder(reply),
+                            progress=False)
+    assert result.status == "complete"
+    assert result.n_events == 60
+    check_once_each(result.run_dir, 60)
+    summary = read_manifest(result.run_dir)["load_generator"]
+    assert summary["processes"] == 2
+    assert summary["n_dispatched"] == 60
+    assert summary["achieved_rate_per_s"] > 0
+    assert summary["dispatch_lag_ms"]["p99"] is not None
+    assert pids == set()  # the replies ran in the children, never in this process
+    assert os.getpid() == parent
+
+
+def test_a_child_that_dies_leaves_the_run_incomplete_and_resume_finishes_it(tmp_path, processes):
+    marker = tmp_path / "died"
+    calls = Counter()
+
+    def dies_on_third_call(request):
+        calls[os.getpid()] += 1  # each forked child counts its own calls
+        if calls[os.getpid()] == 3:
+            try:
+                os.close(os.open(marker, os.O_CREAT | os.O_EXCL))  # only the first child to get here dies
+            except FileExistsError:
+                return REPLY
+            os._exit(9)  # as a SIGKILL or an OOM kill would: nothing is flushed, nothing said
+        return REPLY
+
+    spec = make_spec(limit=20)
+    died = (r"load-generator process \d \(exit code 9\) ended before sending its share "
+            r"\(\d+ of 40 requests not recorded\); the run is incomplete: resume")
+    with pytest.raises(RunError, match=died):
+        run_experiment(spec, runs_dir=tmp_path, run_id="dead", ladder=scripted_ladder(dies_on_third_call),
+                       progress=False)
+    run_dir = tmp_path / "dead"
+    assert read_manifest(run_dir)["status"] == "incomplete"
+    assert len(read_events(run_dir)) < 40
+    result = run_experiment(spec, resume=run_dir, ladder=scripted_ladder(REPLY), progress=False)
+    assert result.status == "complete"
+    check_once_each(run_dir, 40)
+
+
+def test_ctrl_c_stops_every_child_and_resume_finishes_the_run(tmp_path, processes):
+    parent, calls = os.getpid(), Counter()
+
+    def ctrl_c_at_third_call(request):
+        calls[os.getpid()] += 1
+        if calls[os.getpid()] == 3:
+            os.kill(parent, signal.SIGINT)  # Ctrl-C reaches the parent mid-run (the children ignore SIGINT)
+        return REPLY
+
+    spec = make_spec(limit=40, rate_per_s=40)  # 80 requests over 2 s
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(spec, runs_dir=tmp_path, run_id="cut", ladder=scripted_ladder(ctrl_c_at_third_call),
+                       progress=False)
+    run_dir = tmp_path / "cut"
+    assert read_manifest(run_dir)["status"] == "incomplete"
+    assert 0 < len(read_events(run_dir)) < 80
+    result = run_experiment(spec, resume=run_dir, ladder=scripted_ladder(REPLY), progress=False)
+    assert result.status == "complete"
+    check_once_each(run_dir, 80)
+
+
+def test_a_bad_process_count_names_the_variable_and_the_fix(tmp_path, monkeypatch):
+    monkeypatch.setenv(open_loop.PROCESSES_ENV, "two")
+    with pytest.raises(RunError, match=r"TSGLAB_LOAD_PROCESSES must be a whole number >= 1; got 'two'"):
+        run_experiment(make_spec(limit=2), runs_dir=tmp_path, run_id="bad", ladder=scripted_ladder(REPLY),
+                       progress=False)
+
+
+def test_more_processes_than_workers_are_capped_at_the_concurrency(tmp_path, monkeypatch):
+    monkeypatch.setenv(open_loop.PROCESSES_ENV, "8")
+    result = run_experiment(make_spec(limit=5, concurrency=2), runs_dir=tmp_path, run_id="cap",
+                            ladder=scripted_ladder(REPLY), progress=False)
+    assert read_manifest(result.run_dir)["load_generator"]["processes"] == 2
+    check_once_each(result.run_dir, 10)
