@@ -61,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="override a spec value, e.g. --set prompts.limit=20")
     run.add_argument("--no-report", action="store_true", help="do not print the report at the end")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--no-preflight", action="store_true",
+                     help="skip the check of every tier's server and model before the run (spec: preflight: false)")
 
     rep = sub.add_parser("report", help="print and write the report of a run")
     rep.add_argument("run", help="run directory, e.g. runs/quickstart-20261122-101500")
@@ -107,7 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             result = api.run(args.spec, runs_dir=args.runs_dir, run_id=args.run_id, resume=args.resume,
-                             overrides=parse_overrides(args.overrides), progress=not args.quiet)
+                             overrides={**parse_overrides(args.overrides),
+                                        **({"preflight": False} if args.no_preflight else {})},
+                             progress=not args.quiet)
             print(f"run {result.run_id}: {result.status}, {result.n_events}/{result.n_planned} requests "
                   f"in {result.run_dir}{_under_delivery(result.run_dir)}")
             if not args.no_report:
