@@ -9,7 +9,7 @@ each backend module is imported when a tier uses it.
 
 from __future__ import annotations
 
-from tsglab.backends.base import Backend, Completion, CompletionRequest, Message
+from tsglab.backends.base import Backend, Completion, CompletionRequest, Message, SupportsPreflight, preflight
 from tsglab.backends.registry import (
     ENTRY_POINT_GROUP,
     BackendFactory,
@@ -26,8 +26,10 @@ __all__ = [
     "CompletionRequest",
     "ENTRY_POINT_GROUP",
     "Message",
+    "SupportsPreflight",
     "backend_names",
     "build_backend",
     "build_backends",
+    "preflight",
     "register_backend",
 ]

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
+
+from tsglab.errors import BackendError, PreflightError
 
 
 @dataclass(frozen=True)
@@ -68,3 +71,28 @@ class Backend(Protocol):
     def close(self) -> None:
         """Release connections or handles; the backend is not used afterwards."""
         ...
+
+
+@runtime_checkable
+class SupportsPreflight(Protocol):
+    """Optional: a backend that can check, before the schedule starts, that its server answers and
+    serves its model (or that its model file is there). ``preflight`` raises a
+    :class:`~tsglab.errors.BackendError` saying what is wrong and how to fix it; it loads nothing and
+    sends no completion. The runner calls it for every tier unless the spec says ``preflight: false``."""
+
+    def preflight(self) -> None: ...
+
+
+def preflight(backends: Mapping[str, Backend], endpoints: Mapping[str, str] | None = None) -> None:
+    """Run the pre-flight check of every backend that has one (tier name → backend); the first failure
+    raises :class:`~tsglab.errors.PreflightError` naming the tier, the backend, its endpoint and the fix."""
+    for tier, backend in backends.items():
+        if not isinstance(backend, SupportsPreflight):
+            continue
+        try:
+            backend.preflight()
+        except BackendError as exc:
+            where = (endpoints or {}).get(tier) or "its default endpoint"
+            raise PreflightError(f"tiers.{tier}: pre-flight check of {backend.name} ({where}) failed: {exc} "
+                                 "Start or fix the server (or the tier's settings), or skip the check with "
+                                 "`preflight: false` in the spec (CLI: `tsglab run --no-preflight`).") from exc

@@ -347,6 +347,25 @@ class OllamaBackend:
                    "durations_source": source, "cold_start": cold, "endpoint": self.endpoint},
         )
 
+    def preflight(self, timeout_s: float = 10.0) -> None:
+        """``GET /api/tags`` answers within ``timeout_s`` and lists :attr:`model` (``name`` and
+        ``name:latest`` are the same model); raises a :class:`~tsglab.errors.BackendError` otherwise."""
+        ollama = _import_ollama()
+        started_ns = time.perf_counter_ns()
+        self._local.status = None
+        with attempt_limits(started_ns + int(timeout_s * 1e9), self.max_response_bytes) as limits:
+            try:
+                listing = self._client.list()
+            except ollama.ResponseError as exc:
+                raise self._response_error(exc, 0) from exc
+            except Exception as exc:
+                raise self._classify(exc, limits, timeout_s, started_ns, 0) from exc
+        installed = sorted({str(m.model) for m in listing.models if m.model})
+        wanted = {self.model, f"{self.model}:latest"} if ":" not in self.model else {self.model}
+        if not wanted & set(installed):
+            raise BackendError(f"{self.name}: model {self.model!r} is not installed on {self._shown_host} (installed: "
+                               f"{installed[:10]}); pull it with `ollama pull {self.model}` or fix the tier's `model`.")
+
     def warm_up(self) -> float:
         """Nothing is loaded from here: 0.0. The server loads the model on the first request and reports
         it as ``load_ms`` (a cold start the warm-only view drops); preloading it here would hide that."""

@@ -464,6 +464,33 @@ class OpenAICompatBackend:
                    "server_model": state.model, "json_mode": self.json_mode},
         )
 
+    def preflight(self, timeout_s: float = 10.0) -> None:
+        """``GET {base_url}/models`` answers within ``timeout_s`` and lists :attr:`model`; raises a
+        :class:`~tsglab.errors.BackendError` naming the endpoint and the fix otherwise."""
+        url = f"{self.base_url}/models"
+        shown = display_url(url)
+        state = _StreamState(started_ns=time.perf_counter_ns())
+        with attempt_limits(state.started_ns + int(timeout_s * 1e9), _ERROR_BODY_BYTES * 16) as limits:
+            try:
+                response = self._client.get(url, headers={"Accept": "application/json"})
+                state.headers_received = True
+                if response.status_code >= 400:
+                    raise self._http_error(response.status_code, response.text)
+                payload = response.json()
+            except BackendError:
+                raise
+            except Exception as exc:
+                raise self._classify(exc, state, limits, timeout_s) from exc
+        data = payload.get("data") if isinstance(payload, dict) else None
+        if not isinstance(data, list):
+            raise BackendMalformedResponse(f"{self.name}: {shown} did not list models (no 'data' list: "
+                                           f"{excerpt(self._scrub.message(str(payload)), 120)!r}); check that "
+                                           "`base_url` ends with the server's /v1.")
+        served = sorted(str(m.get("id")) for m in data if isinstance(m, dict) and m.get("id") is not None)
+        if self.model not in served:
+            raise BackendError(f"{self.name}: the server at {shown} does not serve model {self.model!r} (it serves "
+                               f"{[self._scrub(m) for m in served[:10]]}); set the tier's `model` to one of them.")
+
     def warm_up(self) -> float:
         """Nothing to load: the server holds its model already (its load time is not the client's). 0.0."""
         return 0.0

@@ -6,8 +6,9 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from tsglab.backends import build_backends
+from tsglab.backends import build_backends, preflight
 from tsglab.config import ExperimentSpec
+from tsglab.config.secrets import redact_url
 from tsglab.events.energy import EnergyRecording
 from tsglab.events.log import GROUP_COMMIT_INTERVAL_S, EventWriter
 from tsglab.load.rundir import RunDirectory
@@ -17,9 +18,19 @@ __all__ = ["Session", "build_ladder"]
 
 
 def build_ladder(spec: ExperimentSpec) -> TierLadder:
-    """The spec's ladder with every tier's backend built (an unknown backend name fails here, before
-    anything is written)."""
-    return TierLadder(spec.tiers, build_backends(spec.tiers))
+    """The spec's ladder with every tier's backend built and, unless ``spec.preflight`` is false, checked
+    (server up, model served or installed, model file present): an unknown backend name or a failed
+    check stops the run here, before anything is written or any request is scheduled."""
+    backends = build_backends(spec.tiers)
+    if spec.preflight:
+        try:
+            preflight(backends, {tier: redact_url(t.endpoint) for tier, t in spec.tiers.items()})
+        except BaseException:
+            for backend in backends.values():
+                with contextlib.suppress(Exception):  # the pre-flight error is the one to report
+                    backend.close()
+            raise
+    return TierLadder(spec.tiers, backends)
 
 
 class Session(contextlib.AbstractContextManager):
