@@ -5,7 +5,8 @@ Endpoints (HTTP/1.1, keep-alive):
 - ``POST /v1/chat/completions``: a JSON completion, or with ``"stream": true`` server-sent events
   (a role chunk, one content delta per token, a finish chunk, a usage chunk when
   ``stream_options.include_usage`` is set, then ``data: [DONE]``), sent with chunked encoding.
-- ``GET /v1/models``: one model, ``stub``.
+- ``GET /v1/models``: the models of :data:`SERVED` (``stub`` and the per-tier names tests and the load
+  benchmark use; completions answer any model name, the list is what a pre-flight check sees).
 - ``POST /api/chat`` and ``GET /api/tags``: Ollama's API (NDJSON stream, one installed model
   ``stub:latest``), with the same knobs (``event`` replaces one line of the stream).
 - ``GET /control``: the knobs and the counters ``received`` (completion requests read),
@@ -66,6 +67,7 @@ from tsglab.errors import SpecError
 
 HOST = "127.0.0.1"
 MODEL_ID = "stub"
+SERVED = (MODEL_ID, "stub-light", "stub-std", "stub-enh")
 HOSTILE = ("no_newline", "trickle", "trickle_headers", "event", "bad_utf8", "bad_gzip", "html_200", "html_502",
            "garbage", "echo_key")
 FAILURES = ("none", "http_500", "malformed", "drop_mid_stream", *HOSTILE)
@@ -237,8 +239,8 @@ class _Connection:
             await self._send(_json_response(200, {"models": [model]}, keep_alive=keep_alive))
             return keep_alive
         if path == "/v1/models" and method == "GET":
-            payload = {"object": "list", "data": [{"id": MODEL_ID, "object": "model", "created": 0,
-                                                   "owned_by": "tsglab"}]}
+            payload = {"object": "list", "data": [{"id": name, "object": "model", "created": 0, "owned_by": "tsglab"}
+                                                  for name in SERVED]}
             await self._send(_json_response(200, payload, keep_alive=keep_alive))
         elif path == "/control" and method in ("GET", "POST"):
             if method == "POST":

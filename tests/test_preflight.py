@@ -45,8 +45,8 @@ def test_openai_preflight_names_the_models_the_server_serves():
     with StubServer() as stub:
         backend = OpenAICompatBackend("llama-70b", base_url=stub.base_url)
         try:
-            with pytest.raises(BackendError, match=r"does not serve model 'llama-70b' \(it serves \['stub'\]\); set "
-                                                   r"the tier's `model`"):
+            with pytest.raises(BackendError, match=r"does not serve model 'llama-70b' \(it serves \['stub', "
+                                                   r"'stub-enh', .*\]\); set the tier's `model`"):
                 backend.preflight()
         finally:
             backend.close()
