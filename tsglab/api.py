@@ -53,6 +53,10 @@ def build_report(
 ) -> RunReport:
     """Build (and by default write) the report of a run: tables, family tests, metadata.
 
+    ``write=False`` computes and returns the report without creating or changing any file. When the
+    files cannot be written (a read-only place, a full disk) the report is still returned, with a
+    :class:`~tsglab.errors.TsglabWarning` and its ``write_error`` line saying where and why.
+
     ``settings`` is a :class:`tsglab.report.ProtocolSettings` (strata, margins, B, seed, FDR method).
     ``vs`` takes the baseline arm from another run; the report is then written to a comparison directory
     of its own (``<run>--vs--<other>``), never into either run. Both runs must have run the same suite

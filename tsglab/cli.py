@@ -77,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples (default: 2000)")
     rep.add_argument("--no-co", action="store_true", help="ablation C: Family B on raw instead of CO latency")
     rep.add_argument("--equivalence", action="store_true", help="Family A as TOST instead of non-inferiority")
+    rep.add_argument("--no-write", action="store_true",
+                     help="print the report without writing its files (tables, figures, metrics) anywhere")
 
     abl = sub.add_parser("ablation", help="one row per arm of the given runs: cost, r_costly, retries, P50, P95 CO")
     abl.add_argument("runs", nargs="+", help="run directories")
@@ -122,8 +124,12 @@ def main(argv: list[str] | None = None) -> int:
             settings = ProtocolSettings(strata=tuple(s.strip() for s in args.strata.split(",") if s.strip()),
                                         n_resamples=args.resamples, co_correction=not args.no_co,
                                         equivalence=args.equivalence)
-            print(api.build_report(args.run, vs=args.vs, baseline_arm=args.baseline, gateway_arm=args.gateway,
-                                   settings=settings, allow_suite_change=args.allow_suite_change))
+            report = api.build_report(args.run, vs=args.vs, baseline_arm=args.baseline, gateway_arm=args.gateway,
+                                      settings=settings, allow_suite_change=args.allow_suite_change,
+                                      write=not args.no_write)
+            print(report)
+            if args.no_write:
+                print("Not written (--no-write): no file was created or changed.")
         elif args.command == "import-legacy":
             from tsglab.legacy import import_legacy
 

@@ -69,6 +69,7 @@ FRAME_COLUMNS: dict[str, str] = {
     "json_ok": "object",  # True / False / None (no JSON contract)
     "refusal": "bool",
     "error_kind": "object",
+    "error_message": "object",  # "" when the request did not fail
     "energy": "object",  # the event's Energy record, summarised by tsglab.energy.summarize_energy
     "warm": "bool",
     "failed": "bool",
@@ -97,7 +98,7 @@ def _row(e: Event) -> tuple:
         len(attempts), sum(a.completion_tokens for a in attempts),
         sum(a.completion_tokens - 1 for a in decoded), sum(a.eval_ms for a in decoded),
         quality.score, quality.json_ok, quality.refusal,
-        e.error.kind if e.error is not None else "", e.energy,
+        e.error.kind if e.error is not None else "", e.error.message if e.error is not None else "", e.energy,
     )
 
 

@@ -6,6 +6,7 @@ runs and pairing their arms is :mod:`tsglab.report.pairing`'s, writing files :mo
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -14,6 +15,8 @@ from pathlib import Path
 import pandas as pd
 
 from tsglab._version import __version__
+from tsglab.errors import TsglabWarning
+from tsglab.report.outcomes import outcome_line, outcome_table
 from tsglab.report.pairing import ArmPair, load_arm_pair
 from tsglab.report.protocol import ProtocolSettings, family_a, family_b, family_c, routing_cost, verdict
 from tsglab.report.render import to_markdown
@@ -48,6 +51,7 @@ class RunReport:
     routing: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
     load: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
     energy: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+    outcomes: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
     verdict: dict = field(default_factory=dict)
     meta: dict = field(default_factory=dict, repr=False)
     notes: dict[str, str] = field(default_factory=dict)
@@ -56,6 +60,9 @@ class RunReport:
     out_dir: Path | None = None
     ladder: tuple[str, ...] = ()
     manifests: tuple[dict, ...] = field(default=(), repr=False)
+    # set by build_report: where the files went, or why they could not be written (the report is complete)
+    written_to: Path | None = None
+    write_error: str = ""
 
     def to_frame(self) -> pd.DataFrame:
         """Long format, one row per (arm, metric): the headline figures with their CIs and the four P95
@@ -64,6 +71,7 @@ class RunReport:
 
     def tables(self) -> dict[str, tuple[str, pd.DataFrame]]:
         return {
+            "outcomes": ("How requests ended: answered, timed out, failed by kind", self.outcomes),
             "headline": ("Headline: baseline vs TSG", self.headline),
             "p95_views": ("P95 latency, four views (Raw/CO × Overall/Warm-only)", self.p95_views),
             "tiers": ("Routing and cost by final tier", self.tiers),
@@ -105,9 +113,15 @@ class RunReport:
     def __str__(self) -> str:
         status = "" if self.status == "complete" else f"  [run {self.status}: partial data]"
         title = f"tsglab report — {self.run_dir.name}: {self.gateway} vs {self.baseline}{status}"
-        if self.out_dir is not None and self.out_dir != self.run_dir:
-            title += f"\n(written to {self.out_dir})"
-        return f"{title}\n{self.verdict_line()}\n\n{self.to_markdown()}"
+        if self.written_to is not None and self.written_to != self.run_dir:
+            title += f"\n(written to {self.written_to})"
+        head = "\n".join(line for line in (title, self.verdict_line(), self.outcome_line()) if line)
+        tail = f"\n{self.write_error}" if self.write_error else ""
+        return f"{head}\n\n{self.to_markdown()}{tail}"
+
+    def outcome_line(self) -> str:
+        """One line when an arm has no answered request: its counts and error kinds (else "")."""
+        return outcome_line(self.outcomes) if len(self.outcomes) else ""
 
     def _repr_markdown_(self) -> str:
         return str(self)
@@ -152,11 +166,21 @@ def build_report(
     manifest = pair.manifest
     settings = settings or ProtocolSettings(seed=int(manifest.get("seed") or 0))
     report = compute_report(pair, settings)
-    if write:
-        from tsglab.report.writing import write_report
+    if not write:
+        return report
+    from tsglab.report.writing import write_report
 
+    target = report.out_dir or report.run_dir
+    try:
         write_report(report)
-    return report
+    except OSError as exc:  # a read-only place, a full disk: the report is computed, only the files are missing
+        where = exc.filename or target
+        reason = exc.strerror or type(exc).__name__
+        message = (f"Not written: could not write the report's files to {target} ({where}: {reason}); the report "
+                   "above is complete. Pass write=False (CLI: --no-write) to print without writing.")
+        warnings.warn(message, TsglabWarning, stacklevel=2)
+        return dataclasses.replace(report, write_error=message)
+    return dataclasses.replace(report, written_to=target)
 
 
 def compute_report(pair: ArmPair, settings: ProtocolSettings) -> RunReport:
@@ -220,6 +244,7 @@ def compute_report(pair: ArmPair, settings: ProtocolSettings) -> RunReport:
         routing=routing_cost(frames, pair.ladder),
         load=load_table(frames),
         energy=energy_table(frames),
+        outcomes=outcome_table(frames),
         verdict={**verdict(table_a, table_b, table_c, pair.gateway_label), **_delivery_verdict(pair)},
         meta=meta,
         manifests=(manifest,) + ((pair.vs_manifest,) if pair.vs_manifest else ()),

@@ -36,8 +36,10 @@ def write_report(report: RunReport) -> Path:
 
     from tsglab.report.figures import latency_ecdf, load_timeline
 
-    plt.close(latency_ecdf(report.frames, root / "figures" / "latency_ecdf.png"))
-    plt.close(load_timeline(report.frames, root / "figures" / "load_timeline.png"))
+    for draw, name in ((latency_ecdf, "latency_ecdf.png"), (load_timeline, "load_timeline.png")):
+        figure = draw(report.frames, root / "figures" / name)
+        if figure is not None:  # None: nothing to draw (no answered request); the report's head says so
+            plt.close(figure)
     metrics_summary(report).to_parquet(root / "metrics_summary.parquet", index=False)
     for name, table in (("A", report.family_a), ("B", report.family_b), ("C", report.family_c)):
         table.to_csv(root / f"tests_family_{name}.csv", index=False)
