@@ -125,3 +125,32 @@ def test_more_processes_than_workers_are_capped_at_the_concurrency(tmp_path, mon
                             ladder=scripted_ladder(REPLY), progress=False)
     assert read_manifest(result.run_dir)["load_generator"]["processes"] == 2
     check_once_each(result.run_dir, 10)
+
+
+def test_children_do_not_share_the_parents_pooled_connection(tmp_path, processes):
+    """A pre-flight check or a warm-up leaves an idle keep-alive connection in a backend's pool; forked
+    children must each open their own, or two of them write requests into one TCP stream."""
+    from stub_server import StubServer
+
+    from tsglab.backends import build_backends
+    from tsglab.backends.base import CompletionRequest, Message
+    from tsglab.policy import TierLadder
+
+    with StubServer(tokens=4, delay_ms=5) as stub:
+        tiers = {t: {"backend": "openai", "endpoint": stub.base_url, "model": "stub", "max_tokens": 16}
+                 for t in ("light", "std", "enh")}
+        spec = spec_from_dict({"name": "mp-http", "prompts": {"limit": 30, "seed": 1}, "arms": ARMS, "tiers": tiers,
+                               "load": {"mode": "open_loop", "rate_per_s": 200, "concurrency": 4, "timeout_s": 5}})
+        ladder = TierLadder(spec.tiers, build_backends(spec.tiers))
+        for backend in ladder.backends.values():  # every tier now holds an idle pooled connection
+            backend.complete(CompletionRequest(messages=(Message("user", "hello"),), max_tokens=4, timeout_s=5))
+        assert stub.stats()["connections"] == 3
+        result = run_experiment(spec, runs_dir=tmp_path, run_id="http", ladder=ladder, progress=False)
+        ladder.close()
+        stats = stub.stats()
+    events = read_events(result.run_dir)
+    assert result.status == "complete"
+    assert [e.error.message for e in events if e.error] == []
+    assert len(events) == 60
+    assert stats["received"] == stats["answered"] == 63
+    assert stats["connections"] > 3  # the children opened their own

@@ -20,6 +20,8 @@ import multiprocessing
 import os
 import pickle
 import signal
+import socket
+import stat
 import sys
 import threading
 import time
@@ -329,6 +331,7 @@ class OpenLoopDispatcher:
         ``control`` brings t0, then the order to stop (or EOF when the parent is gone)."""
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and tells the children
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        _retire_inherited_connections()
         picked = range(index, len(self.work), self.processes)
         parent = self.recorder
         recorder = Recorder(self.spec, parent.ladder, cast("EventWriter", _PipeWriter(conn)), run_id=parent.run_id,
@@ -372,6 +375,41 @@ class _PipeWriter:
 
     def write(self, event) -> None:
         self.conn.send_bytes(b"E" + pickle.dumps(event, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+def _retire_inherited_connections() -> None:
+    """In a forked child: every TCP connection inherited from the parent (a backend's pooled keep-alive
+    connection, left by a pre-flight check or a warm-up) now reads as closed by its peer, so each child's
+    HTTP client drops it and opens its own instead of sharing one stream with its siblings. The parent's
+    connections are untouched: only the child's file descriptors are repointed (``dup2``), to one end of a
+    socket pair whose other end is closed."""
+    fd_dir = "/proc/self/fd"
+    if not os.path.isdir(fd_dir):
+        return
+    dead, peer = socket.socketpair()
+    peer.close()
+    try:
+        for name in os.listdir(fd_dir):
+            fd = int(name)
+            if fd == dead.fileno():
+                continue
+            try:
+                if not stat.S_ISSOCK(os.fstat(fd).st_mode):
+                    continue
+                probe = socket.socket(fileno=fd)
+            except OSError:
+                continue  # the listing's own descriptor, or one closed meanwhile
+            try:
+                connected_tcp = probe.family in (socket.AF_INET, socket.AF_INET6) and probe.type == socket.SOCK_STREAM
+                if connected_tcp:
+                    probe.getpeername()  # a listening socket raises here and is left alone
+                    os.dup2(dead.fileno(), fd)
+            except OSError:
+                pass
+            finally:
+                probe.detach()  # the descriptor stays open: only its meaning changed
+    finally:
+        dead.close()
 
 
 def _tell_stop(controls: list[Connection]) -> None:
