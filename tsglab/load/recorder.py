@@ -11,22 +11,30 @@ Every event is written at most once per ``seq``: the open-loop watchdog may aban
 overran its timeout and write its censored event itself (:meth:`Recorder.abandon`), and the late
 answer is then dropped. Once the run stops accepting events (:meth:`Recorder.close`), nothing more is
 written.
+
+No event carries a secret: the backends scrub what their servers send, and the recorder checks every
+event once more against the secrets of every tier (API keys, the keys in their environment variables,
+user info of endpoints) before it is written, scrubbing any it finds (a backend from a user's package
+may not scrub).
 """
 
 from __future__ import annotations
 
+import json
+import os
 import threading
 import time
 from typing import Any
 
 from tsglab.config import ExperimentSpec
+from tsglab.config.secrets import Scrubber, url_secrets
 from tsglab.events.log import EventWriter
 from tsglab.events.record import Energy, ErrorInfo, Event, Fingerprint, Plan, Quality, Route, Schedule
 from tsglab.load.schedule import WorkItem
 from tsglab.policy import TierLadder, handle
 from tsglab.suite import QualityScore, score_answer
 
-__all__ = ["InFlight", "Recorder"]
+__all__ = ["InFlight", "Recorder", "run_scrubber"]
 
 #: seq -> (work item, intended start, dispatch stamp, in warm-up, the thread sending it)
 InFlight = tuple[WorkItem, int, int, bool, threading.Thread]
@@ -45,6 +53,7 @@ class Recorder:
         self.written = 0
         self.closed = False
         self.in_flight: dict[int, InFlight] = {}
+        self.scrubber = run_scrubber(spec)
 
     def record(self, work: WorkItem, intended_ns: int, in_warmup: bool) -> tuple[int, bool]:
         """Send one request now and record it. Returns the dispatch stamp and whether its event was written
@@ -122,13 +131,36 @@ class Recorder:
             timeout_s=self.spec.load.timeout_s, in_warmup=in_warmup, fingerprint=self.fingerprints[work.arm],
             energy=self.energy)
 
+    def _scrubbed(self, event: Event) -> Event:
+        if not self.scrubber:
+            return event
+        text = json.dumps(event.to_json(), ensure_ascii=False)
+        if not self.scrubber.contains_secret(text):
+            return event
+        return Event.from_json(json.loads(self.scrubber(text)), where=f"event seq {event.seq} (scrubbed)")
+
     def _write(self, work: WorkItem, event: Event) -> bool:
         with self.lock:
             if self.in_flight.pop(work.seq, None) is None or self.closed:
                 return False
-            self.writer.write(event)
+            self.writer.write(self._scrubbed(event))
             self.written += 1
             if self.progress is not None:
                 self.progress.update(1)
                 self.progress.set_postfix_str(f"{work.arm} {work.item.id} → {event.route.final}", refresh=False)
         return True
+
+
+def run_scrubber(spec: ExperimentSpec) -> Scrubber:
+    """A scrubber of every secret the spec's tiers hold or point to: written keys, the values of their
+    key environment variables, and the user info of their endpoints."""
+    found: list[str] = []
+    for tier in spec.tiers.values():
+        found.append(tier.api_key)
+        env_names = {tier.api_key_env} if tier.api_key_env else set()
+        if tier.backend == "openai":
+            env_names.add("OPENAI_API_KEY")
+        found += [os.environ.get(name, "") for name in env_names]
+        found += url_secrets(tier.endpoint)
+    return Scrubber(found)
+
