@@ -268,7 +268,7 @@ _LINE_FIX = ("Correct or delete that line; a deleted request is sent again by `t
 def _decode_line_by_line(path: Path, data: bytes) -> tuple[list[Event], dict[int, int]]:
     """The events, and the schema version each line was written with (line number → version)."""
     events = []
-    versions = {}
+    versions: dict[int, int] = {}
     for lineno, line in enumerate(data.split(b"\n"), start=1):  # every line is complete: split_torn_tail ran
         if not line.strip():
             continue
@@ -283,7 +283,7 @@ def _decode_line_by_line(path: Path, data: bytes) -> tuple[list[Event], dict[int
             raise RunError(_too_deep(where)) from exc
         obj = _parse_json_line(line, where, "event log")
         event = Event.from_json(obj, where=where, fix=_LINE_FIX)
-        versions[lineno] = obj.get("schema_version") if isinstance(obj, dict) else None
+        versions[lineno] = int(obj["schema_version"])  # 1 or 2: from_json accepted it
         events.append(event)
     return events, versions
 
