@@ -64,3 +64,29 @@ def test_the_hint_without_overrides_has_no_set(tmp_path):
     assert hint is not None, err
     assert "--set" not in hint.group(1)
     assert shlex.split(hint.group(1))[2] == str(spec_path)
+
+
+def test_kill_9_of_a_run_and_of_its_resume_loses_and_repeats_nothing(tmp_path):
+    """kill -9 leaves run.json at 'running' with no lock held: resume accepts it at once (the pid check alone
+    could be fooled by a zombie or a reused pid), and a resume killed in turn is resumed the same way."""
+    spec_path = write_spec(tmp_path, name="k9", limit=12, ms=30, sleep=True)
+    run_dir = tmp_path / "runs" / "k"
+    start = ["run", spec_path.name, "--runs-dir", "runs", "--run-id", "k", "--quiet", "--no-report"]
+    resume = ["run", spec_path.name, "--resume", "runs/k", "--quiet", "--no-report"]
+    for args, n_seen in ((start, 3), (resume, 8)):
+        proc = tsglab_cli(*args, cwd=tmp_path)
+        try:
+            wait_for_events(run_dir, n_seen)
+            proc.send_signal(signal.SIGKILL)
+            proc.communicate(timeout=30)
+        finally:
+            proc.kill()
+        assert proc.returncode == -signal.SIGKILL
+        assert max(event_keys(run_dir).values()) == 1
+        assert read_manifest(run_dir)["status"] == "incomplete"  # 'running' on disk, but nobody holds the lock
+    done = subprocess.run([sys.executable, "-m", "tsglab", *resume], cwd=tmp_path, env=child_env(),
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    keys = event_keys(run_dir)
+    assert sum(keys.values()) == 24
+    assert max(keys.values()) == 1
