@@ -135,10 +135,13 @@ def test_running_in_run_json_without_the_lock_means_the_holder_died(tmp_path):
     manifest = read_manifest(run_dir)
     manifest.update(status="running", pid=os.getpid())
     write_manifest(run_dir, manifest)
+    stale_tmp = run_dir / "run.json.999999.1.tmp"  # left by a writer killed mid-write
+    stale_tmp.write_text("{")
     assert read_manifest(run_dir)["status"] == "incomplete"  # no lock held: the writer of "running" is gone
     result = run_experiment(spec, resume=run_dir, ladder=scripted_ladder(answer), progress=False)
     assert result.status == "complete"
     assert max(event_keys(run_dir).values()) == 1
+    assert not stale_tmp.exists()
 
 
 def test_a_zombie_pid_in_run_json_does_not_block_resume(tmp_path):

@@ -147,6 +147,7 @@ class RunDirectory:
         _check_run_files(path)
         lock = RunLock.acquire(path, purpose=f"tsglab run --resume {path}")
         try:
+            _remove_stale_temp_files(path)
             manifest = read_manifest(path)  # "running" here is stale: we hold the lock, its writer is gone
             if manifest.get("spec_hash") != spec.spec_hash():
                 started = manifest.get("overrides") or {}
@@ -215,3 +216,11 @@ def _check_run_files(path: Path) -> None:
         target = path / name
         if target.is_symlink() or target.exists():
             check_inside(target, path, what="run directory")
+
+
+def _remove_stale_temp_files(path: Path) -> None:
+    """Temp files of ``run.json`` left by a process killed mid-write (only the lock holder writes the manifest,
+    so under the lock every one of them is stale)."""
+    for tmp in path.glob(f"{MANIFEST_FILE}.*.tmp"):
+        if tmp.is_file() and not tmp.is_symlink():
+            tmp.unlink(missing_ok=True)
