@@ -66,6 +66,18 @@ def test_cli_no_write_prints_the_report_and_writes_nothing(tmp_path, capsys):
     assert snapshot(tmp_path) == before
 
 
+def test_magic_honours_no_write_and_the_report_options(tmp_path):
+    pytest.importorskip("IPython")
+    from tsglab.jupyter.magics import tsg
+
+    run_dir = make_run(tmp_path)
+    before = snapshot(tmp_path)
+    report = tsg(f"report {run_dir} --no-write {' '.join(ARGS)}")
+    assert snapshot(tmp_path) == before
+    assert report.written_to is None
+    assert report.meta["settings"]["n_resamples"] == 100
+
+
 def _fail_writes_under(monkeypatch, root: pathlib.Path, error: int) -> None:
     """Every mkdir / file write under ``root`` raises ``OSError(error)``, as a read-only or full file system does."""
     def guard(path) -> None:

@@ -8,6 +8,18 @@ import sys
 from tsglab.errors import SpecError, TsglabError
 
 
+def report_options(args: argparse.Namespace) -> dict:
+    """The keyword arguments of :func:`tsglab.api.build_report` that a parsed ``report`` command asks for
+    (one mapping for the command line and the ``%tsg`` magic, so both honour every option)."""
+    from tsglab.report import ProtocolSettings
+
+    settings = ProtocolSettings(strata=tuple(s.strip() for s in args.strata.split(",") if s.strip()),
+                                n_resamples=args.resamples, co_correction=not args.no_co,
+                                equivalence=args.equivalence)
+    return {"vs": args.vs, "baseline_arm": args.baseline, "gateway_arm": args.gateway, "settings": settings,
+            "allow_suite_change": args.allow_suite_change, "write": not args.no_write}
+
+
 def parse_overrides(pairs: list[str]) -> dict:
     """``["prompts.limit=20", ...]`` (the ``--set`` values) → ``{"prompts.limit": 20}``.
 
@@ -119,14 +131,7 @@ def main(argv: list[str] | None = None) -> int:
             if not args.no_report:
                 print(api.build_report(result.run_dir))
         elif args.command == "report":
-            from tsglab.report import ProtocolSettings
-
-            settings = ProtocolSettings(strata=tuple(s.strip() for s in args.strata.split(",") if s.strip()),
-                                        n_resamples=args.resamples, co_correction=not args.no_co,
-                                        equivalence=args.equivalence)
-            report = api.build_report(args.run, vs=args.vs, baseline_arm=args.baseline, gateway_arm=args.gateway,
-                                      settings=settings, allow_suite_change=args.allow_suite_change,
-                                      write=not args.no_write)
+            report = api.build_report(args.run, **report_options(args))
             print(report)
             if args.no_write:
                 print("Not written (--no-write): no file was created or changed.")

@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from tsglab.config import DEFAULT_TIERS
+from tsglab.config import DEFAULT_TIERS, load_yaml
 from tsglab.config.names import check_name
 from tsglab.errors import RunError, SpecError
 
@@ -40,13 +40,19 @@ class Comparison:
 
 def load_comparison(path: str | os.PathLike) -> Comparison:
     """Read and validate a comparison file; every error names the file and the key."""
-    import yaml
-
     path = Path(path)
     if not path.is_file():
         raise SpecError(f"comparison file {path} does not exist (see experiments/backends.yaml).")
-    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     where = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"{where}: cannot read the comparison file ({exc}).") from None
+    # the strict reader of specs: duplicate keys, YAML 1.1 booleans and dates are errors with their line
+    raw = load_yaml(text, where) or {}
+    if not isinstance(raw, dict):
+        raise SpecError(f"{where}: a comparison file is a mapping of keys (name, base, servers, variants); "
+                        f"got {type(raw).__name__}.")
     unknown = sorted(set(raw) - _TOP_KEYS)
     if unknown:
         raise SpecError(f"{where}: unknown top-level key(s) {unknown}; known: {sorted(_TOP_KEYS)}.")

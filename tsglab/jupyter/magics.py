@@ -13,7 +13,7 @@ import shlex
 from tsglab.errors import TsglabError
 
 USAGE = ("%tsg run SPEC [--runs-dir DIR] [--run-id ID] [--resume RUN_DIR] [--set KEY=VALUE ...]\n"
-         "%tsg report RUN [--vs RUN [--allow-suite-change]] [--baseline ARM] [--gateway ARM]\n"
+         "%tsg report RUN [--vs RUN [--allow-suite-change]] [--baseline ARM] [--gateway ARM] [--no-write] ...\n"
          "%tsg compare FILE [--variant NAME ...] [--set KEY=VALUE ...]")
 
 
@@ -22,7 +22,7 @@ def tsg(line: str):
     from IPython.core.error import UsageError
 
     from tsglab import api
-    from tsglab.cli import build_parser, parse_overrides
+    from tsglab.cli import build_parser, parse_overrides, report_options
 
     stderr = io.StringIO()
     try:
@@ -37,8 +37,7 @@ def tsg(line: str):
                              overrides=parse_overrides(args.overrides), progress=not args.quiet)
             return result if args.no_report else api.build_report(result.run_dir)
         if args.command == "report":
-            return api.build_report(args.run, vs=args.vs, baseline_arm=args.baseline, gateway_arm=args.gateway,
-                                    allow_suite_change=args.allow_suite_change)
+            return api.build_report(args.run, **report_options(args))
         if args.command == "compare":
             return api.compare(args.file, runs_dir=args.runs_dir, comparison_id=args.comparison_id,
                                overrides=parse_overrides(args.overrides), variants=args.variants,

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from tsglab._version import __version__
-from tsglab.config import ExperimentSpec
+from tsglab.config import ExperimentSpec, load_yaml
 from tsglab.config.names import check_name
 from tsglab.errors import RunError, SpecError
 from tsglab.events import ENERGY_FILE, EVENTS_FILE, MANIFEST_FILE, read_events, read_manifest, write_manifest
@@ -65,13 +65,19 @@ def _jsonable(overrides: dict[str, Any] | None) -> dict[str, Any]:
     return json.loads(json.dumps(overrides or {}, default=str))
 
 
-def _set_words(overrides: dict[str, Any]) -> list[str]:
-    """``--set KEY=VALUE`` words that parse back (as YAML, like the CLI's) to ``overrides``."""
-    import yaml
+def _reads_back_as(text: str) -> bool:
+    """Whether ``--set KEY=text`` gives back the string ``text`` (``1e3``, ``0o17``, ``true`` do not)."""
+    try:
+        return load_yaml(text, "--set") == text
+    except SpecError:
+        return False
 
+
+def _set_words(overrides: dict[str, Any]) -> list[str]:
+    """``--set KEY=VALUE`` words that parse back (with the CLI's strict YAML reader) to ``overrides``."""
     words = []
     for key, value in overrides.items():
-        text = value if isinstance(value, str) and yaml.safe_load(value) == value else json.dumps(value)
+        text = value if isinstance(value, str) and _reads_back_as(value) else json.dumps(value)
         words += ["--set", f"{key}={text}"]
     return words
 
