@@ -9,6 +9,8 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -18,7 +20,7 @@ from conftest import scripted_ladder
 from tsglab.cli import main
 from tsglab.config import load_spec
 from tsglab.errors import RunError
-from tsglab.events import read_manifest
+from tsglab.events import read_manifest, synthetic_event
 from tsglab.events.log import EventWriter
 from tsglab.load.runner import run_experiment
 
@@ -148,3 +150,35 @@ def test_cli_prints_one_line_for_a_full_disk(tmp_path, monkeypatch, capsys):
     assert err.count("\n") == 1
     assert "Traceback" not in err
     assert read_manifest(tmp_path / "runs" / "full")["status"] == "incomplete"
+
+
+def test_a_failed_write_or_background_fsync_raises_from_the_writer_naming_the_file(tmp_path, monkeypatch):
+    """Write and fsync errors of the real writer name events.jsonl (a file object's errors name no file), and an
+    fsync that fails in the group-commit thread is raised by the next write instead of dying as a thread."""
+    thread_errors = []
+    monkeypatch.setattr(threading, "excepthook", lambda hook_args: thread_errors.append(hook_args.exc_value))
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    writer = EventWriter(tmp_path, fsync_interval_s=0.01)
+    writer.write(synthetic_event(f"p{0}", seq=0))
+    monkeypatch.setattr(os, "fsync", full)
+    writer.write(synthetic_event(f"p{1}", seq=1))  # marks the file dirty; the background fsync fails
+    deadline = time.monotonic() + 5
+    while writer._sync_error is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    with pytest.raises(OSError, match="No space left") as raised:
+        writer.write(synthetic_event(f"p{2}", seq=2))
+    assert raised.value.filename == str(tmp_path / "events.jsonl")
+    assert thread_errors == []
+    with pytest.raises(OSError, match="No space left"):  # the disk is still full when the run closes the log
+        writer.close()
+    assert writer._file.closed
+
+    direct = EventWriter(tmp_path / "direct")  # fsync per event
+    with pytest.raises(OSError, match="No space left") as raised:
+        direct.write(synthetic_event(f"p{0}", seq=0))
+    assert raised.value.filename == str(tmp_path / "direct" / "events.jsonl")
+    monkeypatch.undo()
+    direct.close()

@@ -47,11 +47,11 @@ import threading
 import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import msgspec
 
-from tsglab.errors import RunError, TsglabWarning
+from tsglab.errors import InvalidArgument, RunError, TsglabWarning
 from tsglab.events.lock import LOCK_FILE, is_locked
 from tsglab.events.record import SCHEMA_VERSION, EnergyEntry, Event, record_error
 from tsglab.events.validate import check_latencies
@@ -106,7 +106,7 @@ class EventWriter:
 
     def __init__(self, run_dir: str | os.PathLike, *, fsync_interval_s: float = 0.0) -> None:
         if fsync_interval_s < 0:
-            raise ValueError(f"`fsync_interval_s` must be >= 0 seconds; got {fsync_interval_s}.")
+            raise InvalidArgument(f"`fsync_interval_s` must be >= 0 seconds; got {fsync_interval_s}.")
         self.path = Path(run_dir) / EVENTS_FILE
         self.path.parent.mkdir(parents=True, exist_ok=True)
         _drop_torn_tail(self.path)
@@ -115,6 +115,7 @@ class EventWriter:
         self._dirty = threading.Event()
         self._closing = threading.Event()
         self._syncer: threading.Thread | None = None
+        self._sync_error: OSError | None = None  # a failed background fsync, raised by the next write or close
         if fsync_interval_s > 0:
             self._syncer = threading.Thread(target=self._sync_loop, name="tsglab-event-fsync", daemon=True)
             self._syncer.start()
@@ -124,35 +125,60 @@ class EventWriter:
             raise RunError(f"{self.path}: EventWriter.write takes a tsglab.events.Event; got {type(event).__name__}. "
                            "Build it with Event.answered(...) or Event.failed(...).")
         check_latencies(event, where=f"{self.path}: refusing to write event seq {event.seq}")
-        self._file.write(_ENCODER.encode(event) + b"\n")
-        self._file.flush()
-        if self._syncer is None:
-            os.fsync(self._file.fileno())
-        else:
+        self._raise_sync_error()
+        try:
+            self._file.write(_ENCODER.encode(event) + b"\n")
+            self._file.flush()
+            if self._syncer is None:
+                os.fsync(self._file.fileno())
+        except OSError as exc:  # a full or read-only disk: the error names the file, for the runner's message
+            _raise_naming(exc, self.path)
+        if self._syncer is not None:
             self._dirty.set()
+
+    def _raise_sync_error(self) -> None:
+        if self._sync_error is not None:
+            error, self._sync_error = self._sync_error, None
+            _raise_naming(error, self.path)
 
     def _sync_loop(self) -> None:
         fd = self._file.fileno()
         while not self._closing.wait(self.fsync_interval_s):
             if self._dirty.is_set():
                 self._dirty.clear()  # cleared first: a write during the fsync marks the file dirty again
-                os.fsync(fd)
+                try:
+                    os.fsync(fd)
+                except OSError as exc:  # not a thread traceback: the writer's next call raises it
+                    self._sync_error = exc
+                    return
 
     def close(self) -> None:
         if self._file.closed:
             return
-        if self._syncer is not None:
-            self._closing.set()
-            self._syncer.join()
-            self._file.flush()
-            os.fsync(self._file.fileno())
-        self._file.close()
+        try:
+            if self._syncer is not None:
+                self._closing.set()
+                self._syncer.join()
+                self._raise_sync_error()
+                self._file.flush()
+                os.fsync(self._file.fileno())
+        except OSError as exc:
+            _raise_naming(exc, self.path)
+        finally:
+            self._file.close()
 
     def __enter__(self) -> EventWriter:
         return self
 
     def __exit__(self, *exc_info) -> None:
         self.close()
+
+
+def _raise_naming(error: OSError, path: Path) -> NoReturn:
+    """Raise ``error`` with ``path`` as its file name (an fsync or write error on a file object names none)."""
+    if error.filename is not None:
+        raise error
+    raise type(error)(error.errno, error.strerror or str(error), str(path)) from error
 
 
 def _torn_tail_start(handle, size: int) -> int:
