@@ -42,6 +42,15 @@ def test_overrides_apply_dotted_keys(tmp_path):
     assert spec.load.period_ms == 25
 
 
+def test_an_arm_override_on_the_default_arms_tunes_it_and_keeps_the_others(tmp_path):
+    spec = load_spec(write(tmp_path, GOOD), {"arms.tsg.thr_std": 0.3})
+    assert list(spec.arms) == ["baseline", "tsg"]
+    assert spec.arms["tsg"].thr_std == 0.3
+    assert spec.arms["baseline"].kind == "baseline"
+    new_arm = load_spec(write(tmp_path, GOOD), {"arms.cheap.thr_std": 0.8})
+    assert list(new_arm.arms) == ["baseline", "tsg", "cheap"]
+
+
 @pytest.mark.parametrize(("text", "match"), [
     (GOOD + "colour: red\n", r"unknown top-level key\(s\) \['colour'\]"),
     # any ladder is accepted, but the default arms' baseline_tier (enh) must be one of its rungs

@@ -413,7 +413,7 @@ def spec_from_dict(raw: dict[str, Any], *, where: str = "<spec>", base_dir: Path
             raise SpecError(f"{where}: arms is empty; list at least one arm, e.g. arms: {{baseline: {{kind: "
                             "baseline}, tsg: {}}, or remove the key for those two default arms.")
     else:
-        arms_raw = {"baseline": {"kind": "baseline"}, "tsg": {}}
+        arms_raw = _default_arms()
     arms = {}
     for arm, values in arms_raw.items():
         if values is not None and not isinstance(values, dict):
@@ -484,6 +484,11 @@ def _blame_override(exc: SpecError, overrides: dict[str, Any]) -> SpecError:
     return exc
 
 
+def _default_arms() -> dict[str, dict[str, Any]]:
+    """The arms of a spec without ``arms``: the baseline and the TSG gateway with the paper's parameters."""
+    return {"baseline": {"kind": "baseline"}, "tsg": {}}
+
+
 def apply_overrides(raw: dict, overrides: dict[str, Any], *, where: str) -> dict:
     """A deep copy of ``raw`` with dotted keys (``{"load.period_ms": 25}``) set; mapping order is kept."""
     try:
@@ -501,6 +506,10 @@ def apply_overrides(raw: dict, overrides: dict[str, Any], *, where: str) -> dict
         if not all(key.strip() for key in keys):
             raise SpecError(f"{where}: override {dotted!r} has an empty part between dots; write the dotted key "
                             "such as 'prompts.limit' or 'tiers.light.max_tokens'.")
+        if keys[0] == "arms" and len(keys) > 1 and "arms" not in result:
+            # `--set arms.tsg.thr_std=0.4` on a spec with the default arms tunes one of them; it must not
+            # leave an arms section holding that one arm, which would drop the baseline without a word
+            result["arms"] = _default_arms()
         node = result
         for depth, key in enumerate(keys[:-1]):
             child = node.setdefault(key, {})
