@@ -154,3 +154,16 @@ def test_children_do_not_share_the_parents_pooled_connection(tmp_path, processes
     assert len(events) == 60
     assert stats["received"] == stats["answered"] == 63
     assert stats["connections"] > 3  # the children opened their own
+
+
+def test_in_process_models_refuse_a_fork_with_the_fix(tmp_path, processes):
+    from tsglab.backends.scripted import ScriptedBackend
+
+    class FakeEmbedded(ScriptedBackend):  # stands in for EmbeddedBackend without loading a model
+        __module__ = "tsglab.backends.embedded"
+
+    ladder = scripted_ladder(REPLY)
+    ladder.backends["std"] = FakeEmbedded(REPLY, name="fake-embedded")
+    with pytest.raises(RunError, match=r"TSGLAB_LOAD_PROCESSES=2 forks the load generator.*tiers \['std'\].*unset "
+                                       r"TSGLAB_LOAD_PROCESSES for embedded models"):
+        run_experiment(make_spec(limit=4), runs_dir=tmp_path, run_id="emb", ladder=ladder, progress=False)

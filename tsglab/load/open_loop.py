@@ -77,6 +77,12 @@ class OpenLoopDispatcher:
         self.offsets = self.arrivals.offsets_ns.tolist()
         self.concurrency = min(load.concurrency, len(work))
         self.processes = _process_count(processes, self.concurrency)
+        in_process_models = sorted(t for t, b in recorder.ladder.backends.items()
+                                   if type(b).__module__ == "tsglab.backends.embedded")
+        if self.processes > 1 and in_process_models:
+            raise RunError(f"{PROCESSES_ENV}={self.processes} forks the load generator, and the in-process llama.cpp "
+                           f"models of tiers {in_process_models} do not survive a fork (their thread pools stay in "
+                           f"the parent); unset {PROCESSES_ENV} for embedded models, or serve them over HTTP.")
         self.lags_ns: list[int | None] = [None] * len(work)
         self.dispatched_ns: list[int | None] = [None] * len(work)
         self.claim = itertools.count()  # next() on a C iterator is atomic under the GIL
