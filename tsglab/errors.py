@@ -131,3 +131,8 @@ class TsglabWarning(UserWarning):
 
 class DegenerateStatisticWarning(TsglabWarning):
     """A statistic is undefined for the data given and was returned as NaN."""
+
+
+class IdenticalRoutingWarning(TsglabWarning):
+    """Two arms of a spec would route every selected prompt to the same tier and differ in nothing else:
+    the parameters in which they differ have no effect on these prompts (``tsglab.load.dry_route``)."""

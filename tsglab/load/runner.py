@@ -36,6 +36,7 @@ from tsglab.config import ExperimentSpec
 from tsglab.errors import RunError
 from tsglab.events import MANIFEST_FILE
 from tsglab.events.record import Fingerprint
+from tsglab.load.dry_route import replay_spec, warn_identical_routing
 from tsglab.load.open_loop import OpenLoopDispatcher
 from tsglab.load.paced import PacedDispatcher
 from tsglab.load.recorder import Recorder
@@ -88,12 +89,20 @@ def run_experiment(
     ``overrides`` are the ``--set`` values ``spec`` was loaded with: recorded in ``run.json`` so the resume
     hint repeats them (they are not applied here).
 
+    Before anything is sent the planner and router are replayed over the selected prompts for every arm
+    (:mod:`tsglab.load.dry_route`): two arms that would route every prompt alike and differ in nothing else
+    raise an :class:`~tsglab.errors.IdenticalRoutingWarning`, and the replay goes into ``run.json``
+    (``routing_replay``).
+
     The run directory is locked for the whole segment. Ctrl-C and SIGTERM mark the run incomplete and print
     the command that resumes it; a full or read-only disk ends the run with one :class:`RunError` naming the
     path, ``run.json`` marked incomplete where it can still be written.
     """
     suite_path = bundled_suite_path() if spec.suite == "bundled" else Path(spec.suite)
-    schedule = build_schedule(spec, select_prompts(load_suite(suite_path), spec.prompts))
+    items = select_prompts(load_suite(suite_path), spec.prompts)
+    schedule = build_schedule(spec, items)
+    replay = replay_spec(spec, items)  # arms that would route every prompt alike: warned before anything runs
+    warn_identical_routing(replay, source=spec.source, stacklevel=2)
     own_ladder = ladder is None
     ladder = ladder or build_ladder(spec)  # before anything is written: an unknown backend fails here
     try:
@@ -106,6 +115,7 @@ def run_experiment(
         if own_ladder:
             ladder.close()
         raise
+    run_dir.manifest["routing_replay"] = replay.to_dict()  # written with the segment's start
     try:
         with _sigterm_as_interrupt():
             return _run_segment(spec, run_dir, schedule, ladder, own_ladder=own_ladder, progress=progress,

@@ -60,6 +60,8 @@ class RunReport:
     out_dir: Path | None = None
     ladder: tuple[str, ...] = ()
     manifests: tuple[dict, ...] = field(default=(), repr=False)
+    #: identical-routing warnings recorded in the runs' run.json (tsglab.load.dry_route), shown under the verdict
+    routing_warnings: tuple[str, ...] = ()
     # set by build_report: where the files went, or why they could not be written (the report is complete)
     written_to: Path | None = None
     write_error: str = ""
@@ -115,9 +117,14 @@ class RunReport:
         title = f"tsglab report — {self.run_dir.name}: {self.gateway} vs {self.baseline}{status}"
         if self.written_to is not None and self.written_to != self.run_dir:
             title += f"\n(written to {self.written_to})"
-        head = "\n".join(line for line in (title, self.verdict_line(), self.outcome_line()) if line)
+        head = "\n".join(line for line in (title, self.verdict_line(), self.routing_line(), self.outcome_line())
+                         if line)
         tail = f"\n{self.write_error}" if self.write_error else ""
         return f"{head}\n\n{self.to_markdown()}{tail}"
+
+    def routing_line(self) -> str:
+        """One line per pair of arms that the routing replay found identical (else "")."""
+        return "\n".join(f"WARNING: {message}" for message in self.routing_warnings)
 
     def outcome_line(self) -> str:
         """One line when an arm has no answered request: its counts and error kinds (else "")."""
@@ -227,6 +234,11 @@ def compute_report(pair: ArmPair, settings: ProtocolSettings) -> RunReport:
     }
     figures = {arm: arm_metrics(frame, n_resamples=settings.n_resamples, seed=settings.seed)
                for arm, frame in frames.items()}
+    manifests = (manifest,) + ((pair.vs_manifest,) if pair.vs_manifest else ())
+    routing_warnings = _routing_warnings(manifests)
+    notes = _notes(settings, fingerprint, manifest)
+    if routing_warnings:
+        notes["headline"] = "Routing replay: " + " ".join(routing_warnings) + " " + notes["headline"]
     return RunReport(
         run_dir=pair.run_dir,
         out_dir=pair.out_dir,
@@ -247,11 +259,18 @@ def compute_report(pair: ArmPair, settings: ProtocolSettings) -> RunReport:
         outcomes=outcome_table(frames),
         verdict={**verdict(table_a, table_b, table_c, pair.gateway_label), **_delivery_verdict(pair)},
         meta=meta,
-        manifests=(manifest,) + ((pair.vs_manifest,) if pair.vs_manifest else ()),
+        manifests=manifests,
         frames=frames,
         figures=figures,
-        notes=_notes(settings, fingerprint, manifest),
+        notes=notes,
+        routing_warnings=routing_warnings,
     )
+
+
+def _routing_warnings(manifests: tuple[dict, ...]) -> tuple[str, ...]:
+    from tsglab.load.dry_route import routing_warnings
+
+    return tuple(routing_warnings(manifests))
 
 
 def _notes(settings: ProtocolSettings, fingerprint: str, manifest: dict) -> dict[str, str]:
