@@ -19,6 +19,10 @@ class SuiteError(TsglabError, ValueError):
     """A request-suite file is malformed (the message names file, line and field)."""
 
 
+class SandboxError(TsglabError, RuntimeError):
+    """The sandbox that runs code answers could not start (an answer that fails is a score, not this)."""
+
+
 class InvalidArgument(TsglabError, ValueError):
     """A function was called with a bad argument; the message names the parameter, the value and the fix.
 
