@@ -166,16 +166,22 @@ def _item(
     return item
 
 
-def _regex_check(patterns: Sequence[str], example: str) -> dict[str, Any]:
-    return {"kind": "regex_any", "patterns": list(patterns), "example": example}
+def _regex_check(patterns: Sequence[str], example: str, distractors: Sequence[str] = ()) -> dict[str, Any]:
+    check: dict[str, Any] = {"kind": "regex_any", "patterns": list(patterns), "example": example}
+    if distractors:
+        check["distractors"] = list(distractors)
+    return check
 
 
 def _terms_check(terms: Sequence[str]) -> dict[str, Any]:
     return {"kind": "must_include", "terms": list(terms)}
 
 
-def _numeric_check(value: float | int) -> dict[str, Any]:
-    return {"kind": "numeric", "value": value}
+def _numeric_check(value: float | int, distractors: Sequence[float | int] = ()) -> dict[str, Any]:
+    check: dict[str, Any] = {"kind": "numeric", "value": value}
+    if distractors:
+        check["distractors"] = list(distractors)
+    return check
 
 
 # ------------------------------------------------------------------------------------------------- json
@@ -544,6 +550,14 @@ LANGUAGE_SENTENCES = {
     "Spanish": ["La reunión empieza a las diez de la mañana.", "¿Dónde está la estación de autobuses?"],
     "Italian": ["Domani andiamo al mercato con i bambini.", "Il museo è chiuso il lunedì."],
 }
+# Every spelling of each language name: a right answer names its label and none of the others'.
+LANGUAGE_NAMES = {
+    "English": ["English"],
+    "French": ["French", "français", "francais"],
+    "German": ["German", "Deutsch"],
+    "Spanish": ["Spanish", "español", "espanol"],
+    "Italian": ["Italian", "italiano"],
+}
 LANGUAGE_PATTERNS = {
     "English": [r"\benglish\b"],
     "French": [r"\bfrench\b", r"\bfran[cç]ais\b"],
@@ -606,6 +620,11 @@ def _zh_topic_prompt(rng: random.Random, label: str) -> str:
     return f"新闻标题：{headline}\n这条新闻属于哪个类别？只回答一个词：体育、财经、科技或健康。"
 
 
+def _other_labels(labels: Sequence[str], label: str, spellings: dict[str, list[str]] | None = None) -> list[str]:
+    """The distractors of ``label``: every other label (in each of its spellings)."""
+    return [name for other in labels if other != label for name in (spellings or {}).get(other, [other])]
+
+
 # (subtask, lang, labels, how many items, prompt maker, patterns of the right label)
 _CLASSIFY_PLAN: list[
     tuple[str, str, list[str], int, Callable[[random.Random, str], str], Callable[[str], list[str]]]
@@ -626,18 +645,27 @@ _CLASSIFY_PLAN: list[
 ]
 
 
+_CLASSIFY_SPELLINGS: dict[tuple[str, str], dict[str, list[str]]] = {
+    ("language", "en"): LANGUAGE_NAMES,
+    ("sentiment", "zh"): {label: [label, english] for label, english in ZH_SENTIMENT_ENGLISH.items()},
+}
+
+
 def _classify_items(rng: random.Random) -> list[Item]:
     items: list[Item] = []
     seen: set[str] = set()
     for subtask, lang, labels, count, make_prompt, patterns_for in _CLASSIFY_PLAN:
+        spellings = _CLASSIFY_SPELLINGS.get((subtask, lang))
         for label in _cycle(rng, labels, count):
             prompt = _unique(functools.partial(make_prompt, rng, label), seen)
-            items.append(_classify_item(lang, prompt, patterns_for(label), label, subtask))
+            distractors = _other_labels(labels, label, spellings)
+            items.append(_classify_item(lang, prompt, patterns_for(label), label, subtask, distractors))
     return items
 
 
-def _classify_item(lang: str, prompt: str, patterns: list[str], label: str, subtask: str) -> Item:
-    return _item("classify", lang, prompt, _regex_check(patterns, label), strata={"subtask": subtask})
+def _classify_item(lang: str, prompt: str, patterns: list[str], label: str, subtask: str,
+                   distractors: list[str]) -> Item:
+    return _item("classify", lang, prompt, _regex_check(patterns, label, distractors), strata={"subtask": subtask})
 
 
 # ------------------------------------------------------------------------------------- arith / factual
@@ -724,31 +752,39 @@ def _arith_items(rng: random.Random) -> list[Item]:
 
 
 def _factual_case(rng: random.Random, kind: str) -> tuple[str, dict[str, Any]]:
+    """One factual question; the prompt holds a second candidate of the same type (the distractor), so
+    an answer must pick one, and an echo or a hedge naming both scores 0."""
     if kind == "room":
-        room, day = _room(rng), rng.choice(WEEKDAYS)
+        (room, other_room), day = rng.sample([_room(rng) for _ in range(4)], 2), rng.choice(WEEKDAYS)
+        topic, other_topic = rng.sample(MEETING_TOPICS, 2)
         prompt = (
-            f"The {rng.choice(MEETING_TOPICS)} meeting is in room {room} on {day} at {_clock(rng)}. "
-            "Which room is it in?"
+            f"The {topic} meeting is in room {room} on {day} at {_clock(rng)}; the {other_topic} meeting is in "
+            f"room {other_room}. Which room is the {topic} meeting in?"
         )
-        return prompt, _regex_check([_token_pattern(room)], room)
+        return prompt, _regex_check([_token_pattern(room)], room, [other_room])
     if kind == "day":
-        room, day = _room(rng), rng.choice(WEEKDAYS)
-        prompt = f"The {rng.choice(MEETING_TOPICS)} workshop takes place on {day} in room {room}. Which day is it?"
-        return prompt, _regex_check([_word_pattern(day)], day)
-    if kind == "invoice":
-        amount = rng.randint(1100, 48000)
+        day, other_day = rng.sample(WEEKDAYS, 2)
+        topic, other_topic = rng.sample(MEETING_TOPICS, 2)
         prompt = (
-            f"The invoice from {rng.choice(COMPANIES)} totals {amount:,} EUR and is due on {_date(rng)}. "
-            "What is the invoice total?"
+            f"The {topic} workshop takes place on {day} in room {_room(rng)}, and the {other_topic} workshop on "
+            f"{other_day}. Which day is the {topic} workshop?"
         )
-        return prompt, _numeric_check(amount)
+        return prompt, _regex_check([_word_pattern(day)], day, [other_day])
+    if kind == "invoice":
+        amount, other_amount = rng.sample(range(1100, 48000), 2)
+        company, other_company = rng.sample(COMPANIES, 2)
+        prompt = (
+            f"The invoice from {company} totals {amount:,} EUR and is due on {_date(rng)}; the one from "
+            f"{other_company} totals {other_amount:,} EUR. What is the total of the {company} invoice?"
+        )
+        return prompt, _numeric_check(amount, [other_amount])
     if kind == "boxes":
         monday, tuesday = rng.sample(range(5, 60), 2)
         prompt = (
             f"{rng.choice(FIRST_NAMES)} packed {monday} boxes on Monday and {tuesday} on Tuesday. "
             "How many boxes were packed on Tuesday?"
         )
-        return prompt, _numeric_check(tuesday)
+        return prompt, _numeric_check(tuesday, [monday])
     if kind == "manager":
         first, second = rng.sample(FIRST_NAMES, 2)
         city_a, city_b = rng.sample(CITIES, 2)
@@ -757,7 +793,7 @@ def _factual_case(rng: random.Random, kind: str) -> tuple[str, dict[str, Any]]:
             f"{first} manages the {city_a} office and {second} {last} manages the {city_b} office. "
             f"Who manages the {city_b} office?"
         )
-        return prompt, _regex_check([_word_pattern(second)], f"{second} {last}")
+        return prompt, _regex_check([_word_pattern(second)], f"{second} {last}", [first])
     if kind == "gate":
         gate = f"{rng.choice('ABCDE')}{rng.randint(1, 40)}"
         flight = f"{rng.choice(AIRLINE_CODES)}{rng.randint(100, 1999)}"
@@ -771,46 +807,115 @@ def _factual_case(rng: random.Random, kind: str) -> tuple[str, dict[str, Any]]:
         first, second = rng.sample(FIRST_NAMES, 2)
         color_a, color_b = rng.sample(COLORS, 2)
         prompt = f"{first}'s car is {color_a}, and {second}'s car is {color_b}. What colour is {second}'s car?"
-        return prompt, _regex_check([_word_pattern(color_b)], color_b)
+        return prompt, _regex_check([_word_pattern(color_b)], color_b, [color_a])
     company, year = rng.choice(COMPANIES), rng.randint(1890, 2015)
-    prompt = f"{company} was founded in {year} in {rng.choice(CITIES)}. In which year was it founded?"
-    return prompt, _numeric_check(year)
+    staff = rng.randint(40, 1800)
+    prompt = (
+        f"{company} was founded in {year} in {rng.choice(CITIES)} and now employs {staff} people. "
+        "In which year was it founded?"
+    )
+    return prompt, _numeric_check(year, [staff])
 
 
 def _factual_items(rng: random.Random) -> list[Item]:
     kinds = ["room", "day", "invoice", "boxes", "manager", "gate", "code", "car", "founded"]
     items = [_item("factual", "en", *_factual_case(rng, kind)) for kind in _cycle(rng, kinds, 15)]
-    room, day, hour = _room(rng), rng.choice(ZH_WEEKDAYS), rng.randint(2, 5)
-    name, count = rng.choice(ZH_NAMES), rng.randint(3, 29)
-    company, city = rng.choice(ZH_COMPANIES), rng.choice(ZH_CITIES)
+    room, other_room = rng.sample([_room(rng) for _ in range(4)], 2)
+    day, hour = rng.choice(ZH_WEEKDAYS), rng.randint(2, 5)
+    name, count, price = rng.choice(ZH_NAMES), rng.randint(3, 29), rng.randint(120, 990)
+    company, (city, branch) = rng.choice(ZH_COMPANIES), rng.sample(ZH_CITIES, 2)
     items += [
         _item(
             "factual",
             "zh",
-            f"会议定在{day}下午{hour}点，在{room}会议室。会议在哪个房间？",
-            _regex_check([_token_pattern(room)], room),
+            f"项目会议定在{day}下午{hour}点，在{room}会议室；培训课在{other_room}会议室。项目会议在哪个房间？",
+            _regex_check([_token_pattern(room)], room, [other_room]),
         ),
         _item(
             "factual",
             "zh",
-            f"{name}的订单里共有{count}件商品，预计三天内送达。一共有几件商品？只回答数字。",
-            _numeric_check(count),
+            f"{name}的订单里共有{count}件商品，总价{price}元，预计三天内送达。一共有几件商品？只回答数字。",
+            _numeric_check(count, [price]),
         ),
         _item(
             "factual",
             "zh",
-            f"{company}成立于{rng.randint(1990, 2015)}年，总部位于{city}。总部在哪个城市？",
-            _regex_check([city], city),
+            f"{company}成立于{rng.randint(1990, 2015)}年，总部位于{city}，在{branch}设有分公司。总部在哪个城市？",
+            _regex_check([city], city, [branch]),
         ),
     ]
     return items
 
 
+
 # ------------------------------------------------------------------------------------------------- code
 
 
-def _py_def(name: str, tail: str = "") -> str:
-    return rf"(?s)def\s+{re.escape(name)}\s*\(" + (f".*{tail}" if tail else "")
+def _python_check(tests: str, example: str, *, entry: str = "", setup: str = "",
+                  files: dict[str, str] | None = None) -> dict[str, Any]:
+    """A ``python_tests`` check: the answer runs in the sandbox, then ``tests`` (plain asserts) run."""
+    check: dict[str, Any] = {"kind": "python_tests"}
+    if entry:
+        check["entry"] = entry
+    if setup:
+        check["setup"] = setup
+    if files:
+        check["files"] = files
+    check["tests"] = tests
+    check["example"] = example
+    return check
+
+
+def _sql_check(setup: str, gold: str, *, probe: str = "", ordered: bool = False) -> dict[str, Any]:
+    """A ``sql_result`` check: answer and gold run on the same small in-memory SQLite database."""
+    check: dict[str, Any] = {"kind": "sql_result", "setup": setup, "gold": gold}
+    if probe:
+        check["probe"] = probe
+    if ordered:
+        check["ordered"] = True
+    return check
+
+
+def _regex_tests(positives: Sequence[str], negatives: Sequence[str], example: str) -> dict[str, Any]:
+    return {"kind": "regex_tests", "positives": list(positives), "negatives": list(negatives), "example": example}
+
+
+def _sql_rows(table: str, columns: str, rows: Sequence[tuple[Any, ...]]) -> str:
+    values = ", ".join("(" + ", ".join(repr(value) for value in row) + ")" for row in rows)
+    return f"CREATE TABLE {table} ({columns}); INSERT INTO {table} VALUES {values};"
+
+
+# A test that a pytest-style answer really tests ``name``: it must pass with a right ``name`` and fail
+# with a wrong one. Imports of unknown modules (``from solution import add``) resolve to the right one.
+_PYTEST_SETUP = """import sys, types, importlib.abc, importlib.machinery
+def {name}(a, b):
+    return a + b
+_module = types.ModuleType('answer_module')
+_module.{name} = {name}
+class _Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    def find_spec(self, fullname, path, target=None):
+        return importlib.machinery.ModuleSpec(fullname, self) if path is None else None
+    def create_module(self, spec):
+        return _module
+    def exec_module(self, module):
+        pass
+sys.meta_path.append(_Finder())"""
+_PYTEST_TESTS = """tests = [value for key, value in list(globals().items())
+         if key.startswith('test_') and callable(value)]
+assert tests, 'the answer defines no test_ function'
+for test in tests:
+    test()
+def _wrong(a, b):
+    return a - b
+globals()['{name}'] = _wrong
+_module.{name} = _wrong
+caught = 0
+for test in tests:
+    try:
+        test()
+    except AssertionError:
+        caught += 1
+assert caught, 'the tests still pass when {name} subtracts'"""
 
 
 def _code_items(rng: random.Random) -> list[Item]:
@@ -826,199 +931,173 @@ def _code_items(rng: random.Random) -> list[Item]:
     )
     pal, words = pick("is_palindrome", "palindrome", "reads_same"), pick("word_counts", "count_words")
     shape, parse = pick("Rectangle", "Box", "Frame"), pick("safe_int", "parse_int", "to_int_or_none")
-    double = pick("double", "twice", "timesTwo")
+    double = pick("double", "twice", "times_two")
+    lines_fn, logs_fn = pick("count_lines", "line_count"), pick("find_logs", "log_files", "list_logs")
     country, table = rng.choice(COUNTRIES), rng.choice(["customers", "clients", "members"])
-    limit, order_id, log_file = (
-        rng.randint(3, 10),
-        rng.randint(10, 999),
-        pick("access.log", "app.log", "server.log"),
-    )
-    data_file, directory = (
-        pick("notes.txt", "data.csv", "report.md"),
-        pick("/var/app", "/srv/logs", "/opt/service"),
-    )
+    limit, order_id = rng.randint(3, 10), rng.randint(10, 999)
+    data_file = pick("notes.txt", "data.csv", "report.md")
     age = rng.choice([18, 21, 30, 65])
     zh_add = pick("add", "plus")
     zh_age = rng.choice([25, 30, 40])
 
+    others = [other for other in COUNTRIES if other != country]
+    people_rows = [
+        (index + 1, f"{first} {LAST_NAMES[index]}", f"{first.lower()}@example.com",
+         country if index % 3 == 0 else others[index % len(others)])
+        for index, first in enumerate(FIRST_NAMES[:9])
+    ]
+    customer_ids = [rng.randint(1, 4) for _ in range(10)]
+    order_rows = [(index + 1, customer, rng.randint(5, 400)) for index, customer in enumerate(customer_ids)]
+    prices = rng.sample(range(3, 900), 14)
+    product_rows = [(index + 1, f"{product} {index + 1}", price)
+                    for index, (product, price) in enumerate(zip(PRODUCTS + PRODUCTS[:2], prices, strict=True))]
+    status_rows = [(order_id + offset, "pending") for offset in (-2, -1, 0, 1, 2)]
+    customer_rows = [(index + 1, _full_name(rng)) for index in range(4)]
+    user_rows = [(index + 1, name, value) for index, (name, value) in enumerate(
+        zip(FIRST_NAMES[10:18], [zh_age - 5, zh_age, zh_age + 1, zh_age + 12, zh_age - 1, zh_age + 3, 19, 70],
+            strict=True))]
+    people = [{"name": name, "age": value} for name, value in zip(
+        FIRST_NAMES[:7], [age + 4, age - 3, age, age + 20, age + 1, 15, age + 9], strict=True)]
+    expected_people = sorted((p for p in people if p["age"] > age), key=lambda p: p["age"])
+
     cases: list[tuple[str, str, dict[str, Any]]] = [
-        (
-            "en",
-            f"Write a Python function {add}(a, b) that returns the sum of a and b.",
-            _terms_check([f"def {add}", "return"]),
-        ),
-        (
-            "en",
-            f"Write a Python function {mul}(a, b) that returns the product of a and b.",
-            _terms_check([f"def {mul}", "return", "*"]),
-        ),
-        (
-            "en",
-            f"Write a Python function {rev}(s) that returns the string s reversed.",
-            _regex_check([_py_def(rev, r"(\[::-1\]|reversed\()")], f"def {rev}(s):\n    return s[::-1]"),
-        ),
-        (
-            "en",
-            f"Write a Python function {even}(n) that returns True when n is even.",
-            _regex_check([_py_def(even, r"(%\s*2|&\s*1)")], f"def {even}(n):\n    return n % 2 == 0"),
-        ),
-        (
-            "en",
-            f"Write a Python function {fact}(n) that returns n factorial.",
-            _regex_check(
-                [_py_def(fact, r"(\*|factorial\(|prod\()")],
-                f"def {fact}(n):\n    return 1 if n < 2 else n * {fact}(n - 1)",
-            ),
-        ),
-        (
-            "en",
-            (f"Write a Python function {largest}(numbers) that returns the largest number in a list "
-             "without using max()."),
-            _terms_check([f"def {largest}", "for", "return"]),
-        ),
-        (
-            "en",
-            f"Write a Python function {vowels}(text) that counts the vowels (a, e, i, o, u) in text.",
-            _terms_check([f"def {vowels}", "aeiou", "return"]),
-        ),
-        (
-            "en",
-            f"Write a Python function {c2f}(c) that converts Celsius to Fahrenheit.",
-            _terms_check([f"def {c2f}", "32", "return"]),
-        ),
-        (
-            "en",
-            f"Write a Python function {pal}(s) that checks whether s is a palindrome.",
-            _regex_check([_py_def(pal, r"(\[::-1\]|reversed\()")], f"def {pal}(s):\n    return s == s[::-1]"),
-        ),
-        (
-            "en",
-            ("Write a Python program that prints the numbers 1 to 30, but Fizz for multiples of 3, Buzz for "
-             "multiples of 5 and FizzBuzz for multiples of both."),
-            _terms_check(["for", "fizz", "buzz", "print"]),
-        ),
-        (
-            "en",
-            (f"Write a SQL query that selects the name and email of all rows in the table {table} where "
-             f"country is '{country}'."),
-            _terms_check(["select", "email", f"from {table}", "where", country]),
-        ),
-        (
-            "en",
-            "Write a SQL query that counts the orders per customer_id in the table orders.",
-            _terms_check(["select", "count(", "from orders", "group by", "customer_id"]),
-        ),
-        (
-            "en",
-            f"Write an SQLite query that returns the {limit} most expensive rows of the table products (column price).",
-            _terms_check(["select", "from products", "order by", "desc", f"limit {limit}"]),
-        ),
-        (
-            "en",
-            (f"Write a SQL statement that sets status to 'shipped' for the order with id {order_id} in the "
-             "table orders."),
-            _terms_check(["update orders", "set", "shipped", "where", str(order_id)]),
-        ),
-        (
-            "en",
-            ("Write a SQL query that joins orders and customers on customer_id and selects each customer's "
-             "name with the order total."),
-            _terms_check(["select", "join", "on", "customer_id"]),
-        ),
-        (
-            "en",
-            "Write a regular expression that matches a 5-digit postal code such as 40210.",
-            _regex_check([r"\\d\{5\}", r"\[0-9\]\{5\}"], r"^\d{5}$"),
-        ),
-        (
-            "en",
-            "Write a regular expression that matches a date in the format YYYY-MM-DD.",
-            _regex_check([r"\\d\{4\}", r"\[0-9\]\{4\}"], r"^\d{4}-\d{2}-\d{2}$"),
-        ),
-        (
-            "en",
-            "Give a regex for a hex colour code like #1a2B3c.",
-            _regex_check([r"\[(a-f){1,2}0-9", r"\[0-9(a-f){1,2}"], r"^#[0-9a-fA-F]{6}$"),
-        ),
-        (
-            "en",
-            f"Write a JavaScript function {double}(x) that returns x times 2.",
-            _regex_check(
-                [rf"function\s+{double}\s*\(", rf"(const|let|var)\s+{double}\s*="],
-                f"function {double}(x) {{ return x * 2; }}",
-            ),
-        ),
-        (
-            "en",
-            f"Write a shell command that counts the lines in {log_file}.",
-            _regex_check([r"wc\s+-l"], f"wc -l {log_file}"),
-        ),
-        (
-            "en",
-            f"Write a shell command that lists every .log file under {directory}, including subfolders.",
-            _regex_check(
-                [rf"find\s+{re.escape(directory)}", r"ls\s+-\w*R", r"\*\*/\*\.log"],
-                f"find {directory} -name '*.log'",
-            ),
-        ),
-        (
-            "en",
-            "Write a one-line Python list comprehension that squares every number in nums.",
-            _regex_check(
-                [
-                    r"\[\s*(\w+)\s*\*\*\s*2\s+for\s+\1\s+in\s+nums",
-                    r"\[\s*(\w+)\s*\*\s*\1\s+for\s+\1\s+in\s+nums",
-                ],
-                "[n ** 2 for n in nums]",
-            ),
-        ),
-        (
-            "en",
-            f"Write Python code that reads the file {data_file} and prints how many lines it has.",
-            _terms_check(["open(", data_file, "print"]),
-        ),
-        (
-            "en",
-            f"Write a Python function {words}(words) that returns a dict counting how often each word appears.",
-            _terms_check([f"def {words}", "return"]),
-        ),
-        (
-            "en",
-            (f"Write a Python class {shape} whose __init__ stores width and height, with a method area() "
-             "that returns their product."),
-            _terms_check([f"class {shape}", "def __init__", "def area", "return"]),
-        ),
-        (
-            "en",
-            f"Write a Python function {parse}(text) that converts text to an int and returns None if that fails.",
-            _terms_check([f"def {parse}", "try", "except", "return none"]),
-        ),
-        (
-            "en",
-            f"Write a pytest test function that checks that {add}(2, 3) returns 5.",
-            _terms_check(["def test_", "assert", "5"]),
-        ),
-        (
-            "en",
-            (f"Write Python code that sorts a list of dicts called people by the key 'age', keeping only "
-             f"people older than {age}."),
-            _regex_check(
-                [r"sort(ed)?\(.*key\s*=", r"itemgetter\(\s*['\"]age"],
-                f"sorted([p for p in people if p['age'] > {age}], key=lambda p: p['age'])",
-            ),
-        ),
-        (
-            "zh",
-            f"用 Python 写一个函数 {zh_add}(a, b)，返回两个数的和。",
-            _terms_check([f"def {zh_add}", "return"]),
-        ),
-        (
-            "zh",
-            f"写一条 SQL 查询，从 users 表中选出 age 大于 {zh_age} 的所有用户。",
-            _terms_check(["select", "from users", "where", "age", str(zh_age)]),
-        ),
+        ("en", f"Write a Python function {add}(a, b) that returns the sum of a and b.",
+         _python_check(f"assert {add}(2, 3) == 5\nassert {add}(-4, 10) == 6\nassert {add}(0.5, 0.25) == 0.75",
+                       f"def {add}(a, b):\n    return a + b", entry=add)),
+        ("en", f"Write a Python function {mul}(a, b) that returns the product of a and b.",
+         _python_check(f"assert {mul}(3, 4) == 12\nassert {mul}(-2, 5) == -10\nassert {mul}(7, 0) == 0",
+                       f"def {mul}(a, b):\n    return a * b", entry=mul)),
+        ("en", f"Write a Python function {rev}(s) that returns the string s reversed.",
+         _python_check(f"assert {rev}('abc') == 'cba'\nassert {rev}('') == ''\nassert {rev}('ab c!') == '!c ba'",
+                       f"def {rev}(s):\n    return s[::-1]", entry=rev)),
+        ("en", f"Write a Python function {even}(n) that returns True when n is even.",
+         _python_check(f"assert {even}(4) and {even}(0) and {even}(-2)\nassert not {even}(7) and not {even}(-3)",
+                       f"def {even}(n):\n    return n % 2 == 0", entry=even)),
+        ("en", f"Write a Python function {fact}(n) that returns n factorial.",
+         _python_check(f"assert {fact}(0) == 1\nassert {fact}(1) == 1\nassert {fact}(5) == 120\n"
+                       f"assert {fact}(10) == 3628800",
+                       f"def {fact}(n):\n    return 1 if n < 2 else n * {fact}(n - 1)", entry=fact)),
+        ("en", (f"Write a Python function {largest}(numbers) that returns the largest number in a list "
+                "without using max()."),
+         _python_check("import builtins\ndef _no_max(*args, **kwargs):\n    raise AssertionError('max() was used')\n"
+                       f"builtins.max = _no_max\nassert {largest}([3, 9, 2]) == 9\n"
+                       f"assert {largest}([-5, -2, -9]) == -2\nassert {largest}([7]) == 7",
+                       f"def {largest}(numbers):\n    best = numbers[0]\n    for number in numbers:\n"
+                       "        if number > best:\n            best = number\n    return best", entry=largest)),
+        ("en", f"Write a Python function {vowels}(text) that counts the vowels (a, e, i, o, u) in text.",
+         _python_check(f"assert {vowels}('banana') == 3\nassert {vowels}('rhythm') == 0\n"
+                       f"assert {vowels}('education') == 5",
+                       f"def {vowels}(text):\n    return sum(ch in 'aeiou' for ch in text.lower())", entry=vowels)),
+        ("en", f"Write a Python function {c2f}(c) that converts Celsius to Fahrenheit.",
+         _python_check(f"assert {c2f}(0) == 32\nassert {c2f}(100) == 212\nassert {c2f}(-40) == -40\n"
+                       f"assert abs({c2f}(37) - 98.6) < 1e-6",
+                       f"def {c2f}(c):\n    return c * 9 / 5 + 32", entry=c2f)),
+        ("en", f"Write a Python function {pal}(s) that checks whether s is a palindrome.",
+         _python_check(f"assert {pal}('racecar') and {pal}('level') and {pal}('abba')\n"
+                       f"assert not {pal}('python') and not {pal}('ab')",
+                       f"def {pal}(s):\n    return s == s[::-1]", entry=pal)),
+        ("en", ("Write a Python program that prints the numbers 1 to 30, but Fizz for multiples of 3, Buzz for "
+                "multiples of 5 and FizzBuzz for multiples of both."),
+         _python_check("expected = ['FizzBuzz' if n % 15 == 0 else 'Fizz' if n % 3 == 0 else 'Buzz' if n % 5 == 0 "
+                       "else str(n) for n in range(1, 31)]\nassert answer.stdout.split() == expected, "
+                       "answer.stdout[:200]",
+                       "for n in range(1, 31):\n    if n % 15 == 0:\n        print('FizzBuzz')\n    elif n % 3 == 0:\n"
+                       "        print('Fizz')\n    elif n % 5 == 0:\n        print('Buzz')\n    else:\n"
+                       "        print(n)")),
+        ("en", (f"Write a SQL query that selects the name and email of all rows in the table {table} where "
+                f"country is '{country}'."),
+         _sql_check(_sql_rows(table, "id INTEGER, name TEXT, email TEXT, country TEXT", people_rows),
+                    f"SELECT name, email FROM {table} WHERE country = '{country}';")),
+        ("en", "Write a SQL query that counts the orders per customer_id in the table orders.",
+         _sql_check(_sql_rows("orders", "id INTEGER, customer_id INTEGER, total INTEGER", order_rows),
+                    "SELECT customer_id, COUNT(*) FROM orders GROUP BY customer_id;")),
+        ("en", (f"Write an SQLite query that returns the name and price of the {limit} most expensive rows of "
+                "the table products (columns name, price)."),
+         _sql_check(_sql_rows("products", "id INTEGER, name TEXT, price INTEGER", product_rows),
+                    f"SELECT name, price FROM products ORDER BY price DESC LIMIT {limit};", ordered=True)),
+        ("en", (f"Write a SQL statement that sets status to 'shipped' for the order with id {order_id} in the "
+                "table orders."),
+         _sql_check(_sql_rows("orders", "id INTEGER, status TEXT", status_rows),
+                    f"UPDATE orders SET status = 'shipped' WHERE id = {order_id};",
+                    probe="SELECT id, status FROM orders ORDER BY id", ordered=True)),
+        ("en", ("Write a SQL query that joins orders and customers on customer_id and selects, for every order, "
+                "the customer's name and the order's total (columns customers.name, orders.total)."),
+         _sql_check(_sql_rows("customers", "customer_id INTEGER, name TEXT", customer_rows)
+                    + _sql_rows("orders", "id INTEGER, customer_id INTEGER, total INTEGER", order_rows),
+                    "SELECT customers.name, orders.total FROM orders JOIN customers "
+                    "ON customers.customer_id = orders.customer_id;")),
+        ("en", "Write a regular expression that matches a 5-digit postal code such as 40210.",
+         _regex_tests(["40210", "00000", "99999"], ["4021", "402101", "40a10", "abcde", " 40210"], r"^\d{5}$")),
+        ("en", "Write a regular expression that matches a date in the format YYYY-MM-DD.",
+         _regex_tests(["2024-03-15", "1999-12-31"], ["2024-3-15", "24-03-15", "2024/03/15", "2024-03-155",
+                                                    "20240315"], r"^\d{4}-\d{2}-\d{2}$")),
+        ("en", "Give a regex for a hex colour code like #1a2B3c.",
+         _regex_tests(["#1a2B3c", "#FFFFFF", "#000000", "#abcdef"], ["#12345", "#1234567", "#12345g", "#ghijkl"],
+                      r"^#[0-9a-fA-F]{6}$")),
+        ("en", f"Write a Python function {double}(x) that returns x times 2 (a lambda is fine).",
+         _python_check(f"assert {double}(4) == 8\nassert {double}(-3) == -6\nassert {double}(0) == 0\n"
+                       f"assert {double}(2.5) == 5.0", f"{double} = lambda x: x * 2", entry=double)),
+        ("en", f"Write a Python function {lines_fn}(path) that returns the number of lines in the text file at path.",
+         _python_check(f"assert {lines_fn}('sample.txt') == 3\nassert {lines_fn}('no_final_newline.txt') == 2\n"
+                       f"assert {lines_fn}('empty.txt') == 0",
+                       f"def {lines_fn}(path):\n    with open(path) as handle:\n        return len(handle.readlines())",
+                       entry=lines_fn, files={"sample.txt": "alpha\nbeta\ngamma\n", "no_final_newline.txt": "x\ny",
+                                              "empty.txt": ""})),
+        ("en", (f"Write a Python function {logs_fn}(folder) that returns the paths of every .log file under "
+                "folder, including subfolders."),
+         _python_check("import os\nfound = sorted(os.path.relpath(os.path.abspath(str(p))) "
+                       f"for p in {logs_fn}('logs'))\n"
+                       "assert found == ['logs/a.log', 'logs/sub/b.log', 'logs/sub/deep/c.log'], found",
+                       f"import glob\ndef {logs_fn}(folder):\n"
+                       "    return glob.glob(folder + '/**/*.log', recursive=True)",
+                       entry=logs_fn, files={"logs/a.log": "x", "logs/notes.txt": "x", "logs/sub/b.log": "x",
+                                             "logs/sub/deep/c.log": "x", "logs/sub/d.log.bak": "x"})),
+        ("en", "Write a one-line Python list comprehension that squares every number in nums.",
+         _python_check("assert [9, 4, 0, 25] in answer.values, answer.values", "[n ** 2 for n in nums]",
+                       setup="nums = [3, -2, 0, 5]")),
+        ("en", f"Write Python code that reads the file {data_file} and prints how many lines it has.",
+         _python_check("import re\nassert re.findall(r'\\d+', answer.stdout) == ['4'], answer.stdout[:200]",
+                       f"with open('{data_file}') as handle:\n    print(len(handle.readlines()))",
+                       files={data_file: "alpha\nbeta\ngamma\ndelta\n"})),
+        ("en", (f"Write a Python function {words}(words) that takes a list of words and returns a dict counting "
+                "how often each word appears."),
+         _python_check(f"assert dict({words}(['red', 'blue', 'red'])) == {{'red': 2, 'blue': 1}}\n"
+                       f"assert dict({words}([])) == {{}}",
+                       f"def {words}(words):\n    counts = {{}}\n    for word in words:\n"
+                       "        counts[word] = counts.get(word, 0) + 1\n    return counts", entry=words)),
+        ("en", (f"Write a Python class {shape} whose __init__ stores width and height, with a method area() "
+                "that returns their product."),
+         _python_check(f"shape = {shape}(3, 4)\nassert shape.area() == 12\n"
+                       "assert shape.width == 3 and shape.height == 4\n"
+                       f"assert {shape}(2.5, 2).area() == 5.0",
+                       f"class {shape}:\n    def __init__(self, width, height):\n        self.width = width\n"
+                       "        self.height = height\n\n    def area(self):\n        return self.width * self.height",
+                       entry=shape)),
+        ("en", f"Write a Python function {parse}(text) that converts text to an int and returns None if that fails.",
+         _python_check(f"assert {parse}('42') == 42\nassert {parse}('-7') == -7\nassert {parse}('abc') is None\n"
+                       f"assert {parse}('4.5') is None",
+                       f"def {parse}(text):\n    try:\n        return int(text)\n    except ValueError:\n"
+                       "        return None",
+                       entry=parse)),
+        ("en", f"Write a pytest test function that checks that {add}(2, 3) returns 5.",
+         _python_check(_PYTEST_TESTS.replace("{name}", add),
+                       f"def test_{add}():\n    assert {add}(2, 3) == 5", setup=_PYTEST_SETUP.replace("{name}", add))),
+        ("en", (f"Write Python code that sorts a list of dicts called people by the key 'age', keeping only "
+                f"people older than {age}."),
+         _python_check(f"expected = {expected_people!r}\nassert any(value == expected for value in answer.values) "
+                       "or people == expected, answer.values",
+                       f"sorted([p for p in people if p['age'] > {age}], key=lambda p: p['age'])",
+                       setup=f"people = {people!r}")),
+        ("zh", f"用 Python 写一个函数 {zh_add}(a, b)，返回两个数的和。",
+         _python_check(f"assert {zh_add}(2, 3) == 5\nassert {zh_add}(-4, 10) == 6",
+                       f"def {zh_add}(a, b):\n    return a + b",
+                       entry=zh_add)),
+        ("zh", f"写一条 SQL 查询，从 users 表（列 id, name, age）中选出 age 大于 {zh_age} 的所有用户，返回全部列。",
+         _sql_check(_sql_rows("users", "id INTEGER, name TEXT, age INTEGER", user_rows),
+                    f"SELECT * FROM users WHERE age > {zh_age};")),
     ]
     return [_item("code", lang, prompt, check) for lang, prompt, check in cases]
+
 
 
 # ------------------------------------------------------------------------------------------------- open
@@ -1027,30 +1106,30 @@ OPEN_QUESTIONS: list[tuple[str, list[str]]] = [
     ("explain why the sky is blue", ["scatter", "wavelength"]),
     ("list the pros and cons of remote work", ["commut", "flexib"]),
     ("compare TCP and UDP", ["reliab", "connection"]),
-    ("explain how a vaccine trains the immune system", ["immune", "antibod"]),
+    ("explain how a vaccine trains the immune system", ["antibod", "memory"]),
     ("explain why the Earth has seasons", ["tilt", "axis"]),
     ("compare SQL and NoSQL databases", ["schema", "scal"]),
     ("explain what inflation is and why it matters", ["price", "money"]),
     ("give the pros and cons of nuclear power", ["waste", "radi"]),
     ("explain photosynthesis to a ten-year-old", ["light", "oxygen"]),
-    ("explain why ice floats on water", ["dens", "water"]),
+    ("explain why ice floats on water", ["dens", "hydrogen"]),
     ("compare bubble sort and quicksort", ["pivot", "o(n"]),
     ("explain recursion in programming", ["base case", "itself"]),
     ("explain the difference between a virus and a bacterium", ["cell", "antibiotic"]),
-    ("explain compound interest with an example", ["interest", "principal"]),
+    ("explain compound interest with an example", ["principal", "year"]),
     ("list the pros and cons of electric cars", ["batter", "charg"]),
     ("explain what causes ocean tides", ["moon", "gravit"]),
-    ("explain supply and demand", ["price", "demand", "supply"]),
+    ("explain supply and demand", ["price", "quantit"]),
     ("explain how HTTPS keeps data safe in transit", ["encrypt", "certificate"]),
-    ("compare renting and buying a home", ["mortgage", "rent"]),
+    ("compare renting and buying a home", ["mortgage", "landlord"]),
     ("explain what a neural network is", ["layer", "weight"]),
     ("explain why leaves change colour in autumn", ["chlorophyll"]),
     ("explain the greenhouse effect", ["heat", "atmospher"]),
     ("explain what an API is to a non-programmer", ["interface", "request"]),
-    ("compare unit tests and integration tests", ["unit", "integration", "isolat"]),
+    ("compare unit tests and integration tests", ["isolat", "component"]),
     ("give the pros and cons of microservices", ["deploy", "complex"]),
-    ("explain the difference between weather and climate", ["weather", "climate", "average"]),
-    ("explain how a blockchain stores data", ["block", "hash"]),
+    ("explain the difference between weather and climate", ["average", "year"]),
+    ("explain how a blockchain stores data", ["hash", "previous"]),
 ]
 OPEN_PREFIXES = ["Please {q}.", "In a few sentences, {q}.", "Could you {q}?", "Briefly {q}.", "{Q}."]
 OPEN_SUFFIXES = ["", " Keep it under 150 words.", " Aim for one short paragraph.", " Use plain language."]
@@ -1380,42 +1459,35 @@ def _multipart_prompt(rng: random.Random, case: _Case, *, n_questions: int, min_
     return render(), terms
 
 
-ZH_GENERIC_FILLERS = [
-    "本文件在发布前已由两名同事审阅，未收到任何异议。",
-    "文件副本已存入共享档案库，历史版本可随时查阅。",
-    "如对措辞有疑问，请联系文件负责人，不要自行解释。",
-    "除非另有明确说明，本摘要不改变双方之间的任何其他约定。",
-    "文中引用的数字已在撰写当天与原始记录逐一核对。",
-    "如某一日期恰逢周末或法定节假日，则顺延至下一个工作日。",
-    "本文件仅供内部使用，未经批准不得对外转发或公开引用其中的任何内容。",
-    "如本文件的中文版本与其他语言版本存在差异，以中文版本为准。",
-    "相关部门将在每年年初对本文件进行复核，并在必要时予以更新。",
-    "对本文件内容的任何补充说明，均应以书面形式记录并归档保存。",
-]
+# Chinese documents are padded with sentences of their own kind only (no generic boilerplate); Chinese
+# packs more per character, so their minimum length is lower than the English 600.
+ZH_MULTIPART_MIN_CHARS = 400
 
 
 def _zh_legal_case(rng: random.Random) -> _Case:
     provider, client = rng.sample(ZH_COMPANIES, 2)
-    notice, cap_wan = rng.choice([30, 45, 60]), rng.randint(20, 90)
-    country, court = rng.choice(["新加坡", "瑞士", "中国"]), rng.choice(ZH_CITIES)
+    months, notice, cap_wan = rng.choice([12, 24, 36]), rng.choice([30, 45, 60]), rng.randint(20, 90)
+    pay_days, country, court = rng.choice([15, 20]), rng.choice(["新加坡", "瑞士", "中国"]), rng.choice(ZH_CITIES)
     context = (
-        f"本服务协议由{provider}（“服务方”）与{client}（“客户”）签订，初始期限为二十四个月，自签署之日起生效。"
+        f"本服务协议由{provider}（“服务方”）与{client}（“客户”）签订，初始期限为{months}个月，自签署之日起生效。"
         f"任何一方如需提前解除协议，应至少提前{notice}天书面通知对方。服务方在本协议项下的赔偿责任总额以{cap_wan}万元为上限，"
-        f"但因重大过失或故意行为造成的损失除外。本协议适用{country}法律，因本协议产生的争议由{court}的法院管辖。"
+        f"但因重大过失或故意行为造成的损失除外。客户应在收到发票后{pay_days}个工作日内付款。本协议适用{country}法律，"
+        f"因本协议产生的争议由{court}的法院管辖。"
     )
     qa = [
+        ("协议的初始期限是多少个月？", [f"{months}个月"]),
         ("提前解除协议需要提前多少天书面通知？", [f"{notice}天"]),
         ("服务方的赔偿责任上限是多少？", [f"{cap_wan}万"]),
-        ("本协议适用哪个国家的法律？", [country]),
-        ("争议由哪个城市的法院管辖？", [court]),
+        ("客户应在收到发票后多少个工作日内付款？", [f"{pay_days}个工作日"]),
+        ("本协议适用哪个国家的法律？争议由哪个城市的法院管辖？", [country, court]),
     ]
     fillers = [
         "双方确认已仔细阅读并理解本协议的全部条款，并保证具有签订本协议的合法权限。",
         "未经对方书面同意，任何一方不得向第三方披露在合作过程中获知的保密信息。",
-        "发票应在收到后三十日内支付，除非客户基于善意对发票内容提出异议。",
         "任何一方均不对因不可抗力造成的延误承担责任，但应及时通知对方并尽合理努力减少损失。",
         "本协议的任何修改均须以书面形式作出，并经双方授权代表签字后方可生效。",
-        "本协议一式两份，双方各执一份，两份具有同等法律效力。",
+        "服务方应按月向客户提交服务报告，说明上月完成的工作和下月的计划。",
+        "客户应指定一名联系人，负责协调需求、验收成果并及时反馈意见。",
     ]
     return _Case("legal", context, qa, fillers)
 
@@ -1423,41 +1495,44 @@ def _zh_legal_case(rng: random.Random) -> _Case:
 def _zh_finance_case(rng: random.Random) -> _Case:
     bank, rate = rng.choice(["安信银行", "东方储蓄银行"]), rng.choice(["3.85", "4.35"])
     years, fee, principal_wan = rng.choice([3, 5]), rng.choice([300, 500]), rng.randint(10, 50)
+    lock, valid = rng.choice([12, 18]), rng.choice([14, 30])
     context = (
         f"{rng.choice(ZH_NAMES)}向{bank}申请了一笔{principal_wan}万元的装修贷款。银行提供的固定年利率为{rate}%，"
-        f"贷款期限为{years}年，按月等额还款。签约时需一次性支付手续费{fee}元。借款人在还款满十二个月后可以提前还款，"
-        "且不收取违约金。"
+        f"贷款期限为{years}年，按月等额还款。签约时需一次性支付手续费{fee}元。借款人在还款满{lock}个月后可以提前还款，"
+        f"且不收取违约金。本要约自发出之日起{valid}天内有效。"
     )
     qa = [
+        ("贷款金额是多少？", [f"{principal_wan}万"]),
         ("年利率是多少？", [rate]),
         ("贷款期限是几年？", [f"{years}年"]),
         ("签约手续费是多少元？", [f"{fee}元"]),
+        ("还款满多少个月后可以免违约金提前还款？", [f"{lock}个月"]),
     ]
     fillers = [
-        "该要约自发出之日起十四天内有效，最终放款以信用审核结果为准。",
+        "最终放款以信用审核结果为准，审核通常需要三到五个工作日。",
         "每月还款将在每月第一个工作日通过银行卡自动扣除，借款人应确保账户余额充足。",
         "若出现逾期，银行将先发出书面提醒，仍未还款的，可能会报送征信机构。",
         "借款人在贷款期间应保留收入证明等相关材料，以备银行核查。",
-        "本摘要仅供参考，不能替代正式的贷款合同，具体权利义务以合同条款为准。",
-        "如对本要约有任何疑问，请在有效期内联系客户经理，银行将在两个工作日内给予答复。",
         "贷款资金将直接支付给装修服务商，借款人需提供经双方签字确认的装修合同。",
-        "借款人如变更联系电话或通讯地址，应在十个工作日内书面通知银行。",
+        "借款人如变更联系电话或通讯地址，应及时书面通知银行。",
     ]
     return _Case("finance", context, qa, fillers)
 
 
 def _zh_medical_case(rng: random.Random) -> _Case:
     drug, dose = rng.choice([("阿莫西林", 500), ("多西环素", 100)])
-    days, clinic = rng.choice([5, 7]), rng.choice(["城东", "河畔", "北门"])
+    days, clinic, review_days = rng.choice([5, 7]), rng.choice(["城东", "河畔", "北门"]), rng.choice([10, 14])
+    temp = rng.choice(["38.5", "39"])
     context = (
         f"患者{rng.choice(ZH_NAMES)}因社区获得性肺炎入院治疗，现病情平稳，准予出院。出院后需口服{drug}，每次{dose}毫克，"
-        f"每日两次，共服用{days}天。已预约在{clinic}门诊复查胸部X光片。如体温超过38.5摄氏度或出现呼吸困难，"
-        "应立即返回急诊科就诊。"
+        f"每日两次，共服用{days}天。已预约在出院后第{review_days}天到{clinic}门诊复查胸部X光片。"
+        f"如体温超过{temp}摄氏度或出现呼吸困难，应立即返回急诊科就诊。"
     )
     qa = [
         ("出院后服用什么药，每次多少毫克？", [drug, f"{dose}毫克"]),
         ("一共需要服用几天？", [f"{days}天"]),
-        ("在哪个门诊复查？", [clinic]),
+        ("出院后第几天复查，在哪个门诊？", [f"第{review_days}天", clinic]),
+        ("体温超过多少摄氏度应返回急诊？", [temp]),
     ]
     fillers = [
         "出院前二十四小时内各项生命体征稳定，未见明显不良反应。",
@@ -1466,31 +1541,54 @@ def _zh_medical_case(rng: random.Random) -> _Case:
         "本小结的电子副本将同步发送给患者的家庭医生，以便后续随访。",
         "患者本人已确认理解上述用药和复查安排，暂无其他疑问。",
         "如在服药期间出现皮疹、腹泻等不适，也请及时联系医生咨询。",
+        "住院期间共进行了两次胸部X光检查，第二次检查显示肺部炎症已明显吸收。",
+        "出院时已向患者发放用药说明单和复查预约单，并讲解了服药的注意事项。",
     ]
     return _Case("medical", context, qa, fillers)
 
 
 ZH_MULTIPART_DOCS = {"legal": "合同摘录", "finance": "贷款要约摘要", "medical": "出院小结"}
+# What the closing asks for must exist in the document: amounts only where the text has amounts.
+ZH_MULTIPART_CLOSINGS = {
+    "legal": "请逐条作答，期限和金额请照原文引用，数字用阿拉伯数字。",
+    "finance": "请用简短的句子逐条回答，金额、利率和期限请照原文引用，数字用阿拉伯数字。",
+    "medical": "请逐条作答，剂量、天数和体温请照原文引用，数字用阿拉伯数字。",
+}
 
 
-def _zh_multipart_prompt(rng: random.Random, case: _Case, *, min_chars: int) -> tuple[str, list[str]]:
-    questions = [question for question, _ in case.qa]
-    terms = [term for _, answer_terms in case.qa for term in answer_terms]
+def _zh_multipart_prompt(rng: random.Random, case: _Case, *, n_questions: int,
+                         min_chars: int) -> tuple[str, list[str], list[str]]:
+    """Like :func:`_multipart_prompt`, padded only with sentences of the same document (no boilerplate
+    from other kinds of document)."""
+    selected = sorted(rng.sample(range(len(case.qa)), n_questions))
+    questions = [case.qa[i][0] for i in selected]
+    terms = [term for i in selected for term in case.qa[i][1]]
     intro = f"请仔细阅读以下{ZH_MULTIPART_DOCS[case.domain]}，并回答后面的问题。"
-    closing = rng.choice(
-        ["请逐条作答，数字请用阿拉伯数字。", "请用简短的句子回答，金额和期限请照原文引用，数字用阿拉伯数字。"]
-    )
-    fillers = list(case.fillers) + list(ZH_GENERIC_FILLERS)
+    fillers = list(case.fillers)
     rng.shuffle(fillers)
     paragraph = case.context
     numbered = "\n".join(f"{k}. {q}" for k, q in enumerate(questions, start=1))
 
     def render() -> str:
-        return f"{intro}\n\n{paragraph}\n\n问题：\n{numbered}\n\n{closing}"
+        return f"{intro}\n\n{paragraph}\n\n问题：\n{numbered}\n\n{ZH_MULTIPART_CLOSINGS[case.domain]}"
 
     while len(render()) < min_chars and fillers:
         paragraph += fillers.pop()
-    return render(), terms
+    return render(), terms, _unasked_values(case, selected, terms)
+
+
+def _unasked_values(case: _Case, selected: Sequence[int], terms: Sequence[str]) -> list[str]:
+    """Answer terms of the questions not asked that hold a number: naming one is answering the wrong question."""
+    values = []
+    for index, (_, answer_terms) in enumerate(case.qa):
+        if index in selected:
+            continue
+        for value in answer_terms:
+            digits = any(ch.isdigit() for ch in value)
+            overlaps = any(value.casefold() in term.casefold() or term.casefold() in value.casefold() for term in terms)
+            if digits and not overlaps:
+                values.append(value)
+    return values
 
 
 def _multipart_items(rng: random.Random, *, n_en: int = 22) -> list[Item]:
@@ -1500,12 +1598,21 @@ def _multipart_items(rng: random.Random, *, n_en: int = 22) -> list[Item]:
         n_questions = rng.randint(2, min(4, len(case.qa)))
         min_chars = rng.choice([650, 800, 1100, 1300])
         prompt, terms = _multipart_prompt(rng, case, n_questions=n_questions, min_chars=min_chars)
-        items.append(_item("multipart", "en", prompt, _terms_check(terms), strata={"domain": case.domain}))
+        selected = [index for index, (question, _) in enumerate(case.qa) if f". {question}\n" in prompt + "\n"]
+        check = _terms_check(terms)
+        distractors = _unasked_values(case, selected, terms)
+        if distractors:
+            check["distractors"] = distractors
+        items.append(_item("multipart", "en", prompt, check, strata={"domain": case.domain}))
     for make_case in (_zh_legal_case, _zh_finance_case, _zh_medical_case):
         case = make_case(rng)
-        prompt, terms = _zh_multipart_prompt(rng, case, min_chars=620)
-        items.append(_item("multipart", "zh", prompt, _terms_check(terms), strata={"domain": case.domain}))
+        prompt, terms, distractors = _zh_multipart_prompt(rng, case, n_questions=3, min_chars=ZH_MULTIPART_MIN_CHARS)
+        check = _terms_check(terms)
+        if distractors:
+            check["distractors"] = distractors
+        items.append(_item("multipart", "zh", prompt, check, strata={"domain": case.domain}))
     return items
+
 
 
 # ------------------------------------------------------------------------------------------------ suite
@@ -1577,8 +1684,11 @@ def _sanity_check(items: list[Item]) -> None:
         prompts[item["prompt"]] = item["id"]
         check = item["check"]
         if item["task"] == "multipart":
-            if len(item["prompt"]) < 600:
-                raise RuntimeError(f"{item['id']} has a {len(item['prompt'])}-char prompt; multipart needs >= 600.")
+            minimum = ZH_MULTIPART_MIN_CHARS if item["lang"] == "zh" else 600
+            if len(item["prompt"]) < minimum:
+                raise RuntimeError(
+                    f"{item['id']} has a {len(item['prompt'])}-char prompt; multipart needs >= {minimum}."
+                )
             terms = check["terms"]
             missing = [term for term in terms if term.casefold() not in item["prompt"].casefold()]
             if missing:

@@ -13,6 +13,7 @@ import math
 import os
 import pathlib
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
@@ -22,7 +23,11 @@ from tsglab.suite._schema_refs import reference_problem
 
 TASKS: tuple[str, ...] = ("json", "classify", "arith", "factual", "code", "open", "multipart")
 LANGS: tuple[str, ...] = ("en", "zh")
-CHECK_KINDS: tuple[str, ...] = ("exact", "regex_any", "must_include", "json_fields", "numeric")
+CHECK_KINDS: tuple[str, ...] = (
+    "exact", "regex_any", "must_include", "json_fields", "numeric", "python_tests", "regex_tests", "sql_result",
+)
+# Check kinds scored by running the answer in the sandbox (tsglab.suite.sandbox).
+RUN_CHECK_KINDS: tuple[str, ...] = ("python_tests", "regex_tests", "sql_result")
 ALLOWED_FIELDS: tuple[str, ...] = ("id", "prompt", "task", "lang", "json_schema", "check", "strata", "notes")
 REQUIRED_FIELDS: tuple[str, ...] = ("id", "prompt", "task", "check")
 
@@ -36,10 +41,13 @@ DEFAULT_REL_TOL = 0.0
 # check kind -> (required parameters, optional parameters)
 _CHECK_PARAMS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "exact": (("answer",), ()),
-    "regex_any": (("patterns",), ("example",)),
-    "must_include": (("terms",), ()),
+    "regex_any": (("patterns",), ("example", "distractors")),
+    "must_include": (("terms",), ("distractors",)),
     "json_fields": (("fields",), ()),
-    "numeric": (("value",), ("abs_tol", "rel_tol")),
+    "numeric": (("value",), ("abs_tol", "rel_tol", "distractors")),
+    "python_tests": (("tests", "example"), ("entry", "setup", "files")),
+    "regex_tests": (("positives", "negatives", "example"), ()),
+    "sql_result": (("setup", "gold"), ("probe", "ordered", "example")),
 }
 
 _ID_PATTERN = re.compile(r"[A-Za-z0-9_.:-]+")
@@ -327,6 +335,25 @@ def _check_exact(check: Mapping[str, Any], where: str) -> dict[str, Any]:
     return {"answer": answer}
 
 
+def _distractors(check: Mapping[str, Any], where: str, params: dict[str, Any], *, numbers: bool = False) -> None:
+    """Validate the optional ``distractors`` (wrong candidates an answer must not name) into ``params``."""
+    if "distractors" not in check:
+        return
+    values = check["distractors"]
+    if numbers:
+        if not isinstance(values, list) or not values:
+            _fail(where, f"field 'check.distractors' must be a non-empty list of numbers; got {_describe(values)}.")
+        params["distractors"] = [_require_number(value, "check.distractors", where) for value in values]
+        if any(math.isclose(value, params["value"], abs_tol=params["abs_tol"], rel_tol=params["rel_tol"])
+               for value in params["distractors"]):
+            _fail(where, "field 'check.distractors' holds the gold value itself; remove it.")
+        return
+    params["distractors"] = _require_str_list(values, "check.distractors", where)
+    for index, value in enumerate(params["distractors"]):
+        if not value.strip():
+            _fail(where, f"field 'check.distractors[{index}]' is empty; remove it or write the wrong candidate.")
+
+
 def _check_regex_any(check: Mapping[str, Any], where: str) -> dict[str, Any]:
     patterns = _require_str_list(check["patterns"], "check.patterns", where)
     compiled = []
@@ -348,6 +375,11 @@ def _check_regex_any(check: Mapping[str, Any], where: str) -> dict[str, Any]:
                 f"field 'check.example' {example!r} matches none of check.patterns; fix the patterns or the example.",
             )
         params["example"] = example
+    _distractors(check, where, params)
+    if "example" in params and "distractors" in params:
+        named = [value for value in params["distractors"] if mentions(example, value)]
+        if named:
+            _fail(where, f"field 'check.example' {example!r} names the distractor {named[0]!r}; fix one of them.")
     return params
 
 
@@ -356,7 +388,9 @@ def _check_must_include(check: Mapping[str, Any], where: str) -> dict[str, Any]:
     for index, term in enumerate(terms):
         if not term.strip():
             _fail(where, f"field 'check.terms[{index}]' is empty; remove it or write the term.")
-    return {"terms": terms}
+    params: dict[str, Any] = {"terms": terms}
+    _distractors(check, where, params)
+    return params
 
 
 def _check_json_fields(check: Mapping[str, Any], where: str) -> dict[str, Any]:
@@ -386,7 +420,71 @@ def _check_numeric(check: Mapping[str, Any], where: str) -> dict[str, Any]:
     for name, tol in (("abs_tol", abs_tol), ("rel_tol", rel_tol)):
         if tol < 0:
             _fail(where, f"field 'check.{name}' must be >= 0; got {tol!r}.")
-    return {"value": value, "abs_tol": abs_tol, "rel_tol": rel_tol}
+    params: dict[str, Any] = {"value": value, "abs_tol": abs_tol, "rel_tol": rel_tol}
+    _distractors(check, where, params, numbers=True)
+    return params
+
+
+def _check_python_tests(check: Mapping[str, Any], where: str) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    if "entry" in check:
+        entry = _require_str(check["entry"], "check.entry", where)
+        if not entry.isidentifier():
+            _fail(where, f"field 'check.entry' must be a Python name (the function or class the answer "
+                         f"defines); got {entry!r}.")
+        params["entry"] = entry
+    params["tests"] = _require_code(check["tests"], "check.tests", where)
+    params["example"] = _require_code(check["example"], "check.example", where)
+    if "setup" in check:
+        params["setup"] = _require_code(check["setup"], "check.setup", where)
+    if "files" in check:
+        files = check["files"]
+        if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
+            _fail(where, f"field 'check.files' must be an object of file name -> text; got {_describe(files)}.")
+        for name in files:
+            if not re.fullmatch(r"[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)*", name) or ".." in name.split("/"):
+                _fail(where, f"field 'check.files' has the file name {name!r}; use a relative path of letters, "
+                             "digits and _ . - (no '..').")
+        params["files"] = dict(files)
+    return params
+
+
+def _check_regex_tests(check: Mapping[str, Any], where: str) -> dict[str, Any]:
+    positives = _require_str_list(check["positives"], "check.positives", where)
+    negatives = _require_str_list(check["negatives"], "check.negatives", where)
+    example = _require_str(check["example"], "check.example", where)
+    try:
+        compiled = re.compile(example)
+    except re.error as exc:
+        _fail(where, f"field 'check.example' is not a valid regular expression ({exc}): {example!r}.")
+    wrong = [text for text in positives if not compiled.fullmatch(text)]
+    wrong += [text for text in negatives if compiled.fullmatch(text)]
+    if wrong:
+        _fail(where, f"field 'check.example' {example!r} gets {wrong[0]!r} wrong; fix the example or the "
+                     "positives/negatives.")
+    return {"positives": positives, "negatives": negatives, "example": example}
+
+
+def _check_sql_result(check: Mapping[str, Any], where: str) -> dict[str, Any]:
+    params: dict[str, Any] = {
+        "setup": _require_code(check["setup"], "check.setup", where),
+        "gold": _require_code(check["gold"], "check.gold", where),
+    }
+    if "probe" in check:
+        params["probe"] = _require_code(check["probe"], "check.probe", where)
+    ordered = check.get("ordered", False)
+    if not isinstance(ordered, bool):
+        _fail(where, f"field 'check.ordered' must be true or false; got {_describe(ordered)}.")
+    params["ordered"] = ordered
+    params["example"] = _require_code(check.get("example", params["gold"]), "check.example", where)
+    return params
+
+
+def _require_code(value: Any, name: str, where: str) -> str:
+    text = _require_str(value, name, where)
+    if not text.strip():
+        _fail(where, f"field {name!r} is empty; write the code.")
+    return text
 
 
 _CHECK_VALIDATORS = {
@@ -395,7 +493,18 @@ _CHECK_VALIDATORS = {
     "must_include": _check_must_include,
     "json_fields": _check_json_fields,
     "numeric": _check_numeric,
+    "python_tests": _check_python_tests,
+    "regex_tests": _check_regex_tests,
+    "sql_result": _check_sql_result,
 }
+
+
+def mentions(text: str, token: str) -> bool:
+    """Whether ``token`` occurs in ``text`` (NFKC, casefold) and is not glued to other ASCII letters/digits."""
+    folded_text = unicodedata.normalize("NFKC", text).casefold()
+    folded = unicodedata.normalize("NFKC", token).casefold().strip()
+    pattern = rf"(?<![a-z0-9]){re.escape(folded)}(?![a-z0-9])"
+    return re.search(pattern, folded_text) is not None
 
 
 def _validate_strata(strata: Any, where: str) -> dict[str, str | bool | int]:

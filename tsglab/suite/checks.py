@@ -1,6 +1,16 @@
 """Quality checks: score a model's answer to a suite item against the item's gold check.
 
 Each check kind returns a score in [0, 1]; ``must_include`` and ``json_fields`` give partial credit.
+Two rules hold for every kind, so an answer that says nothing earns nothing (the gaming panel,
+:mod:`tsglab.suite.panel`, checks them on every bundled item):
+
+- an answer that repeats at least half of a prompt (``ECHO_SHARE`` of its word 4-grams, for prompts
+  of at least ``ECHO_MIN_SHINGLES`` 4-grams) scores 0;
+- an answer that names a ``distractor`` of the check (another label, another person, another number
+  of the prompt) scores 0, so hedges such as "Jamal or Zofia" or a list of every label earn nothing.
+
+Code kinds (``python_tests``, ``regex_tests``, ``sql_result``) run the answer in the sandbox
+(:mod:`tsglab.suite.sandbox`); :func:`score_answers` scores many answers and runs those in parallel.
 ``json_ok`` is the JSON output contract (:func:`tsglab.jsoncontract.check_json_contract`) for items
 that carry a ``json_schema``, so it means the same thing here as in the gateway's runtime check.
 """
@@ -9,15 +19,18 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 import re
 import unicodedata
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from tsglab.errors import InvalidArgumentType
 from tsglab.jsoncontract import check_json_contract
-from tsglab.suite._format import SuiteItem
+from tsglab.suite._code import score_run_check
+from tsglab.suite._format import RUN_CHECK_KINDS, SuiteItem, mentions
 
 # Numbers in free text (after NFKC): optional sign, thousands commas, decimals. A sign only counts when
 # it does not follow a letter or digit, so "17-5" yields 17 and 5, not 17 and -5. The guards are ASCII
@@ -27,6 +40,13 @@ _NUMERIC_STRING = re.compile(r"-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?")
 _MINUS_SIGNS = str.maketrans({"\u2212": "-", "\u2012": "-", "\u2013": "-"})
 _FIELD_NUMBER_TOL = 1e-6
 _DETAIL_CHARS = 60
+# The echo guard: an answer holding ECHO_SHARE of the prompt's word 4-grams repeats the prompt; it is
+# only applied to prompts with at least ECHO_MIN_SHINGLES 4-grams, so restating a short question is fine.
+ECHO_SHARE = 0.5
+ECHO_MIN_SHINGLES = 8
+_SHINGLE = 4
+_TOKEN = re.compile(r"[a-z0-9]+|[\u3400-\u9fff]")
+_PARALLEL_RUNS = max(1, min(8, os.cpu_count() or 1))
 
 
 @dataclass(frozen=True)
@@ -51,9 +71,57 @@ def score_answer(item: SuiteItem, text: str) -> QualityScore:
             "Pass an empty string for a failed completion."
         )
     json_ok = None if item.json_schema is None else check_json_contract(text, item.json_schema).ok
+    share = echo_share(item.prompt, text)
+    if share >= ECHO_SHARE:
+        detail = f"answer repeats {share:.0%} of the prompt's 4-grams (an echo scores 0)"
+        return QualityScore(score=0.0, json_ok=json_ok, detail=f"{item.check['kind']}: {detail}")
     scorer = _SCORERS[item.check["kind"]]
     score, detail = scorer(item, text)
     return QualityScore(score=float(score), json_ok=json_ok, detail=f"{item.check['kind']}: {detail}")
+
+
+def score_answers(pairs: Sequence[tuple[SuiteItem, str]]) -> list[QualityScore]:
+    """``score_answer`` over many ``(item, text)`` pairs, in order; code answers run in parallel sandboxes."""
+    pairs = list(pairs)
+    for item, text in pairs:  # validate everything before running anything
+        if not isinstance(item, SuiteItem) or not isinstance(text, str):
+            score_answer(item, text)
+    run = [index for index, (item, _) in enumerate(pairs) if item.check["kind"] in RUN_CHECK_KINDS]
+    results: list[QualityScore | None] = [None] * len(pairs)
+    if len(run) > 1:
+        with ThreadPoolExecutor(max_workers=_PARALLEL_RUNS) as pool:
+            for index, result in zip(run, pool.map(lambda i: score_answer(*pairs[i]), run), strict=True):
+                results[index] = result
+    for index, (item, text) in enumerate(pairs):
+        if results[index] is None:
+            results[index] = score_answer(item, text)
+    return [result for result in results if result is not None]
+
+
+def echo_share(prompt: str, text: str) -> float:
+    """Share of the prompt's word 4-grams that occur in ``text`` (0 for prompts with fewer than
+    ``ECHO_MIN_SHINGLES`` of them). Words are ASCII letter/digit runs and single CJK characters."""
+    prompt_shingles = _shingles(prompt)
+    if len(prompt_shingles) < ECHO_MIN_SHINGLES or not text:
+        return 0.0
+    return len(prompt_shingles & _shingles(text)) / len(prompt_shingles)
+
+
+def _shingles(text: str) -> set[tuple[str, ...]]:
+    tokens = _TOKEN.findall(unicodedata.normalize("NFKC", text).casefold())
+    return {tuple(tokens[i:i + _SHINGLE]) for i in range(len(tokens) - _SHINGLE + 1)}
+
+
+def _named_distractor(item: SuiteItem, text: str) -> str:
+    """The first distractor of the check that ``text`` names, else an empty string."""
+    distractors = item.check.get("distractors", ())
+    if item.check["kind"] == "numeric":
+        numbers = extract_numbers(text)
+        for value in distractors:
+            if any(math.isclose(number, value, rel_tol=1e-9, abs_tol=1e-9) for number in numbers):
+                return f"{value:g}"
+        return ""
+    return next((value for value in distractors if mentions(text, value)), "")
 
 
 # ------------------------------------------------------------------------------------------ normalising
@@ -106,6 +174,9 @@ def _score_regex_any(item: SuiteItem, text: str) -> tuple[float, str]:
     folded = unicodedata.normalize("NFKC", text)
     for pattern in item.check["patterns"]:
         if _compiled(pattern).search(folded):
+            named = _named_distractor(item, text)
+            if named:
+                return 0.0, f"pattern {pattern!r} matched, but the answer also names the distractor {named!r}"
             return 1.0, f"pattern {pattern!r} matched"
     return 0.0, f"none of {len(item.check['patterns'])} patterns matched {_clip(text.strip())}"
 
@@ -118,6 +189,9 @@ def _score_must_include(item: SuiteItem, text: str) -> tuple[float, str]:
     detail = f"{found}/{len(terms)} terms found"
     if missing:
         detail += f"; missing {missing}"
+    named = _named_distractor(item, text)
+    if named:
+        return 0.0, f"{detail}, but the answer also names the distractor {named!r}"
     return found / len(terms), detail
 
 
@@ -148,6 +222,9 @@ def _score_numeric(item: SuiteItem, text: str) -> tuple[float, str]:
     # Small models often restate the question before answering, so the first or the last number counts.
     for position, number in (("first", numbers[0]), ("last", numbers[-1])):
         if math.isclose(number, target, rel_tol=item.check["rel_tol"], abs_tol=item.check["abs_tol"]):
+            named = _named_distractor(item, text)
+            if named:
+                return 0.0, f"{position} number {number:g} matches, but the answer also names the distractor {named}"
             return 1.0, f"{position} number {number:g} matches {target!r}"
     return 0.0, f"expected {target!r}; first number {numbers[0]:g}, last number {numbers[-1]:g}"
 
@@ -158,6 +235,9 @@ _SCORERS: dict[str, Callable[[SuiteItem, str], tuple[float, str]]] = {
     "must_include": _score_must_include,
     "json_fields": _score_json_fields,
     "numeric": _score_numeric,
+    "python_tests": score_run_check,
+    "regex_tests": score_run_check,
+    "sql_result": score_run_check,
 }
 
 

@@ -215,7 +215,8 @@ def _random_code(item: SuiteItem, rng: random.Random) -> str:
         return f"`{rng.choice(['[a-z]+', '.{3}', 'x+y?'])}`"
     entry = check.get("entry") or _defined_name(item.prompt) or "solution"
     if entry[:1].isupper():
-        return f"```python\nclass {entry}:\n    def __init__(self, *args, **kwargs):\n        self.value = {constant}\n```"
+        return (f"```python\nclass {entry}:\n    def __init__(self, *args, **kwargs):\n"
+                f"        self.value = {constant}\n```")
     return f"```python\ndef {entry}(*args, **kwargs):\n    return {constant}\n```"
 
 

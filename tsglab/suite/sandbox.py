@@ -13,14 +13,16 @@ in a child interpreter that is:
 - **fenced** by an audit hook (``sys.addaudithook``, installed before the answer runs and impossible
   to remove) that refuses every ``socket.*`` event (no network), opening a file for writing, removing,
   renaming or creating anything outside the temp dir, starting processes (``subprocess``, ``os.system``,
-  ``exec``, ``fork``, ``spawn``), loading ``ctypes``, and frame or garbage-collector introspection.
+  ``exec``, ``fork``, ``spawn``) and loading ``ctypes``.
 
-The verdict comes back on a private pipe, tagged with a random nonce the answer never sees, so an
-answer cannot pass by printing "PASS" or by exiting early (an early exit is a failure).
+The verdict comes back on a private pipe (the answer's own output goes to a bounded buffer), tagged with
+a random nonce handed over on stdin, so an answer cannot pass by printing "PASS" or by exiting early
+(an early exit is a failure).
 
-This is a guard against accidents and against answers that game a check, not a security boundary
-against code written to break out of CPython (there is no kernel isolation such as namespaces or
-seccomp here): run suites only with models and answers you would run on your own machine.
+This is a guard against accidents and against answers that game a check, not a security boundary:
+there is no kernel isolation (namespaces, seccomp) here, and code written on purpose to attack the
+harness (reading the nonce out of the interpreter's memory, say) could forge a verdict. Run suites only
+with models whose answers you would run on your own machine.
 """
 
 from __future__ import annotations
@@ -150,8 +152,8 @@ def _wait(process: subprocess.Popen[bytes], handover: str, timeout_s: float) -> 
 
 
 def _read_verdict(read_fd: int) -> str:
-    chunks = []
-    while sum(map(len, chunks)) < _RESULT_BYTES:
+    chunks: list[bytes] = []
+    while sum(len(chunk) for chunk in chunks) < _RESULT_BYTES:
         ready, _, _ = select.select([read_fd], [], [], 0.5)
         if not ready:
             break
