@@ -292,15 +292,19 @@ _FILLER_WORDS = (
     "me us a an the only just strictly exclusively in as with using valid strict pure plain raw proper "
     "well-formed minified compact pretty-printed single one your final whole entire answer response reply "
     "result results output data everything it this that back following below same properly correctly "
-    "formatted machine-readable parseable parsable"
+    "formatted machine-readable parseable parsable inside within w/"
 ).split()
 # Strong directives name the output; weak ones ("in", "as", "use") only do so outside a topic question.
 _STRONG_WORDS = (
     "return respond reply output answer give provide produce emit generate print format formatted only "
-    "write serialize encode convert structure structured render dump"
+    "write serialize encode convert structure structured render dump make create build send need want "
+    "prepare compose construct extract put wrap"
 ).split()
-_WEAK_WORDS = "in as use using into to".split()
-_SEPARATORS = r"[\s:,=-]"
+_WEAK_WORDS = "in as use using into to just".split()
+# Directives that name a conversion: inside a code request ("a function that converts a dict to JSON")
+# they describe what the code does, so they do not make the request a JSON task.
+_CONVERSION_WORDS = frozenset("convert serialize encode dump into to".split())
+_SEPARATORS = r"[\s:,=`-]"
 
 
 def _reversed_directive(directives: list[str]) -> re.Pattern[str]:
@@ -316,6 +320,24 @@ def _reversed_directive(directives: list[str]) -> re.Pattern[str]:
 
 _STRONG_BEFORE_REVERSED = _reversed_directive(_STRONG_WORDS)
 _WEAK_BEFORE_REVERSED = _reversed_directive(_WEAK_WORDS)
+# A requirement: "Output must be JSON", "Your answer should be a single JSON object", "The reply has to
+# be parseable by json.loads" (read backwards from "json", like the directives).
+_MODAL_BEFORE_REVERSED = _compile_ci(
+    rf"nosj{_SEPARATORS}*(?:(?:{'|'.join(re.escape(word[::-1]) for word in [*_FILLER_WORDS, 'by'])})"
+    rf"{_SEPARATORS}+)*eb\s+(?:tsum|dluohs|llahs|ot\s+(?:sah|evah|sdeen|deen))(?![a-z0-9_])"
+)
+# A directive that is negated: "Don't use JSON", "never reply in JSON", "without JSON".
+_EN_NEGATED = _compile_ci(r"(?:(?<![a-z0-9_])(?:don'?t|do\s+not|never|not|without|no\s+need\s+to)|n't)\s*$")
+# A question that opens with one of these and ends with "?" is about JSON, not a request for it
+# ("In JSON, are trailing commas allowed?", "Should my API return JSON?") ...
+_EN_QUESTION_START = _compile_ci(
+    r"^\s*(?:what|what's|why|how|when|where|who|which|is|are|was|were|does|do|did|can|could|should|would|"
+    r"will|has|have|in|using|with|as)(?![a-z0-9_])"
+)
+# ... unless it is a polite request ("Can you list the planets in JSON?").
+_EN_POLITE = _compile_ci(
+    r"^\s*(?:please|(?:can|could|would|will)\s+(?:you|u)|(?:can|could|may)\s+i\s+(?:get|have))(?![a-z0-9_])"
+)
 # Matched at a "json" occurrence: "JSON only", "JSON, please".
 _EN_AFTER = _compile_ci(r"json[\s-]*(?:only|please|output only|response only|,\s*please)(?![a-z0-9_])")
 # A weak directive made explicit: "in JSON:", "as JSON format", "in JSON only".
@@ -353,7 +375,25 @@ _ZH_TOPIC = re.compile(
 )
 
 # An inline example object: {"name": …}, {'age': 3}, {“名字”: …} (after NFKC: ｛ → {, ： → :).
-_EXAMPLE_OBJECT = re.compile(r"\{\s*[\"'“‘「]\s*[^\W\d][\w \-]{0,40}?\s*[\"'”’」]\s*:")
+# "JSON" firmly named as the output after the word: "用JSON回答", "json格式输出".
+_ZH_AFTER_FIRM = _compile_ci(r"json\s*(?:格式|形式)?\s*(?:来)?(?:输出|返回|回答|回复)")
+_ZH_CONVERSION = ("转换", "转成", "转为", "整理")
+# A negated directive: "不要用JSON", "无需输出JSON".
+_ZH_NEGATION = r"(?:不要|不用|别|无需|无须|不必|勿|不需要|(?<!能)不能|禁止)"
+_ZH_NEGATED = re.compile(rf"{_ZH_NEGATION}\s*$")
+_ZH_NEGATION_ANYWHERE = re.compile(_ZH_NEGATION)
+# A question word before the directive makes the sentence a question about JSON ("为什么API都返回JSON？") ...
+_ZH_QUESTION_WORD = re.compile(r"为什么|为何|怎么|怎样|如何|是否|有没有|是不是|哪个|哪种|什么")
+# ... unless it is a polite request ("能不能用JSON给我列一下…？").
+_ZH_POLITE = re.compile(r"^\s*(?:请|麻烦|能不能|能否|可不可以|可以|可否|帮我|帮忙|你能)")
+# An opinion or a report, not a request: "我觉得用JSON写配置挺方便的".
+_ZH_STATEMENT = re.compile(r"我觉得|我认为|我发现|听说|据说|以前|通常|一般来说|大家都|很多人")
+_ZH_NEGATABLE_TOPIC_BEFORE = re.compile(r"(?:不要|不用|别|无需|无须|不必|勿|不需要)$")
+_ZH_CLAUSE_ENDS = "。！？!?\n；;:："
+
+# An inline example object: {"name": …}, {'age': 3}, {“名字”: …} (after NFKC: ｛ → {, ： → :), or a
+# placeholder object "{...}" / "{…}".
+_EXAMPLE_OBJECT = re.compile(r"\{\s*(?:[\"'“‘「]\s*[^\W\d][\w \-]{0,40}?\s*[\"'”’」]\s*:|(?:\.{2,}|…)\s*\})")
 # A directive shortly before the example object: "Reply with {…}", "format: {…}", "如下格式：{…}".
 _OBJECT_DIRECTIVE = _compile_ci(
     r"(?:(?<![a-z0-9_])(?:return|respond|reply|output|answer|give|provide|produce|emit|format|only|"
@@ -396,34 +436,117 @@ _ZH_JSON_BEFORE = 12
 _ZH_TOPIC_AROUND = 40  # a topic word ("什么是", "有什么好处") this close to "json" makes it the topic
 
 
-def _asks_for_json_word(request: Analysis) -> bool:
-    if b"json" not in request.words:
+_FIRM = 2  # JSON is named as the output
+_SOFT = 1  # only a weak or conversion directive: inside a code request it describes what the code does
+
+
+def _sentence_after(text: str, position: int, ends: str = _SEGMENT_ENDS) -> str:
+    """From ``position`` to the end of its sentence, the closing mark included (at most 300 characters)."""
+    stop = min(len(text), position + _SEGMENT_WINDOW)
+    found = [index for index in (text.find(end, position, stop) for end in ends) if index != -1]
+    return text[position : min(found) + 1] if found else text[position:stop]
+
+
+def _en_question_about_json(text: str, sentence_start: str, position: int) -> bool:
+    """The sentence holding ``position`` is a question (not a polite request) that opens with a question word."""
+    if not _EN_QUESTION_START.search(sentence_start) or _EN_POLITE.search(sentence_start):
         return False
-    text = request.text
-    for position in _occurrences(request.word_bytes, b"json"):
-        end = position + 4
-        if _EN_AFTER.match(text, position) or _json_stands_alone(text, position):
+    return _sentence_after(text, position).endswith("?")
+
+
+def _en_json_strength(text: str, position: int) -> int:
+    """How firmly the English around "json" at ``position`` asks for JSON output (0: it does not)."""
+    end = position + 4
+    if _EN_AFTER.match(text, position) or _json_stands_alone(text, position):
+        return _FIRM
+    if _JSON_ARTIFACT.match(text, position) is not None:  # "a JSON parser": json is not the output
+        return 0
+    backwards = text[max(0, position - _JSON_BEFORE) : end][::-1]
+    sentence = _segment_before(text, position)
+    if _en_question_about_json(text, sentence, position):
+        return 0
+    modal = _MODAL_BEFORE_REVERSED.match(backwards)
+    if modal and not _EN_HOW_TO.search(sentence):
+        return _FIRM
+    strong = _STRONG_BEFORE_REVERSED.match(backwards)
+    if strong:
+        directive_start = end - strong.end()
+        segment = _segment_before(text, directive_start)
+        if not _EN_HOW_TO.search(segment) and not _EN_NEGATED.search(segment):
+            word = re.match(r"[a-z]*", strong[0][::-1].lower())
+            return _SOFT if word is not None and word[0] in _CONVERSION_WORDS else _FIRM
+    weak = _WEAK_BEFORE_REVERSED.match(backwards)
+    if weak:
+        segment = _segment_before(text, end - weak.end())
+        explicit = _EXPLICIT_SUFFIX.match(text, position) is not None
+        topic = _EN_TOPIC_START.search(segment) and not _EN_POLITE.search(segment)
+        if not _EN_HOW_TO.search(segment) and not _EN_NEGATED.search(segment) and (explicit or not topic):
+            return _SOFT
+    return 0
+
+
+def _zh_clause_start(text: str, position: int) -> int:
+    lo = max(0, position - _SEGMENT_WINDOW)
+    return max(text.rfind(mark, lo, position) for mark in _ZH_CLAUSE_ENDS) + 1 or lo
+
+
+def _zh_topic_near(text: str, lo: int, hi: int) -> bool:
+    """A topic word ("什么是", "为什么", "解释" …) between ``lo`` and ``hi`` that is not negated ("不要解释")."""
+    for match in _ZH_TOPIC.finditer(text, lo, hi):
+        if not _ZH_NEGATABLE_TOPIC_BEFORE.search(text, max(0, match.start() - 3), match.start()):
             return True
-        artifact = _JSON_ARTIFACT.match(text, position) is not None  # "a JSON parser": json is not the output
-        backwards = text[max(0, position - _JSON_BEFORE) : end][::-1]
-        strong = _STRONG_BEFORE_REVERSED.match(backwards)
-        if strong and not artifact and not _EN_HOW_TO.search(_segment_before(text, end - strong.end())):
-            return True
-        weak = _WEAK_BEFORE_REVERSED.match(backwards)
-        if weak and not artifact:
-            segment = _segment_before(text, end - weak.end())
-            explicit = _EXPLICIT_SUFFIX.match(text, position) is not None
-            if not _EN_HOW_TO.search(segment) and (explicit or not _EN_TOPIC_START.search(segment)):
-                return True
-        zh_lo = max(0, position - _ZH_JSON_BEFORE)
-        if _ZH_BEFORE_STRONG.search(text, zh_lo, end):
-            return True
-        if _ZH_BEFORE_WEAK.search(text, zh_lo, end) or _ZH_AFTER.match(text, position):
-            # "用JSON存储数据有什么好处？" asks about JSON; "请用JSON格式输出" asks for it.
-            lo_topic = max(0, position - _ZH_TOPIC_AROUND)
-            if not _ZH_TOPIC.search(text, lo_topic, min(len(text), end + _ZH_TOPIC_AROUND)):
-                return True
     return False
+
+
+def _zh_json_strength(text: str, position: int) -> int:
+    """How firmly the Chinese around "json" at ``position`` asks for JSON output (0: it does not)."""
+    end = position + 4
+    zh_lo = max(0, position - _ZH_JSON_BEFORE)
+    clause = _zh_clause_start(text, position)
+    sentence_start = max(text.rfind(mark, max(0, position - _SEGMENT_WINDOW), position) for mark in "。！？!?\n；;") + 1
+    polite = _ZH_POLITE.match(text, sentence_start) is not None
+    best = 0
+    for match in _ZH_BEFORE_STRONG.finditer(text, zh_lo, end):
+        directive = match.start()
+        if _ZH_NEGATED.search(text, max(0, directive - 4), directive) or _ZH_NEGATION_ANYWHERE.search(
+            text, directive, position
+        ):
+            continue
+        if not polite and _ZH_QUESTION_WORD.search(text, sentence_start, directive):
+            continue
+        best = _SOFT if text.startswith(_ZH_CONVERSION, directive) else _FIRM
+        if best == _FIRM:
+            return _FIRM
+    weak = [
+        match
+        for match in _ZH_BEFORE_WEAK.finditer(text, zh_lo, end)
+        if not _ZH_NEGATED.search(text, max(0, match.start() - 4), match.start())
+        and not _ZH_NEGATION_ANYWHERE.search(text, match.start(), position)
+    ]
+    after = _ZH_AFTER.match(text, position)
+    if (weak or after) and not best:
+        after_json = _sentence_after(text, end, _ZH_CLAUSE_ENDS)
+        question = after_json.endswith(("?", "？")) and not polite
+        if question or _ZH_STATEMENT.search(text, sentence_start, position):
+            return 0
+        # "用JSON存储数据有什么好处？" asks about JSON; "请用JSON格式输出" asks for it.
+        if _zh_topic_near(text, max(clause, position - _ZH_TOPIC_AROUND), min(len(text), end + _ZH_TOPIC_AROUND)):
+            return 0
+        return _FIRM if _ZH_AFTER_FIRM.match(text, position) else _SOFT
+    return best
+
+
+def _json_word_strength(request: Analysis) -> int:
+    """The firmest request for JSON among the occurrences of the word "json" (0: none asks for it)."""
+    if b"json" not in request.words:
+        return 0
+    text = request.text
+    best = 0
+    for position in _occurrences(request.word_bytes, b"json"):
+        best = max(best, _en_json_strength(text, position), _zh_json_strength(text, position))
+        if best == _FIRM:
+            break
+    return best
 
 
 def _has_example_object(request: Analysis) -> bool:
@@ -457,22 +580,42 @@ _ARTIFACT_WORDS = frozenset(
         "modules decorator decorators lambda lambdas endpoint endpoints test tests implementation "
         "implementations routine routines subroutine subroutines procedure procedures command commands "
         "cli api algorithm algorithms component components macro macros struct structs parser parsers "
-        "classifier classifiers"
+        "classifier classifiers handler handlers pseudocode dockerfile dockerfiles makefile makefiles "
+        "statement statements loop loops comprehension comprehensions interface interfaces"
     ).split()
 )
+_LANGUAGE_ALTERNATION = "|".join(re.escape(name) for name in sorted(_LANGUAGE_NAMES, key=len, reverse=True))
 _ARTIFACT_QUALIFIERS: dict[bytes, re.Pattern[str]] = {
     word: _compile_ci(rf"(?<![a-z0-9_]){qualifier}$")
     for words, qualifier in (
         ((b"test", b"tests"), r"unit\s+"),
-        ((b"expression", b"expressions"), r"regular\s+"),
+        ((b"expression", b"expressions"), r"(?:regular|cron|jq|xpath|boolean|lambda)\s+"),
         ((b"liner", b"liners"), r"one-"),
+        # "a SQL statement", "an UPDATE statement", "an if statement" (not "a statement for the press")
+        (
+            (b"statement", b"statements"),
+            (
+                rf"(?:{_LANGUAGE_ALTERNATION}|select|insert|update|delete|create|alter|drop|merge|upsert|join|"
+                r"if|if-else|switch|case|return|print|try|import)\s+"
+            ),
+        ),
+        ((b"loop", b"loops"), r"(?:for|while|foreach|for-each|do-while|nested|event)\s+"),
+        ((b"comprehension", b"comprehensions"), r"(?:list|dict|dictionary|set|generator)\s+"),
+        ((b"interface", b"interfaces"), rf"(?:{_LANGUAGE_ALTERNATION}|typescript|go|java|c#)\s+"),
     )
     for word in words
 }
+# "a script for a wedding toast", "a program for the spring concert", "a query letter": not code.
+_NOT_CODE_AFTER = _compile_ci(
+    r"\s+(?:(?:for|of)\s+(?:[\w'-]+\s+){0,4}?(?:toasts?|speech(?:es)?|videos?|films?|movies?|plays?|podcasts?|"
+    r"scenes?|commercials?|ads?|adverts?|skits?|sketch(?:es)?|shows?|episodes?|presentations?|talks?|interviews?|"
+    r"weddings?|concerts?|ceremony|ceremonies|festivals?|conferences?|events?|party|parties|gala|trailers?|"
+    r"radio|youtube|tiktok|theatre|theater|stage|comedy|drama|evening|night|channel)|letters?)(?![a-z0-9_])"
+)
 _CODE_VERB_WORDS = [
     *(
         "write code create build generate implement make develop fix debug refactor optimize optimise complete "
-        "rewrite port translate convert provide design"
+        "rewrite port translate convert provide design give"
     ).split(),
     "give me",
     "show me",
@@ -516,24 +659,90 @@ _CODE_LINE_MARKERS: tuple[tuple[bytes, re.Pattern[str]], ...] = (
     (b"include", _compile_ci(r"include\s*<")),
     (b"static", _compile_ci(r"static\s+void(?![a-z0-9_])")),
     (b"console", _compile_ci(r"console\.log\(")),
+    (b"print", _compile_ci(r"print\s*\(|print\s+[\"']")),
+    (b"println", _compile_ci(r"println\s*\(")),
+    (b"for", _compile_ci(r"for\s+[a-z_]\w*\s+in\s+[^\n]{1,80}:[^\S\n]*(?:\n|$)")),
+    # SQL written out in capitals ("SELECT name FROM people"); lower case is too common in prose
+    (b"select", re.compile(r"SELECT\s+[^\n;]{1,200}?\s+FROM\s+[A-Za-z_]")),
+    (b"update", re.compile(r"UPDATE\s+\w+\s+SET\s")),
+    (b"insert", re.compile(r"INSERT\s+INTO\s")),
+    (b"delete", re.compile(r"DELETE\s+FROM\s")),
+    (b"create", re.compile(r"CREATE\s+(?:TABLE|INDEX|VIEW)\s")),
 )
 _REGEX_WORDS = frozenset({b"regex", b"regexes", b"regexp", b"regexps", b"regular"})
+_MEDIA_ARTIFACTS = frozenset({b"script", b"scripts", b"program", b"programs", b"query", b"queries"})
+
+# A language named as what to write: "Write the SQL to create a table", "Give me the bash for this"
+# (a code verb shortly before, and the name ends the phrase), or "Code a game in Python", "Show me how
+# to read a CSV with pandas" (a code verb earlier in the sentence, then "in/with/using <language>").
+_LANGUAGE_WORDS = frozenset(
+    name.encode()
+    for name in (
+        "python javascript typescript sql postgresql mysql sqlite bash shell powershell java kotlin scala go "
+        "golang rust ruby php swift haskell lua matlab julia dart elixir perl c cpp numpy pandas html css r"
+    ).split()
+)
+_LANGUAGE_NOUNS = frozenset(_LANGUAGE_WORDS - {b"go", b"c", b"r", b"shell", b"html", b"css", b"numpy", b"pandas"})
+_LANGUAGE_NOUN_END = _compile_ci(r"\s*(?:[.:;,!?]|$|\s(?:to|that|which|for|so)(?![a-z0-9_]))")
+_IN_LANGUAGE_BEFORE = _compile_ci(r"(?<![a-z0-9_])(?:in|with|using|via)\s+$")
+_NOT_A_LANGUAGE_AFTER = _compile_ci(r"\s+(?:major|minor|sharp|flat)(?![a-z0-9_])")
+_CODE_VERB_IN_SENTENCE = _compile_ci(
+    r"(?<![a-z0-9_])(?:write|code|implement|build|create|make|generate|develop|program|show\s+me\s+how|"
+    r"give\s+me|port|translate|convert|rewrite|refactor)(?![a-z0-9_])"
+)
+
+
+def _language_requested(text: str, position: int, size: int) -> bool:
+    if _NOT_A_LANGUAGE_AFTER.match(text, position + size):
+        return False
+    if position and not text[position - 1].isascii():
+        # "写出建表SQL": a Chinese verb shortly before, and the name ends the phrase
+        return _ZH_LANGUAGE_NOUN_END.match(text, position + size) is not None and (
+            _ZH_VERB_REVERSED.match(text[max(0, position - 12) : position][::-1]) is not None
+        )
+    if _IN_LANGUAGE_BEFORE.search(text, max(0, position - 8), position):
+        return _CODE_VERB_IN_SENTENCE.search(_segment_before(text, position)) is not None
+    if text[position : position + size].lower().encode() not in _LANGUAGE_NOUNS:
+        return False
+    if not _LANGUAGE_NOUN_END.match(text, position + size):
+        return False
+    backwards = text[max(0, position - 40) : position][::-1]
+    return _CODE_REQUEST_REVERSED.match(backwards) is not None
 _IMPLEMENT_WORDS = frozenset({b"implement", b"implementing"})
 
 # Chinese, checked backwards from each keyword the scan found: a verb shortly before an artefact
 # ("写一个函数", "编写代码"), a language name before an artefact ("SQL 查询", "python实现"), or
 # "用 <language> 实现/写". "代码", "伪代码" and "正则表达式" name code outright.
-_ZH_ARTIFACTS = frozenset("函数 代码 程序 脚本 查询 正则 算法 复杂算法 伪代码 接口 模块 命令".split())
-_ZH_LANGUAGE_ARTIFACTS = frozenset("查询 语句 代码 函数 脚本 程序 实现".split())
+_ZH_ARTIFACTS = frozenset(
+    "函数 代码 程序 脚本 查询 正则 算法 复杂算法 伪代码 接口 模块 命令 组件 循环 列表推导式 单元测试 装饰器 "
+    "爬虫".split()
+)
+_ZH_LANGUAGE_ARTIFACTS = frozenset("查询 语句 代码 函数 脚本 程序 实现 组件 列表推导式 装饰器 爬虫".split())
 _ZH_USE_VERBS = frozenset("实现 写 编写 完成 开发 解决".split())
 _ZH_VERB_REVERSED = re.compile(
-    r"(?:(?!于关|绍介)[^。！？!?\n]){0,10}?(?:写编|写|现实|成生|出给|建创|计设|发开|成完|复修|构重|化优|全补|供提)"
+    r"(?:(?!于关|绍介)[^。！？!?\n]){0,10}?(?:写编|写|现实|成生|出给|建创|计设|发开|成完|复修|构重|化优|全补|供提|成改|换转|译翻)"
 )
 _ZH_LANGUAGE_REVERSED = _compile_ci(rf"\s*(?:{_reversed_alternation(_LANGUAGE_NAMES)})(?![a-z0-9_+#])")
 _ZH_USE_LANGUAGE_REVERSED = _compile_ci(
     rf"\s*(?:来)?\s*(?:{_reversed_alternation(_LANGUAGE_NAMES)})\s*(?:用使|用|以|于基)"
 )
 _ZH_CODE_BEFORE = 24
+# "实现" as "implement": at the start of a clause, before something code is made of ("请实现一个LRU缓存",
+# "实现二分查找"), not "实现梦想" (realise a dream) or "如何实现财务自由".
+_ZH_IMPLEMENT_OBJECT = _compile_ci(
+    r"(?:一个|一下|一种|下)?\s*(?:[a-z]|缓存|链表|栈|队列|二分|快速排序|冒泡|排序|哈希|二叉|树|堆|算法|函数|类|接口|"
+    r"查找|搜索|矩阵|单例|装饰器|迭代器|生成器|解析器|计算器|爬虫|回调|递归)"
+)
+_ZH_CLAUSE_OPENERS = "。！？!?\n；;:：,，、请你来先再并"
+# A video or show script ("短视频脚本") is not code; nor is a function in mathematics ("函数f(x)的导数").
+_ZH_MEDIA_BEFORE = re.compile(r"(?:视频|直播|广告|宣传片|节目|话剧|剧本|拍摄|口播|演讲|短剧|vlog)\s*$", re.IGNORECASE)
+_ZH_MATH_FUNCTION_AFTER = _compile_ci(
+    r"\s*(?:[a-z]\s*\(|[a-z]\s*=|的?(?:导数|图像|图象|定义域|值域|极值|最值|零点|单调|对称轴))"
+)
+_ZH_MATH_FUNCTION_BEFORE = re.compile(r"(?:二次|一次|三角|指数|对数|反比例|正比例|幂|数学)$")
+# "代码规范", "代码审查": code as a topic, not as the answer (a verb before still makes it code).
+_ZH_CODE_TOPIC_AFTER = re.compile(r"规范|风格|审查|评审|质量|行数|仓库|托管|管理|能力|水平|量")
+_ZH_LANGUAGE_NOUN_END = re.compile(r"\s*(?:[。！？!?，,；;：:\n]|$|语句|代码|脚本|查询)")
 
 
 def _asks_for_code(request: Analysis) -> bool:
@@ -546,13 +755,19 @@ def _asks_for_code(request: Analysis) -> bool:
     for word in words & _ARTIFACT_WORDS:
         qualifier = _ARTIFACT_QUALIFIERS.get(word)
         for position in _occurrences(word_bytes, word):
+            if word in _MEDIA_ARTIFACTS and _NOT_CODE_AFTER.match(text, position + len(word)):
+                continue
             if qualifier is not None:
-                qualified = qualifier.search(text, max(0, position - 12), position)
+                qualified = qualifier.search(text, max(0, position - 16), position)
                 if qualified is None:
                     continue
                 position = qualified.start()
             backwards = text[max(0, position - _CODE_REQUEST_BEFORE) : position][::-1]
             if _CODE_REQUEST_REVERSED.match(backwards) or _LANGUAGE_REVERSED.match(backwards):
+                return True
+    for word in words & _LANGUAGE_WORDS:
+        for position in _occurrences(word_bytes, word):
+            if _language_requested(text, position, len(word)):
                 return True
     if not words.isdisjoint(_REGEX_WORDS):
         for prefix in (b"regex", b"regular"):
@@ -570,8 +785,24 @@ def _asks_for_code(request: Analysis) -> bool:
 
 
 def _chinese_code_at(text: str, keyword: str, position: int) -> bool:
-    if keyword in ("代码", "伪代码") or (keyword == "正则" and text.startswith("表达式", position + 2)):
+    size = len(keyword)
+    if keyword == "伪代码" or (keyword == "正则" and text.startswith("表达式", position + 2)):
         return True
+    if keyword == "代码" and not _ZH_CODE_TOPIC_AFTER.match(text, position + 2):
+        return True
+    if (
+        keyword == "实现"
+        and (position == 0 or text[position - 1] in _ZH_CLAUSE_OPENERS)
+        and _ZH_IMPLEMENT_OBJECT.match(text, position + 2)
+    ):
+        return True
+    if keyword == "脚本" and _ZH_MEDIA_BEFORE.search(text, max(0, position - 6), position):
+        return False
+    if keyword == "函数" and (
+        _ZH_MATH_FUNCTION_AFTER.match(text, position + size)
+        or _ZH_MATH_FUNCTION_BEFORE.search(text, max(0, position - 3), position)
+    ):
+        return False
     backwards = None
     if keyword in _ZH_ARTIFACTS:
         backwards = text[max(0, position - _ZH_CODE_BEFORE) : position][::-1]
@@ -588,7 +819,7 @@ def _chinese_code_at(text: str, keyword: str, position: int) -> bool:
 
 _MARKER_WORDS = frozenset(word for word, _pattern in _CODE_LINE_MARKERS)
 DETECT_VOCABULARY: frozenset[bytes] = (
-    frozenset({b"json"}) | _ARTIFACT_WORDS | _REGEX_WORDS | _IMPLEMENT_WORDS | _MARKER_WORDS
+    frozenset({b"json"}) | _ARTIFACT_WORDS | _REGEX_WORDS | _IMPLEMENT_WORDS | _MARKER_WORDS | _LANGUAGE_WORDS
 )
 """The ASCII words (lower-case bytes) the detectors look up; extend it for an analysis that needs more."""
 
@@ -618,10 +849,15 @@ def detect_task(text: str, *, has_schema: bool = False) -> TaskLabel:
 
 def detect_analysed(request: Analysis, *, has_schema: bool) -> TaskLabel:
     """:func:`detect_task` on a request already passed through :func:`analyse`."""
-    if has_schema or _asks_for_json_word(request):
+    if has_schema:
         return "json"
-    code = _asks_for_code(request)
-    if not code and _has_example_object(request):
-        # Code prompts often hold dict literals, so an example object alone only counts outside code.
+    json_strength = _json_word_strength(request)
+    if json_strength == _FIRM:
         return "json"
-    return "code" if code else "general"
+    if _asks_for_code(request):
+        # A conversion inside a code request ("a function that converts a dict to JSON") describes the code;
+        # code prompts often hold dict literals, so an example object alone only counts outside code.
+        return "code"
+    if json_strength or _has_example_object(request):
+        return "json"
+    return "general"

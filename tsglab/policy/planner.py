@@ -72,7 +72,8 @@ _HEAVY_PHRASES: dict[str, tuple[bytes, re.Pattern[bytes]]] = {
     "pseudocode": (b"pseudo", re.compile(rb"pseudo *code(?![a-z0-9_])")),
     "regex": (b"regular", re.compile(rb"regular +expressions?(?![a-z0-9_])")),
     "multi_step": (b"multi", re.compile(rb"multi *steps?(?![a-z0-9_])")),
-    "explain_why": (b"explain", re.compile(rb"explain +why(?![a-z0-9_])")),
+    # "explain why", "explain to me why", "explain briefly why"
+    "explain_why": (b"explain", re.compile(rb"explain +(?:[a-z]+ +){0,3}?why(?![a-z0-9_])")),
 }
 _HEAVY_ZH: dict[str, str] = {
     "法律": "legal",
@@ -91,6 +92,8 @@ _HEAVY_ZH: dict[str, str] = {
     "对比": "compare",
     "排序": "sort",
     "解释为什么": "explain_why",
+    "解释一下为什么": "explain_why",
+    "解释下为什么": "explain_why",
 }
 _HEAVY_ORDER = tuple(name for name, _forms in _HEAVY_WORDS)
 _HEAVY_FORM_NAMES: dict[bytes, str] = {form: name for name, forms in _HEAVY_WORDS for form in forms}
@@ -102,6 +105,30 @@ _PLANNER_VOCABULARY = DETECT_VOCABULARY.union(
     *(forms for _name, forms in _HEAVY_WORDS), (first for first, _phrase in _HEAVY_PHRASES.values())
 )
 _PLANNER_ZH_SCAN = keyword_scan(_HEAVY_ZH)
+
+# Ordinary words that look like heavy keywords (issue 11): "what sort of", "sort out", a rag (cloth),
+# 比较 meaning "rather" (今天比较冷吗), 对比度 (contrast), 多步行 (walk more), 正则化 (regularisation).
+_SORT_NOT_HEAVY_AFTER = re.compile(rb" +(?:of|out)(?![a-z0-9_])")
+# A rag (cloth) is "a rag", "an old rag", "a damp rag"; RAG in capitals or before "pipeline" is retrieval.
+_RAG_CLOTH_BEFORE = re.compile(
+    rb"(?:^|(?<![a-z0-9_]))(?:a|an|the|my|this|that|old|clean|dirty|damp|wet|dry|oily|greasy|cotton|"
+    rb"microfiber|microfibre|soft|cleaning|dust|dusting|kitchen|paint|red|white) +$"
+)
+_RAG_CONTEXT_AFTER = re.compile(
+    rb" +(?:pipelines?|systems?|models?|apps?|applications?|chatbots?|setups?|architectures?|stacks?|"
+    rb"approach|approaches|retrieval|evaluation|evals?|frameworks?|agents?)(?![a-z0-9_])"
+)
+# After adverbial 比较 comes an adjective or a verb of feeling ("比较冷", "比较适合", "比较喜欢"); after the
+# verb comes what is compared ("比较一下", "比较两种…", "比较北京和上海") or the end of the clause.
+_BIJIAO_ADVERB_NEXT = frozenset(
+    "冷热暖凉好坏多少大小难易容简复快慢贵便宜高低长短远近重轻合适常喜忙累安稳方麻严流清明满直怕淡辣咸甜酸苦香"
+    "新旧老年早晚特奇靠划实熟担关在倾偏接困理舒正普成完均准可弱强差深浅宽窄胖瘦乱干温厚薄亮暗硬软稀少顺紧松"
+    "友热懒勤乖内外害敏随保激积消活"
+)
+_BIJIAO_COMPARED_PAIRS = re.compile(
+    r"大小|长短|高低|好坏|优劣|异同|新旧|快慢|多少|轻重|远近|强弱|真假|利弊|得失|贵贱|冷热"
+)
+_ZH_NOT_HEAVY_AFTER: dict[str, str] = {"对比": "度色", "多步": "行", "正则": "化"}
 
 
 @dataclass(frozen=True)
@@ -136,16 +163,60 @@ def heavy_keywords(text: str) -> tuple[str, ...]:
     return _heavy_keywords(analyse(text, _PLANNER_VOCABULARY, _PLANNER_ZH_SCAN))
 
 
+def _word_positions(word_bytes: bytes, word: bytes) -> list[int]:
+    """Start of every occurrence of ``word`` as a whole word of ``word_bytes`` (non-word bytes are spaces)."""
+    positions = []
+    size = len(word)
+    position = word_bytes.find(word)
+    while position != -1:
+        end = position + size
+        if (position == 0 or word_bytes[position - 1] == 32) and (end == len(word_bytes) or word_bytes[end] == 32):
+            positions.append(position)
+        position = word_bytes.find(word, end)
+    return positions
+
+
+def _heavy_sense(request: Analysis, form: bytes) -> bool:
+    """Whether a heavy word form is used in its heavy sense somewhere in the request."""
+    if form not in (b"sort", b"sorts", b"sorted", b"rag"):
+        return True
+    word_bytes = request.word_bytes
+    for position in _word_positions(word_bytes, form):
+        end = position + len(form)
+        if form == b"rag":
+            if (
+                request.text[position:end] == "RAG"
+                or _RAG_CONTEXT_AFTER.match(word_bytes, end)
+                or not _RAG_CLOTH_BEFORE.search(word_bytes, max(0, position - 16), position)
+            ):
+                return True
+        elif not _SORT_NOT_HEAVY_AFTER.match(word_bytes, end):
+            return True
+    return False
+
+
+def _zh_heavy_sense(text: str, keyword: str, position: int) -> bool:
+    end = position + len(keyword)
+    following = text[end : end + 1]
+    if keyword in _ZH_NOT_HEAVY_AFTER:
+        return not following or following not in _ZH_NOT_HEAVY_AFTER[keyword]
+    if keyword == "比较":
+        if _BIJIAO_COMPARED_PAIRS.match(text, end):
+            return True
+        return not following or following not in _BIJIAO_ADVERB_NEXT
+    return True
+
+
 def _heavy_keywords(request: Analysis) -> tuple[str, ...]:
     words = request.words
-    found = {_HEAVY_FORM_NAMES[form] for form in words & _HEAVY_FORMS}
+    found = {_HEAVY_FORM_NAMES[form] for form in words & _HEAVY_FORMS if _heavy_sense(request, form)}
     for first in words & _HEAVY_PHRASE_FIRSTS.keys():
         name, pattern = _HEAVY_PHRASE_FIRSTS[first]
         if name not in found and _has_phrase(request.word_bytes, pattern):
             found.add(name)
-    for keyword, _position in request.zh_hits:
+    for keyword, position in request.zh_hits:
         zh_name = _HEAVY_ZH.get(keyword)  # None for the detector's own keywords
-        if zh_name is not None:
+        if zh_name is not None and zh_name not in found and _zh_heavy_sense(request.text, keyword, position):
             found.add(zh_name)
     if not found:
         return ()
