@@ -141,6 +141,10 @@ def test_a_prompt_the_router_rejects_counts_as_not_routed():
     assert replay.to_dict()["routes"]["enh_baseline"] == {"(not routed)": 5}
 
 
+def test_no_prompt_flags_nothing():
+    assert replay_routing({"tsg": PolicyConfig(), "b": PolicyConfig(force_light_len=0)}, []).same_routes == ()
+
+
 def test_the_replay_of_hundreds_of_prompts_takes_well_under_a_second():
     spec = load_spec(ABLATIONS)
     items = [dataclasses.replace(it, id=f"{it.id}#{copy}") for copy in range(3) for it in SUITE]  # 663 prompts

@@ -155,8 +155,8 @@ def replay_routing(arms: Mapping[str, PolicyConfig], items: Sequence[SuiteItem],
         if key not in plans:
             plans[key] = [_plan(item, config) for item in items]
         tiers[arm] = tuple(_route(report, config, ladder) for report in plans[key])
-    same = tuple(pair for a, b in itertools.combinations(arms, 2)
-                 if (pair := _compare(a, b, arms[a], arms[b], tiers, ladder)) is not None)
+    pairs = itertools.combinations(arms, 2) if items else ()  # no prompt: nothing to route alike
+    same = tuple(pair for a, b in pairs if (pair := _compare(a, b, arms[a], arms[b], tiers, ladder)) is not None)
     return RoutingReplay(tuple(item.id for item in items), tiers, same, (time.perf_counter() - started) * 1e3,
                          ladder)
 
