@@ -108,7 +108,10 @@ def extract_regex(text: str) -> str:
     blocks = [body for _, body in fenced_blocks(text)]
     inline = [match.group(1) for match in _INLINE.finditer(text)]
     if blocks:
-        code = next((line for line in blocks[0].splitlines() if line.strip()), "")
+        lines = [line for line in blocks[0].splitlines() if line.strip()]
+        # in a code block the pattern is the string literal a line compiles or assigns, else the first line
+        code = next((line for line in lines if _STRING_LITERAL.search(line) and ("re." in line or "=" in line)),
+                    lines[0] if lines else "")
     elif inline:
         code = inline[0]
     else:
