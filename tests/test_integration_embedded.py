@@ -73,9 +73,7 @@ def test_an_answer_does_not_depend_on_the_request_before_it():
     # answers (batch splits change the arithmetic); each request now starts from an empty context.
     from tsglab.backends.base import CompletionRequest, Message
     from tsglab.backends.embedded import EmbeddedBackend
-    from tsglab.suite import load_suite
-
-    prompt = next(item.prompt for item in load_suite() if item.id == "code-842560580a")
+    prompt = "Write a Python function fact(n) that returns n factorial."  # a bundled item's prompt that showed it
     backend = EmbeddedBackend("smollm2-135m")
     system = Message("system", "Answer the request directly and concisely.")
     request = CompletionRequest(messages=(system, Message("user", prompt)), max_tokens=128)
