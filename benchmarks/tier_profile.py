@@ -125,7 +125,23 @@ def main(argv: list[str] | None = None) -> int:
         overall, per_task = tier_profile(run_dir)
     print(to_markdown(overall, title="Tier ladder: overall"))
     print(to_markdown(per_task, title="Tier ladder: per task"))
+    print(detection_summary())
     return 0
+
+
+def detection_summary() -> str:
+    """Task detection on the bundled suite from the prompt text alone: a json item's schema forces its task
+    in a run, so a prompt whose text is not recognised would go unnoticed (benchmarks/bench_detection.py)."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _detection_corpus import evaluate, suite_items
+
+    evaluation = evaluate(suite_items())
+    parts = [f"{s.label} {s.true_positives}/{s.n_true} (precision {s.precision:.3f})" for s in evaluation.tasks]
+    misses = "".join(f"\n  missed: {item.id} {item.task} -> {predicted}" for item, predicted in evaluation.task_errors)
+    return (f"Task detection on the suite, text only (schema ignored): accuracy {evaluation.task_accuracy:.3f}; "
+            + "; ".join(parts) + misses)
 
 
 if __name__ == "__main__":

@@ -334,6 +334,8 @@ _EN_QUESTION_START = _compile_ci(
     r"^\s*(?:what|what's|why|how|when|where|who|which|is|are|was|were|does|do|did|can|could|should|would|"
     r"will|has|have|in|using|with|as)(?![a-z0-9_])"
 )
+# A report, not a request: "My manager wants all our reports in JSON" (weak directives only).
+_EN_STATEMENT_START = _compile_ci(r"^\s*(?:my|our|his|her|their|we|they|he|she|it|everyone|everybody)(?![a-z0-9_])")
 # ... unless it is a polite request ("Can you list the planets in JSON?").
 _EN_POLITE = _compile_ci(
     r"^\s*(?:please|(?:can|could|would|will)\s+(?:you|u)|(?:can|could|may)\s+i\s+(?:get|have))(?![a-z0-9_])"
@@ -479,7 +481,9 @@ def _en_json_strength(text: str, position: int) -> int:
     if weak:
         segment = _segment_before(text, end - weak.end())
         explicit = _EXPLICIT_SUFFIX.match(text, position) is not None
-        topic = _EN_TOPIC_START.search(segment) and not _EN_POLITE.search(segment)
+        topic = (_EN_TOPIC_START.search(segment) and not _EN_POLITE.search(segment)) or _EN_STATEMENT_START.search(
+            segment
+        )
         if not _EN_HOW_TO.search(segment) and not _EN_NEGATED.search(segment) and (explicit or not topic):
             return _SOFT
     return 0
@@ -529,7 +533,9 @@ def _zh_json_strength(text: str, position: int) -> int:
         question = after_json.endswith(("?", "？")) and not polite
         if question or _ZH_STATEMENT.search(text, sentence_start, position):
             return 0
-        # "用JSON存储数据有什么好处？" asks about JSON; "请用JSON格式输出" asks for it.
+        if _ZH_AFTER_FIRM.match(text, position):  # "用JSON输出": the output is named
+            return _FIRM
+        # "用JSON存储数据有什么好处？" asks about JSON; "请用JSON格式存储" asks for it.
         if _zh_topic_near(text, max(clause, position - _ZH_TOPIC_AROUND), min(len(text), end + _ZH_TOPIC_AROUND)):
             return 0
         return _FIRM if _ZH_AFTER_FIRM.match(text, position) else _SOFT
@@ -581,7 +587,8 @@ _ARTIFACT_WORDS = frozenset(
         "implementations routine routines subroutine subroutines procedure procedures command commands "
         "cli api algorithm algorithms component components macro macros struct structs parser parsers "
         "classifier classifiers handler handlers pseudocode dockerfile dockerfiles makefile makefiles "
-        "statement statements loop loops comprehension comprehensions interface interfaces"
+        "statement statements loop loops comprehension comprehensions interface interfaces view views "
+        "trigger triggers form forms page pages"
     ).split()
 )
 _LANGUAGE_ALTERNATION = "|".join(re.escape(name) for name in sorted(_LANGUAGE_NAMES, key=len, reverse=True))
@@ -599,7 +606,9 @@ _ARTIFACT_QUALIFIERS: dict[bytes, re.Pattern[str]] = {
                 r"if|if-else|switch|case|return|print|try|import)\s+"
             ),
         ),
-        ((b"loop", b"loops"), r"(?:for|while|foreach|for-each|do-while|nested|event)\s+"),
+        ((b"loop", b"loops"), rf"(?:{_LANGUAGE_ALTERNATION}|for|while|foreach|for-each|do-while|nested|event)\s+"),
+        ((b"view", b"views", b"trigger", b"triggers"), rf"(?:{_LANGUAGE_ALTERNATION}|materialized|database)\s+"),
+        ((b"form", b"forms", b"page", b"pages"), r"(?:html|react|vue|php|flask|django)\s+"),
         ((b"comprehension", b"comprehensions"), r"(?:list|dict|dictionary|set|generator)\s+"),
         ((b"interface", b"interfaces"), rf"(?:{_LANGUAGE_ALTERNATION}|typescript|go|java|c#)\s+"),
     )
@@ -615,7 +624,7 @@ _NOT_CODE_AFTER = _compile_ci(
 _CODE_VERB_WORDS = [
     *(
         "write code create build generate implement make develop fix debug refactor optimize optimise complete "
-        "rewrite port translate convert provide design give"
+        "rewrite port translate convert provide design give show"
     ).split(),
     "give me",
     "show me",
@@ -733,9 +742,11 @@ _ZH_IMPLEMENT_OBJECT = _compile_ci(
     r"(?:一个|一下|一种|下)?\s*(?:[a-z]|缓存|链表|栈|队列|二分|快速排序|冒泡|排序|哈希|二叉|树|堆|算法|函数|类|接口|"
     r"查找|搜索|矩阵|单例|装饰器|迭代器|生成器|解析器|计算器|爬虫|回调|递归)"
 )
-_ZH_CLAUSE_OPENERS = "。！？!?\n；;:：,，、请你来先再并"
+_ZH_CLAUSE_OPENERS = "。！？!?\n；;:：,，、请你我帮来先再并"
 # A video or show script ("短视频脚本") is not code; nor is a function in mathematics ("函数f(x)的导数").
-_ZH_MEDIA_BEFORE = re.compile(r"(?:视频|直播|广告|宣传片|节目|话剧|剧本|拍摄|口播|演讲|短剧|vlog)\s*$", re.IGNORECASE)
+_ZH_MEDIA_BEFORE = re.compile(
+    r"(?:视频|直播|广告|宣传片|节目|话剧|剧本|拍摄|口播|演讲|短剧|vlog)[^\s。！？，,a-z]{0,2}的?\s*$", re.IGNORECASE
+)
 _ZH_MATH_FUNCTION_AFTER = _compile_ci(
     r"\s*(?:[a-z]\s*\(|[a-z]\s*=|的?(?:导数|图像|图象|定义域|值域|极值|最值|零点|单调|对称轴))"
 )
