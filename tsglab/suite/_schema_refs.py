@@ -12,8 +12,6 @@ from __future__ import annotations
 import urllib.parse
 from typing import Any
 
-import referencing.exceptions
-
 from tsglab.jsoncontract import no_retrieval_registry
 
 REF_KEYWORDS = ("$ref", "$dynamicRef", "$recursiveRef")
@@ -79,6 +77,7 @@ def _pointer_resolves(document: Any, pointer: str) -> bool:
 def _probe(schema: dict[str, Any]) -> str:
     """Validate a few small values: a reference cycle that consumes no input recurses forever."""
     import jsonschema
+    import referencing.exceptions  # installed with jsonschema; imported here, where it is needed
 
     validator = jsonschema.Draft202012Validator(schema, registry=no_retrieval_registry())
     try:
