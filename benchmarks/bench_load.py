@@ -12,7 +12,7 @@ CO latency and lost requests (planned − events). References measured in the sa
   ``run_experiment`` path, at the default GIL switch interval;
 - ``--switch-intervals``: the runner at other GIL switch intervals;
 - ``--processes``: the runner with its open loop spread over this many processes
-  (``TSGLAB_LOAD_PROCESSES``); the one-process runner is the reference the others are compared with.
+  (the spec's ``load.processes``); the one-process runner is the reference the others are compared with.
 
 After the per-run table comes one row per design: the medians over ``--repeat`` runs and the ratio of
 the median achieved rate to the one-process runner's, with the client's CPU per request (parent and
@@ -28,6 +28,7 @@ and it fails only on lost or failed requests (a shared CI machine says nothing a
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import io
 import json
@@ -196,13 +197,12 @@ def children_cpu_s() -> float:
 def run_through_tsglab(spec, runs_dir: Path, run_id: str, *, stub_pid: int, switch_interval: float | None = None,
                        naive: bool = False, processes: int = 1) -> tuple[dict, dict]:
     original_loop, original_interval = runner.OpenLoopDispatcher, open_loop.SWITCH_INTERVAL_S
-    original_processes = os.environ.get(open_loop.PROCESSES_ENV)
+    spec = dataclasses.replace(spec, load=dataclasses.replace(spec.load, processes=processes))
     try:
         if naive:
             runner.OpenLoopDispatcher = NaivePoolDispatcher
         if switch_interval is not None:
             open_loop.SWITCH_INTERVAL_S = switch_interval
-        os.environ[open_loop.PROCESSES_ENV] = str(processes)
         started, busy_started, stub_started = time.perf_counter(), machine_busy_s(), process_cpu_s(stub_pid)
         cpu_started = time.process_time() + children_cpu_s()
         result = runner.run_experiment(spec, runs_dir=runs_dir, run_id=run_id, progress=False)
@@ -210,10 +210,6 @@ def run_through_tsglab(spec, runs_dir: Path, run_id: str, *, stub_pid: int, swit
         stub_cpu, busy = process_cpu_s(stub_pid) - stub_started, machine_busy_s() - busy_started
     finally:
         runner.OpenLoopDispatcher, open_loop.SWITCH_INTERVAL_S = original_loop, original_interval
-        if original_processes is None:
-            os.environ.pop(open_loop.PROCESSES_ENV, None)
-        else:
-            os.environ[open_loop.PROCESSES_ENV] = original_processes
     figures = figures_from_run(result.run_dir, result.n_planned)
     figures["client_cpu"] = cpu / wall
     figures["client_cpu_ms_per_request"] = cpu / max(1, result.n_planned) * 1e3

@@ -1,4 +1,4 @@
-"""The open loop over several processes (``TSGLAB_LOAD_PROCESSES``): nothing lost or duplicated, the
+"""The open loop over several processes (``load.processes``): nothing lost or duplicated, the
 summary covers every child, and a child that dies or a Ctrl-C leaves a run that ``resume`` finishes."""
 
 from __future__ import annotations
@@ -12,9 +12,8 @@ import pytest
 from conftest import scripted_ladder
 
 from tsglab.config import spec_from_dict
-from tsglab.errors import RunError
+from tsglab.errors import RunError, SpecError
 from tsglab.events import read_events, read_manifest
-from tsglab.load import open_loop
 from tsglab.load.runner import run_experiment
 
 TIERS = {"light": {"max_tokens": 16}, "std": {"max_tokens": 64}, "enh": {"max_tokens": 128}}
@@ -25,12 +24,7 @@ REPLY = "The answer is 42 and it is positive."
 def make_spec(limit=20, **load):
     return spec_from_dict({"name": "mp", "prompts": {"limit": limit, "seed": 1}, "arms": ARMS, "tiers": TIERS,
                            "load": {"mode": "open_loop", "rate_per_s": 200, "concurrency": 4, "timeout_s": 5,
-                                    **load}})
-
-
-@pytest.fixture
-def processes(monkeypatch):
-    monkeypatch.setenv(open_loop.PROCESSES_ENV, "2")
+                                    "processes": 2, **load}})
 
 
 def check_once_each(run_dir, n):
@@ -39,7 +33,7 @@ def check_once_each(run_dir, n):
     assert max(keys.values()) == 1
 
 
-def test_two_processes_send_everything_once_and_summarise_every_child(tmp_path, processes):
+def test_two_processes_send_everything_once_and_summarise_every_child(tmp_path):
     parent = os.getpid()
     pids = set()
     lock = threading.Lock()
@@ -63,7 +57,7 @@ def test_two_processes_send_everything_once_and_summarise_every_child(tmp_path, 
     assert os.getpid() == parent
 
 
-def test_a_child_that_dies_leaves_the_run_incomplete_and_resume_finishes_it(tmp_path, processes):
+def test_a_child_that_dies_leaves_the_run_incomplete_and_resume_finishes_it(tmp_path):
     marker = tmp_path / "died"
     calls = Counter()
 
@@ -91,7 +85,7 @@ def test_a_child_that_dies_leaves_the_run_incomplete_and_resume_finishes_it(tmp_
     check_once_each(run_dir, 40)
 
 
-def test_ctrl_c_stops_every_child_and_resume_finishes_the_run(tmp_path, processes):
+def test_ctrl_c_stops_every_child_and_resume_finishes_the_run(tmp_path):
     parent, calls = os.getpid(), Counter()
 
     def ctrl_c_at_third_call(request):
@@ -112,22 +106,29 @@ def test_ctrl_c_stops_every_child_and_resume_finishes_the_run(tmp_path, processe
     check_once_each(run_dir, 80)
 
 
-def test_a_bad_process_count_names_the_variable_and_the_fix(tmp_path, monkeypatch):
-    monkeypatch.setenv(open_loop.PROCESSES_ENV, "two")
-    with pytest.raises(RunError, match=r"TSGLAB_LOAD_PROCESSES must be a whole number >= 1; got 'two'"):
-        run_experiment(make_spec(limit=2), runs_dir=tmp_path, run_id="bad", ladder=scripted_ladder(REPLY),
-                       progress=False)
+@pytest.mark.parametrize(("load", "match"), [
+    ({"processes": "two"}, r"load\.processes"),
+    ({"processes": 0}, r"load\.processes must be >= 1; got 0"),
+    ({"processes": 1000}, r"load\.processes must be <= 256"),
+    ({"processes": 2, "mode": "paced"}, r"load\.processes is 2, but only an open_loop run has several senders"),
+])
+def test_a_bad_process_count_names_the_key_and_the_fix(load, match):
+    with pytest.raises(SpecError, match=match):
+        make_spec(limit=2, **load)
 
 
-def test_more_processes_than_workers_are_capped_at_the_concurrency(tmp_path, monkeypatch):
-    monkeypatch.setenv(open_loop.PROCESSES_ENV, "8")
-    result = run_experiment(make_spec(limit=5, concurrency=2), runs_dir=tmp_path, run_id="cap",
+def test_the_process_count_is_not_part_of_the_spec_hash():
+    assert make_spec(processes=1).spec_hash() == make_spec(processes=4).spec_hash()
+
+
+def test_more_processes_than_workers_are_capped_at_the_concurrency(tmp_path):
+    result = run_experiment(make_spec(limit=5, concurrency=2, processes=8), runs_dir=tmp_path, run_id="cap",
                             ladder=scripted_ladder(REPLY), progress=False)
     assert read_manifest(result.run_dir)["load_generator"]["processes"] == 2
     check_once_each(result.run_dir, 10)
 
 
-def test_children_do_not_share_the_parents_pooled_connection(tmp_path, processes):
+def test_children_do_not_share_the_parents_pooled_connection(tmp_path):
     """A pre-flight check or a warm-up leaves an idle keep-alive connection in a backend's pool; forked
     children must each open their own, or two of them write requests into one TCP stream."""
     from stub_server import StubServer
@@ -156,7 +157,7 @@ def test_children_do_not_share_the_parents_pooled_connection(tmp_path, processes
     assert stats["connections"] > 3  # the children opened their own
 
 
-def test_in_process_models_refuse_a_fork_with_the_fix(tmp_path, processes):
+def test_in_process_models_refuse_a_fork_with_the_fix(tmp_path):
     from tsglab.backends.scripted import ScriptedBackend
 
     class FakeEmbedded(ScriptedBackend):  # stands in for EmbeddedBackend without loading a model
@@ -164,6 +165,6 @@ def test_in_process_models_refuse_a_fork_with_the_fix(tmp_path, processes):
 
     ladder = scripted_ladder(REPLY)
     ladder.backends["std"] = FakeEmbedded(REPLY, name="fake-embedded")
-    with pytest.raises(RunError, match=r"TSGLAB_LOAD_PROCESSES=2 forks the load generator.*tiers \['std'\].*unset "
-                                       r"TSGLAB_LOAD_PROCESSES for embedded models"):
+    with pytest.raises(RunError, match=r"load\.processes: 2 forks the load generator.*tiers \['std'\].*set "
+                                       r"load\.processes: 1 for embedded models"):
         run_experiment(make_spec(limit=4), runs_dir=tmp_path, run_id="emb", ladder=ladder, progress=False)

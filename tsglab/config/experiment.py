@@ -126,6 +126,9 @@ class LoadSpec:
     (bursty: gaps with coefficient of variation ``burstiness`` > 1; ``burstiness`` = 1 is Poisson).
     ``ramp_seconds`` raises the rate linearly from ``ramp_start_fraction`` × rate to the full rate.
     ``warmup_count`` counts requests per arm; ``warmup_seconds`` from the start of each segment.
+    ``processes`` (open loop only) deals the schedule round-robin to that many forked sender processes
+    sharing ``concurrency``: one Python process tops out at a few hundred to about a thousand requests per
+    second (``benchmarks/bench_load.py``); not for in-process (embedded) models.
     """
 
     mode: str = "paced"
@@ -142,6 +145,7 @@ class LoadSpec:
     warmup_seconds: float = 0.0
     timeout_s: float = 60.0
     seed: int = 0
+    processes: int = 1
 
     def __post_init__(self) -> None:
         _check_own_fields(self, "load", choices=("mode", "arrival", "arm_order"))
@@ -156,6 +160,11 @@ class LoadSpec:
             raise SpecError(f"load.arm_order must be 'interleaved' or 'switchback'; got {self.arm_order!r}.")
         if self.period_ms < 0:
             raise SpecError(f"load.period_ms must be >= 0; got {self.period_ms}.")
+        if self.processes < 1:
+            raise SpecError(f"load.processes must be >= 1; got {self.processes}. Use 1 for one sender process.")
+        if self.processes > 1 and self.mode != "open_loop":
+            raise SpecError(f"load.processes is {self.processes}, but only an open_loop run has several senders; "
+                            "set load.mode: open_loop or remove load.processes.")
         if self.rate_per_s <= 0:
             raise SpecError(f"load.rate_per_s must be > 0; got {self.rate_per_s}.")
         if self.burstiness <= 0:
@@ -176,7 +185,7 @@ class LoadSpec:
 
 # Beyond these the runner's clocks and sleeps overflow or the run cannot end; far above any real setting.
 _LOAD_MAXIMA = {"timeout_s": 86_400, "period_ms": 86_400_000, "rate_per_s": 1_000_000, "ramp_seconds": 86_400,
-                "warmup_seconds": 86_400, "concurrency": 100_000, "burstiness": 1_000}
+                "warmup_seconds": 86_400, "concurrency": 100_000, "burstiness": 1_000, "processes": 256}
 _LOAD_MAXIMA_WHY = {
     "timeout_s": "A timeout longer than a day never ends a request; use a realistic deadline.",
     "period_ms": "One request a day is not a load test; use a shorter period.",
@@ -185,6 +194,7 @@ _LOAD_MAXIMA_WHY = {
     "warmup_seconds": "Use a warm-up shorter than a day.",
     "concurrency": "Each request in flight needs a connection; use fewer.",
     "burstiness": "Gaps that irregular are all but one burst; use a coefficient of variation <= 1000.",
+    "processes": "More sender processes than that only contend for the cores; use about one per core.",
 }
 
 
@@ -336,6 +346,8 @@ class ExperimentSpec:
         if self.on_error == "record":  # the default: left out so hashes of specs written before it stay
             payload.pop("on_error")
         payload.pop("preflight")  # a check before the run, not part of what the run measures
+        # how many processes send the schedule changes no request: left out, so a run resumes with another count
+        payload["load"].pop("processes")
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 

@@ -40,10 +40,8 @@ from tsglab.load.schedule import WarmupWindow, WorkItem
 if TYPE_CHECKING:
     from tsglab.events.log import EventWriter
 
-__all__ = ["PROCESSES_ENV", "SWITCH_INTERVAL_S", "OpenLoopDispatcher"]
+__all__ = ["SWITCH_INTERVAL_S", "OpenLoopDispatcher"]
 
-#: environment variable naming how many processes send an open-loop schedule (default 1)
-PROCESSES_ENV = "TSGLAB_LOAD_PROCESSES"
 
 # The GIL hands itself to a waiting thread only every switch interval (5 ms by default): a worker
 # whose sleep ends while other threads run Python would wait up to that long to send. 1 ms keeps the
@@ -76,13 +74,13 @@ class OpenLoopDispatcher:
         self.arrivals = build_arrivals(len(work), load, seed=seed)
         self.offsets = self.arrivals.offsets_ns.tolist()
         self.concurrency = min(load.concurrency, len(work))
-        self.processes = _process_count(processes, self.concurrency)
+        self.processes = _process_count(load.processes if processes is None else processes, self.concurrency)
         in_process_models = sorted(t for t, b in recorder.ladder.backends.items()
                                    if type(b).__module__ == "tsglab.backends.embedded")
         if self.processes > 1 and in_process_models:
-            raise RunError(f"{PROCESSES_ENV}={self.processes} forks the load generator, and the in-process llama.cpp "
+            raise RunError(f"load.processes: {self.processes} forks the load generator, and the in-process llama.cpp "
                            f"models of tiers {in_process_models} do not survive a fork (their thread pools stay in "
-                           f"the parent); unset {PROCESSES_ENV} for embedded models, or serve them over HTTP.")
+                           "the parent); set load.processes: 1 for embedded models, or serve them over HTTP.")
         self.lags_ns: list[int | None] = [None] * len(work)
         self.dispatched_ns: list[int | None] = [None] * len(work)
         self.claim = itertools.count()  # next() on a C iterator is atomic under the GIL
@@ -250,7 +248,7 @@ class OpenLoopDispatcher:
             while ready < count:  # every child has its share and its ladder before t0 is set
                 if not _ready(pipes, max(0.0, deadline - time.monotonic())):
                     raise RunError(f"the {count} load-generator processes did not start within "
-                                   f"{_PROCESS_START_TIMEOUT_S:g} s; run with {PROCESSES_ENV}=1.")
+                                   f"{_PROCESS_START_TIMEOUT_S:g} s; run with load.processes: 1.")
                 for conn in _ready(pipes, 0):
                     if conn.recv_bytes() == b"R":
                         ready += 1
@@ -430,14 +428,9 @@ def _ready(conns, timeout: float) -> list[Connection]:
     return [conn for conn in conns if conn in ready]
 
 
-def _process_count(requested: int | None, concurrency: int) -> int:
-    """Processes to send with: ``requested``, else ``$TSGLAB_LOAD_PROCESSES``, else 1; never more than the
-    concurrency (each process needs a worker), and 1 where fork is unavailable."""
-    if requested is None:
-        raw = os.environ.get(PROCESSES_ENV, "1").strip() or "1"
-        if not raw.isdigit() or int(raw) < 1:
-            raise RunError(f"{PROCESSES_ENV} must be a whole number >= 1; got {raw!r}. Unset it for one process.")
-        requested = int(raw)
+def _process_count(requested: int, concurrency: int) -> int:
+    """Processes to send with: ``requested`` (the spec's ``load.processes``), never more than the concurrency
+    (each process needs a worker), and 1 where fork is unavailable."""
     if "fork" not in multiprocessing.get_all_start_methods():
         return 1
     return max(1, min(requested, concurrency))
