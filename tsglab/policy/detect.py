@@ -464,20 +464,22 @@ def _en_json_strength(text: str, position: int) -> int:
     if _JSON_ARTIFACT.match(text, position) is not None:  # "a JSON parser": json is not the output
         return 0
     backwards = text[max(0, position - _JSON_BEFORE) : end][::-1]
+    modal = _MODAL_BEFORE_REVERSED.match(backwards)
+    strong = _STRONG_BEFORE_REVERSED.match(backwards)
+    weak = _WEAK_BEFORE_REVERSED.match(backwards)
+    if not (modal or strong or weak):
+        return 0
     sentence = _segment_before(text, position)
     if _en_question_about_json(text, sentence, position):
         return 0
-    modal = _MODAL_BEFORE_REVERSED.match(backwards)
     if modal and not _EN_HOW_TO.search(sentence):
         return _FIRM
-    strong = _STRONG_BEFORE_REVERSED.match(backwards)
     if strong:
         directive_start = end - strong.end()
         segment = _segment_before(text, directive_start)
         if not _EN_HOW_TO.search(segment) and not _EN_NEGATED.search(segment):
             word = re.match(r"[a-z]*", strong[0][::-1].lower())
             return _SOFT if word is not None and word[0] in _CONVERSION_WORDS else _FIRM
-    weak = _WEAK_BEFORE_REVERSED.match(backwards)
     if weak:
         segment = _segment_before(text, end - weak.end())
         explicit = _EXPLICIT_SUFFIX.match(text, position) is not None
@@ -549,10 +551,18 @@ def _json_word_strength(request: Analysis) -> int:
     text = request.text
     best = 0
     for position in _occurrences(request.word_bytes, b"json"):
-        best = max(best, _en_json_strength(text, position), _zh_json_strength(text, position))
+        best = max(best, _en_json_strength(text, position))
+        # the Chinese rules need a Chinese character near "json"
+        if best < _FIRM and not text[max(0, position - _ZH_JSON_BEFORE) : position + 4 + _ZH_TOPIC_AROUND].isascii():
+            best = max(best, _zh_json_strength(text, position))
         if best == _FIRM:
             break
     return best
+
+
+def _asks_for_json_word(request: Analysis) -> bool:
+    """Whether any occurrence of "json" asks for JSON output (firmly or not); benchmarks time this stage."""
+    return _json_word_strength(request) > 0
 
 
 def _has_example_object(request: Analysis) -> bool:
@@ -787,6 +797,11 @@ def _asks_for_code(request: Analysis) -> bool:
                     return True
     for word, pattern in _CODE_LINE_MARKERS:
         if word in words:
+            # cheap byte checks spare the regex on prose full of "for" and lower-case "select"/"update"
+            if (word == b"for" and b":" not in ascii_bytes) or (
+                word in _UPPER_CASE_MARKERS and word.upper() not in ascii_bytes
+            ):
+                continue
             for position in _occurrences(word_bytes, word):
                 if pattern.match(text, position):
                     return True
@@ -829,6 +844,7 @@ def _chinese_code_at(text: str, keyword: str, position: int) -> bool:
 
 
 _MARKER_WORDS = frozenset(word for word, _pattern in _CODE_LINE_MARKERS)
+_UPPER_CASE_MARKERS = frozenset({b"update", b"insert", b"delete", b"create"})
 DETECT_VOCABULARY: frozenset[bytes] = (
     frozenset({b"json"}) | _ARTIFACT_WORDS | _REGEX_WORDS | _IMPLEMENT_WORDS | _MARKER_WORDS | _LANGUAGE_WORDS
 )
