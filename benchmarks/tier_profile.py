@@ -14,7 +14,6 @@ scripted tiers instead of models (light answers about a third of the items right
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import zlib
 from pathlib import Path
@@ -25,6 +24,7 @@ from tsglab.events import read_events
 from tsglab.report.frame import events_frame
 from tsglab.report.render import to_markdown
 from tsglab.report.tables import arm_metrics, task_table
+from tsglab.suite import gold_answer
 
 REPO = Path(__file__).resolve().parents[1]
 QUICK_ITEMS = 21
@@ -35,36 +35,13 @@ QUICK_MS_PER_TOKEN = 2.0
 
 def tier_profile(run_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     frame = events_frame(read_events(run_dir))
-    frames = dict(frame.groupby("arm", sort=False))
+    frames = dict(iter(frame.groupby("arm", sort=False)))  # iter(): dict() would call GroupBy.keys, a str
     overall = pd.DataFrame([{"tier": arm, **{k: arm_metrics(part)[k] for k in
                                             ("n", "mean_quality", "avg_eval_ms", "json_fail_rate", "p50_e2e_warm_ms")}}
                             for arm, part in frames.items()])
     per_task = task_table(frames).pivot(index="task", columns="arm", values=["mean_quality", "avg_eval_ms"])
     per_task.columns = [f"{metric}:{arm}" for metric, arm in per_task.columns]
     return overall, per_task.reset_index()
-
-
-def right_answer(check: dict) -> str:
-    """A text that passes the suite check (what an ideal tier would say)."""
-    kind = check["kind"]
-    if kind == "exact":
-        return str(check["answer"])
-    if kind == "regex_any":
-        return str(check["example"])
-    if kind == "must_include":
-        return " ".join(check["terms"])
-    if kind == "numeric":
-        return str(check["value"])
-    if kind == "json_fields":
-        answer: dict = {}
-        for dotted, value in check["fields"].items():
-            *parents, leaf = dotted.split(".")
-            node = answer
-            for key in parents:
-                node = node.setdefault(key, {})
-            node[leaf] = value
-        return json.dumps(answer, ensure_ascii=False)
-    raise ValueError(f"tier_profile --quick: no scripted answer for check kind {kind!r}")
 
 
 def scripted_ladder(items):
@@ -79,7 +56,7 @@ def scripted_ladder(items):
             text = "\n".join(m.content for m in request.messages)
             item = next((it for it in items if it.prompt in text), None)
             right = item is not None and zlib.crc32(item.id.encode()) % 3 < round(3 * share)
-            answer = right_answer(item.check) if right else "I am not sure."
+            answer = gold_answer(item) if right else "I am not sure."
             eval_ms = QUICK_MS_PER_TOKEN * tokens
             return Completion(text=answer, prompt_tokens=len(text.split()), completion_tokens=tokens,
                               prompt_eval_ms=1.0, eval_ms=eval_ms, total_ms=1.0 + eval_ms, ttft_ms=1.0,
