@@ -153,7 +153,8 @@ def test_bundled_json_items_have_small_schemas_and_varied_instructions(bundled: 
     json_items = [item for item in bundled if item.task == "json"]
     for item in json_items:
         assert item.json_schema is not None, item.id
-        assert 2 <= len(item.json_schema["required"]) <= 4, item.id
+        if "record" not in item.strata:  # the long records (issue 11) need more fields than light's budget holds
+            assert 2 <= len(item.json_schema["required"]) <= 4, item.id
         assert item.check["kind"] == "json_fields", item.id
     variants = {item.notes for item in json_items}
     assert len(variants) == 34
