@@ -108,6 +108,50 @@ def test_ollama_preflight_checks_the_model_is_installed():
             missing.close()
 
 
+def test_ollama_preflight_asks_show_first_so_a_proxy_with_its_own_catalogue_passes():
+    """ollama-proxy-plus lists only its cloud catalogue under /api/tags but serves (and shows) any model of a
+    configured provider, such as the llama/... models of the llama.cpp server behind it."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Proxy(BaseHTTPRequestHandler):
+        def _answer(self, status: int, body: dict) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self):
+            self._answer(200, {"models": [{"name": "anthropic/claude", "model": "anthropic/claude"}]})
+
+        def do_POST(self):
+            model = json.loads(self.rfile.read(int(self.headers["Content-Length"]))).get("model", "")
+            if model.startswith("llama/"):
+                self._answer(200, {"modelfile": "", "details": {}, "model_info": {}})
+            else:
+                self._answer(404, {"error": f"model '{model}' not found"})
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    host = f"http://127.0.0.1:{server.server_address[1]}"
+    served, unknown = OllamaBackend("llama/smollm2", host=host), OllamaBackend("other/model", host=host)
+    try:
+        served.preflight()
+        with pytest.raises(BackendError, match=r"model 'other/model' is not installed .*anthropic/claude"):
+            unknown.preflight()
+    finally:
+        served.close()
+        unknown.close()
+        server.shutdown()
+        server.server_close()
+
+
 def test_cli_no_preflight_flag_is_parsed():
     from tsglab.cli import build_parser
 

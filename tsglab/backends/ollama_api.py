@@ -348,13 +348,22 @@ class OllamaBackend:
         )
 
     def preflight(self, timeout_s: float = 10.0) -> None:
-        """``GET /api/tags`` answers within ``timeout_s`` and lists :attr:`model` (``name`` and
-        ``name:latest`` are the same model); raises a :class:`~tsglab.errors.BackendError` otherwise."""
+        """The server knows :attr:`model` within ``timeout_s``: ``POST /api/show`` answers for it, or, where
+        that says 404, ``GET /api/tags`` lists it (``name`` and ``name:latest`` are the same model); raises a
+        :class:`~tsglab.errors.BackendError` otherwise. ``/api/show`` comes first because it resolves names
+        as generation does, and a proxy in front of other servers (ollama-proxy-plus) lists only its own
+        catalogue under ``/api/tags`` while it serves any model of a configured provider."""
         ollama = _import_ollama()
         started_ns = time.perf_counter_ns()
         self._local.status = None
         with attempt_limits(started_ns + int(timeout_s * 1e9), self.max_response_bytes) as limits:
             try:
+                try:
+                    self._client.show(self.model)
+                    return
+                except ollama.ResponseError as exc:
+                    if exc.status_code != 404:
+                        raise
                 listing = self._client.list()
             except ollama.ResponseError as exc:
                 raise self._response_error(exc, 0) from exc
