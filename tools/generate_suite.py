@@ -1617,8 +1617,8 @@ def _multipart_items(rng: random.Random, *, n_en: int = 22) -> list[Item]:
 # ----------------------------------------------------------------------------------- json (long records)
 #
 # Extraction requests whose right answer is longer than the lower rungs' token budgets: a complete JSON
-# object of the medium cases takes about 45-110 tokens (more than light's 32; std's 128 hold it), one
-# of the long cases about 150-260 (more than std's 128; enh's 320 hold it), counted with SmolLM2's
+# object of the medium cases takes about 70-95 tokens (more than light's 32; std's 128 hold it), one
+# of the long cases about 140-210 (more than std's 128; enh's 320 hold it), counted with SmolLM2's
 # tokenizer on the compact gold object. Each is an ordinary request (a contact card, a booking, a week of
 # opening hours, an itinerary, an order's lines) with every value stated once in the note, so the length
 # comes from what is asked for, not from padding. ``strata.record`` says which size an item is.
@@ -1830,7 +1830,7 @@ def _jl_rota(rng: random.Random) -> _JsonCase:
 
 
 # Forms: a filled-in form (one labelled line per field, labels worded differently from the keys) to turn
-# into one flat JSON object of 16-18 fields, about 150-230 tokens: a common request whose every value is
+# into one flat JSON object of 16 fields, about 170-225 tokens: a common request whose every value is
 # on its own line, so a right answer needs no inference, only the tokens to write it all down.
 
 _Field = tuple[str, str, Any]  # (key, form label, value)
