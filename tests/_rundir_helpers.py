@@ -27,6 +27,24 @@ tiers:
 """
 
 
+def answer(request):
+    """The scripted tiers' reply: passes no check in particular, fails none by shape."""
+    return "The answer is 42 and it is positive."
+
+
+class InterruptAt:
+    """Answers normally, then raises KeyboardInterrupt on call number ``at`` (a user's Ctrl-C)."""
+
+    def __init__(self, at):
+        self.at, self.calls = at, 0
+
+    def __call__(self, request):
+        self.calls += 1
+        if self.calls == self.at:
+            raise KeyboardInterrupt
+        return answer(request)
+
+
 def write_spec(directory: Path, *, name: str = "rd", limit: int = 6, mode: str = "paced", ms: float = 0,
                sleep: bool = False, suite: Path | None = None) -> Path:
     text = SCRIPTED_SPEC.format(name=name, limit=limit, mode=mode, ms=ms, sleep=str(sleep).lower(),

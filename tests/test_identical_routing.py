@@ -147,7 +147,7 @@ def test_no_prompt_flags_nothing():
 
 def test_the_replay_of_hundreds_of_prompts_takes_well_under_a_second():
     spec = load_spec(ABLATIONS)
-    items = [dataclasses.replace(it, id=f"{it.id}#{copy}") for copy in range(3) for it in SUITE]  # three copies of the suite
+    items = [dataclasses.replace(it, id=f"{it.id}#{copy}") for copy in range(3) for it in SUITE]  # the suite 3 times
     arms = {**spec.arms, **{f"{arm}_copy": dataclasses.replace(cfg, score_cap=1.5) for arm, cfg in spec.arms.items()}}
     replay_routing(arms, items[:5])  # imports and first calls
     started = time.perf_counter()

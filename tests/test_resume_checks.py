@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from _rundir_helpers import event_keys, write_spec
+from _rundir_helpers import InterruptAt, answer, event_keys, write_spec
 from conftest import scripted_ladder
 
 from tsglab.config import load_spec
@@ -13,21 +13,6 @@ from tsglab.errors import SpecError
 from tsglab.events import read_manifest
 from tsglab.load.runner import run_experiment
 from tsglab.suite import bundled_suite_path
-
-
-def answer(request):
-    return "The answer is 42 and it is positive."
-
-
-class InterruptAt:
-    def __init__(self, at):
-        self.at, self.calls = at, 0
-
-    def __call__(self, request):
-        self.calls += 1
-        if self.calls == self.at:
-            raise KeyboardInterrupt
-        return answer(request)
 
 
 def own_suite(tmp_path):

@@ -11,28 +11,13 @@ import time
 from pathlib import Path
 
 import pytest
-from _rundir_helpers import event_keys, tsglab_cli, wait_for_events, write_spec
+from _rundir_helpers import InterruptAt, answer, event_keys, tsglab_cli, wait_for_events, write_spec
 from conftest import scripted_ladder
 
 from tsglab.config import load_spec
 from tsglab.errors import RunError
 from tsglab.events import read_events, read_manifest, write_manifest
 from tsglab.load.runner import run_experiment
-
-
-def answer(request):
-    return "The answer is 42 and it is positive."
-
-
-class InterruptAt:
-    def __init__(self, at):
-        self.at, self.calls = at, 0
-
-    def __call__(self, request):
-        self.calls += 1
-        if self.calls == self.at:
-            raise KeyboardInterrupt
-        return answer(request)
 
 
 def interrupted_run(tmp_path, limit=10):
