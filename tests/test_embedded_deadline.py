@@ -46,7 +46,7 @@ class FakeLlama:
         return stream()
 
 
-def _fake_module(llama: FakeLlama, *, with_abort: bool = True) -> SimpleNamespace:
+def _fake_module(llama: FakeLlama, *, with_abort: bool = True, callback_type=None) -> SimpleNamespace:
     def set_abort(ctx, callback, data):
         assert ctx is llama.ctx
         llama.abort = callback
@@ -55,7 +55,7 @@ def _fake_module(llama: FakeLlama, *, with_abort: bool = True) -> SimpleNamespac
                              llama_perf_context=lambda ctx: SimpleNamespace(n_eval=1, n_p_eval=3))
     if with_abort:
         module.llama_set_abort_callback = set_abort
-        module.ggml_abort_callback = lambda function: function
+        module.ggml_abort_callback = callback_type or (lambda function: function)
     return module
 
 
@@ -117,3 +117,42 @@ def test_preflight_names_a_missing_model_file(tmp_path):
     backend = embedded.EmbeddedBackend("fake", model_path=tmp_path / "missing.gguf")
     with pytest.raises(BackendError, match=r"the model file .*missing.gguf does not exist; install the model"):
         backend.preflight()
+
+
+def test_a_ctrl_c_inside_llama_cpp_stops_the_call_instead_of_being_swallowed(backend_with, monkeypatch):
+    """A Ctrl-C (or the runner's SIGTERM) that lands while llama.cpp decodes runs its Python handler inside
+    the abort callback; ctypes cannot raise out of a callback and used to drop it, so a run with embedded
+    models could only be stopped with SIGKILL. Here the callbacks are real ctypes thunks: one raises
+    KeyboardInterrupt as the signal handler would, and the decode must stop with it, not run to the end."""
+    import ctypes
+    import sys
+
+    callback_type = ctypes.CFUNCTYPE(ctypes.c_bool, ctypes.c_void_p)
+
+    def interrupted(_data):
+        raise KeyboardInterrupt("SIGTERM")
+
+    signal_in_callback = callback_type(interrupted)
+
+    class Interrupted(FakeLlama):
+        def create_chat_completion(self, messages, max_tokens, **_kwargs):
+            def stream():
+                for step in range(1000):  # 5 s of prompt processing unless aborted
+                    if step == 3:
+                        signal_in_callback(None)  # the handler's KeyboardInterrupt, inside a ctypes callback
+                    if self.abort(None):
+                        raise RuntimeError("llama_decode returned 2")
+                    time.sleep(0.005)
+                yield {"choices": [{"delta": {"content": "hi"}, "finish_reason": "stop"}]}
+
+            return stream()
+
+    monkeypatch.setattr(sys, "unraisablehook", sys.unraisablehook)  # restored after the test
+    llama = Interrupted(prompt_s=5.0)
+    backend = backend_with(llama, callback_type=callback_type)
+    started = time.perf_counter()
+    with pytest.raises(KeyboardInterrupt, match="SIGTERM"):
+        backend.complete(_request(timeout_s=None))
+    assert time.perf_counter() - started < 1.0
+    assert llama.resets >= 1  # the half-filled context is cleared
+    assert embedded._PENDING_INTERRUPTS == []

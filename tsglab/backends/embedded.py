@@ -19,6 +19,7 @@ does not fit the context window (with the answer's ``max_tokens``) ends as ``con
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from pathlib import Path
@@ -47,6 +48,39 @@ def _import_llama_cpp():
     return llama_cpp
 
 
+# A Ctrl-C (or the runner's SIGTERM, raised as KeyboardInterrupt) that arrives while llama.cpp runs a decode
+# is delivered inside the abort callback, the only Python code running then. ctypes cannot raise out of a
+# callback: it hands the exception to sys.unraisablehook and lets llama.cpp go on, so the interrupt was lost
+# and a run could not be stopped short of SIGKILL. The hook below keeps it here instead; the next call of
+# the callback aborts the decode, and ``complete`` raises it once llama.cpp has returned.
+_PENDING_INTERRUPTS: list[BaseException] = []
+_HOOK_LOCK = threading.Lock()
+
+
+def _keep_interrupts(unraisable) -> None:
+    if isinstance(unraisable.exc_value, (KeyboardInterrupt, SystemExit)):
+        _PENDING_INTERRUPTS.append(unraisable.exc_value)
+    else:
+        _previous_unraisablehook(unraisable)
+
+
+_previous_unraisablehook = sys.unraisablehook
+
+
+def _install_interrupt_hook() -> None:
+    global _previous_unraisablehook
+    with _HOOK_LOCK:
+        if sys.unraisablehook is not _keep_interrupts:
+            _previous_unraisablehook, sys.unraisablehook = sys.unraisablehook, _keep_interrupts
+
+
+def _raise_pending_interrupt() -> None:
+    if _PENDING_INTERRUPTS:
+        interrupt = _PENDING_INTERRUPTS.pop(0)
+        _PENDING_INTERRUPTS.clear()
+        raise interrupt
+
+
 class _Deadline:
     """The deadline of the call running on one llama.cpp context, asked by its abort callback."""
 
@@ -56,6 +90,8 @@ class _Deadline:
         self.callback: object = None  # the ctypes callback: referenced here so it outlives the context's use
 
     def should_abort(self, _data: object = None) -> bool:
+        if _PENDING_INTERRUPTS:  # a Ctrl-C or SIGTERM delivered inside an earlier call of this callback
+            return True
         if self.deadline_ns is not None and time.perf_counter_ns() > self.deadline_ns:
             self.fired = True
             return True
@@ -68,6 +104,7 @@ def _register_abort(llama_cpp, llama) -> _Deadline | None:
     callback_type = getattr(llama_cpp, "ggml_abort_callback", None)
     if setter is None or callback_type is None:
         return None
+    _install_interrupt_hook()
     deadline = _Deadline()
     deadline.callback = callback_type(deadline.should_abort)
     setter(llama.ctx, deadline.callback, None)
@@ -186,10 +223,14 @@ class EmbeddedBackend:
             except BackendTimeout:
                 raise
             except (RuntimeError, ValueError) as exc:
+                if _PENDING_INTERRUPTS:  # the decode was aborted for a Ctrl-C or SIGTERM, not for an error
+                    llama.reset()
+                    _raise_pending_interrupt()
                 raise self._failure(exc, deadline, request, started, llama) from exc
             finally:
                 if deadline is not None:
                     deadline.deadline_ns = None
+            _raise_pending_interrupt()  # delivered during the last step: the answer is complete, the run stops
             ended = time.perf_counter_ns()
             perf = llama_cpp.llama_perf_context(llama.ctx)
             context_tokens = int(llama.n_tokens)
