@@ -242,8 +242,14 @@ def _lower_bound(p_of: _PValue, alpha: float, known: float, rejected: bool) -> f
     """sup{m : p(m) < alpha} by bisection, bracketed by ``known`` whose outcome is ``rejected``, so the
     bound lies above ``known`` exactly when the test at ``known`` rejected."""
     lo, hi = (known, p_of.upper) if rejected else (p_of.lower, known)
-    if not rejected and p_of(lo) >= alpha:
-        return p_of.lower
+    if not rejected:
+        # At the range's edge itself the null is a single point that no test can reject (the exact test
+        # returns p = 1 there by definition), so the rejection region {m : p(m) < alpha} is open at the edge:
+        # probe one tolerance inside it. Probing the edge returned the edge for every test that did not
+        # reject at ``known``, printing a bound of -1 whatever the data.
+        lo = p_of.lower + _BISECT_TOL
+        if lo >= hi or p_of(lo) >= alpha:
+            return p_of.lower
     while hi - lo > _BISECT_TOL:
         mid = 0.5 * (lo + hi)
         if p_of(mid) < alpha:
