@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 from tsglab.errors import SpecError, TsglabError
 
@@ -18,6 +22,19 @@ def report_options(args: argparse.Namespace) -> dict:
                                 equivalence=args.equivalence)
     return {"vs": args.vs, "baseline_arm": args.baseline, "gateway_arm": args.gateway, "settings": settings,
             "allow_suite_change": args.allow_suite_change, "write": not args.no_write}
+
+
+def run_options(args: argparse.Namespace) -> dict:
+    """The keyword arguments of :func:`tsglab.api.run` that a parsed ``run`` command asks for."""
+    return {"runs_dir": args.runs_dir, "run_id": args.run_id, "resume": args.resume,
+            "overrides": {**parse_overrides(args.overrides), **({"preflight": False} if args.no_preflight else {})},
+            "progress": not args.quiet}
+
+
+def compare_options(args: argparse.Namespace) -> dict:
+    """The keyword arguments of :func:`tsglab.api.compare` that a parsed ``compare`` command asks for."""
+    return {"runs_dir": args.runs_dir, "comparison_id": args.comparison_id,
+            "overrides": parse_overrides(args.overrides), "variants": args.variants, "progress": not args.quiet}
 
 
 def parse_overrides(pairs: list[str]) -> dict:
@@ -61,6 +78,16 @@ def _under_delivery(run_dir) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The parser of the ``tsglab`` command (and of ``%tsg``)."""
+    return _parser_and_subcommands()[0]
+
+
+def subcommand_parsers() -> dict[str, argparse.ArgumentParser]:
+    """Each subcommand's parser by name, in the order of the help (for ``%tsg?``, completion and tests)."""
+    return dict(_parser_and_subcommands()[1].choices)
+
+
+def _parser_and_subcommands() -> tuple[argparse.ArgumentParser, Any]:
     parser = argparse.ArgumentParser(prog="tsglab", description="LLM routing experiments with an auditable protocol.")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -113,64 +140,104 @@ def build_parser() -> argparse.ArgumentParser:
 
     models = sub.add_parser("models", help="embedded models")
     models.add_argument("action", choices=["install", "list"])
-    return parser
+    return parser, sub
+
+
+def _models(action: str) -> dict[str, str]:
+    """``tsglab models install|list``: model name → installed path (install) or description and where (list)."""
+    from tsglab.backends.models import MODELS, install_models, resolve_model
+
+    if action == "install":
+        return {name: str(path) for name, path in install_models().items()}
+    listing = {}
+    for name, info in MODELS.items():
+        try:
+            where = str(resolve_model(name))
+        except TsglabError as exc:
+            where = f"not installed — {exc}"
+        listing[name] = f"{info.description}\n    {where}"
+    return listing
+
+
+def _run_text(result: Any, args: argparse.Namespace) -> str:
+    from tsglab import api
+
+    line = (f"run {result.run_id}: {result.status}, {result.n_events}/{result.n_planned} requests "
+            f"in {result.run_dir}{_under_delivery(result.run_dir)}")
+    return line if args.no_report else f"{line}\n{api.build_report(result.run_dir)}"
+
+
+def _run_value(result: Any, args: argparse.Namespace) -> Any:
+    from tsglab import api
+
+    return result if args.no_report else api.build_report(result.run_dir)
+
+
+def _report_text(report: Any, args: argparse.Namespace) -> str:
+    return f"{report}\nNot written (--no-write): no file was created or changed." if args.no_write else str(report)
+
+
+def _legacy_text(imported: Any, args: argparse.Namespace) -> str:
+    lines = [f"run {r.run_id}: arms {', '.join(r.arms)} ({sum(r.n_events.values())} events) in {r.run_dir}"
+             for r in imported]
+    return "\n".join(lines + [f"\n{r}" for r in imported])
+
+
+def _markdown(title: str) -> Callable[[Any, argparse.Namespace], str]:
+    def text(table: Any, args: argparse.Namespace) -> str:
+        from tsglab.report.render import to_markdown
+
+        return to_markdown(table, title=title)
+    return text
+
+
+def _unchanged(result: Any, args: argparse.Namespace) -> Any:
+    return result
+
+
+@dataclass(frozen=True)
+class Command:
+    """One subcommand: the function it calls (looked up when called, by module and name), the arguments a
+    parsed command line gives it, what the command line prints and what the ``%tsg`` magic returns."""
+
+    target: tuple[str, str]
+    arguments: Callable[[argparse.Namespace], tuple[list, dict]]
+    text: Callable[[Any, argparse.Namespace], str]
+    value: Callable[[Any, argparse.Namespace], Any] = _unchanged
+
+    def function(self) -> Callable[..., Any]:
+        module, name = self.target
+        return getattr(importlib.import_module(module), name)
+
+
+COMMANDS: dict[str, Command] = {
+    "run": Command(("tsglab.api", "run"), lambda a: ([a.spec], run_options(a)), _run_text, _run_value),
+    "report": Command(("tsglab.api", "build_report"), lambda a: ([a.run], report_options(a)), _report_text),
+    "ablation": Command(("tsglab.report", "build_ablation"), lambda a: ([a.runs], {"write_to": a.runs[0]}),
+                        _markdown("Ablations")),
+    "import-legacy": Command(("tsglab.legacy", "import_legacy"),
+                             lambda a: ([a.dir], {"runs_dir": a.runs_dir, "strict": not a.allow_mismatch,
+                                                  "overwrite": a.force}), _legacy_text),
+    "compare": Command(("tsglab.api", "compare"), lambda a: ([a.file], compare_options(a)),
+                       _markdown("Framework comparison")),
+    "models": Command(("tsglab.cli", "_models"), lambda a: ([a.action], {}),
+                      lambda listing, a: "\n".join(f"{name}: {what}" for name, what in listing.items())),
+}
+"""The dispatch table of the command line and of ``%tsg``: one entry per subcommand of :func:`build_parser`."""
+
+
+def call(args: argparse.Namespace) -> Any:
+    """Call the function of a parsed command with the arguments its flags ask for; returns its result."""
+    command = COMMANDS[args.command]
+    positional, keywords = command.arguments(args)
+    return command.function()(*positional, **keywords)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from tsglab import api
-
+    command = COMMANDS[args.command]
     try:
-        if args.command == "run":
-            result = api.run(args.spec, runs_dir=args.runs_dir, run_id=args.run_id, resume=args.resume,
-                             overrides={**parse_overrides(args.overrides),
-                                        **({"preflight": False} if args.no_preflight else {})},
-                             progress=not args.quiet)
-            print(f"run {result.run_id}: {result.status}, {result.n_events}/{result.n_planned} requests "
-                  f"in {result.run_dir}{_under_delivery(result.run_dir)}")
-            if not args.no_report:
-                print(api.build_report(result.run_dir))
-        elif args.command == "report":
-            report = api.build_report(args.run, **report_options(args))
-            print(report)
-            if args.no_write:
-                print("Not written (--no-write): no file was created or changed.")
-        elif args.command == "import-legacy":
-            from tsglab.legacy import import_legacy
-
-            imported = import_legacy(args.dir, runs_dir=args.runs_dir, strict=not args.allow_mismatch,
-                                     overwrite=args.force)
-            for legacy_run in imported:
-                print(f"run {legacy_run.run_id}: arms {', '.join(legacy_run.arms)} "
-                      f"({sum(legacy_run.n_events.values())} events) in {legacy_run.run_dir}")
-            for legacy_run in imported:
-                print(f"\n{legacy_run}")
-        elif args.command == "ablation":
-            from tsglab.report import build_ablation
-            from tsglab.report.render import to_markdown
-
-            table = build_ablation(args.runs, write_to=args.runs[0])
-            print(to_markdown(table, title="Ablations"))
-        elif args.command == "compare":
-            from tsglab.report.render import to_markdown
-
-            table = api.compare(args.file, runs_dir=args.runs_dir, comparison_id=args.comparison_id,
-                                   overrides=parse_overrides(args.overrides), variants=args.variants,
-                                   progress=not args.quiet)
-            print(to_markdown(table, title="Framework comparison"))
-        elif args.command == "models":
-            from tsglab.backends.models import MODELS, install_models, resolve_model
-
-            if args.action == "install":
-                for name, path in install_models().items():
-                    print(f"{name}: {path}")
-            else:
-                for name, info in MODELS.items():
-                    try:
-                        where = str(resolve_model(name))
-                    except TsglabError as exc:
-                        where = f"not installed — {exc}"
-                    print(f"{name}: {info.description}\n    {where}")
+        print(command.text(call(args), args))
     except TsglabError as exc:
         print(f"tsglab: error: {exc}", file=sys.stderr)
         return 2

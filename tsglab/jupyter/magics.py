@@ -1,51 +1,122 @@
-"""``%load_ext tsglab`` then ``%tsg run SPEC`` / ``%tsg report RUN``: thin shells over :mod:`tsglab.api`.
+"""``%load_ext tsglab`` then ``%tsg SUBCOMMAND ...`` (every subcommand of the ``tsglab`` command) or a
+``%%tsg run [FLAGS]`` cell whose body is an experiment spec in YAML.
 
-The magic takes exactly the arguments of the ``tsglab`` command (same parser); errors become one-line
-IPython ``UsageError``s instead of tracebacks.
+The magic parses its line with the command's own parser and calls the same dispatch table
+(:data:`tsglab.cli.COMMANDS`), so every flag means the same in both. It returns the result object
+instead of printing. Errors become one-line IPython ``UsageError``s instead of tracebacks; Ctrl-C during a
+run ends with one line saying how to resume it.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import hashlib
 import io
 import shlex
+import tempfile
+from pathlib import Path
+from typing import Any
 
 from tsglab.errors import TsglabError
 
-USAGE = ("%tsg run SPEC [--runs-dir DIR] [--run-id ID] [--resume RUN_DIR] [--set KEY=VALUE ...]\n"
-         "%tsg report RUN [--vs RUN [--allow-suite-change]] [--baseline ARM] [--gateway ARM] [--no-write] ...\n"
-         "%tsg compare FILE [--variant NAME ...] [--set KEY=VALUE ...]")
+CELL_WHERE = "%%tsg cell"
 
 
-def tsg(line: str):
-    """Run ``%tsg`` with the same arguments as the ``tsglab`` command; returns the result object."""
+def help_text() -> str:
+    """The full help of ``%tsg``: every subcommand and flag, written by the command's parser."""
+    from tsglab.cli import subcommand_parsers
+
+    parts = ["%tsg SUBCOMMAND [ARGS] — the `tsglab` command inside IPython; returns the result object.",
+             "%%tsg run [FLAGS] — the cell body is the experiment spec (YAML); errors name the cell line.", ""]
+    for name, sub in subcommand_parsers().items():
+        sub.prog = f"%tsg {name}"
+        parts += [sub.format_help().rstrip(), ""]
+    return "\n".join(parts)
+
+
+def _parse(words: list[str]) -> argparse.Namespace | None:
+    """The parsed words, ``None`` after ``--help`` (printed), or a one-line ``UsageError``."""
     from IPython.core.error import UsageError
 
-    from tsglab import api
-    from tsglab.cli import build_parser, parse_overrides, report_options
+    from tsglab.cli import build_parser
 
-    stderr = io.StringIO()
+    stderr, stdout = io.StringIO(), io.StringIO()
     try:
-        with contextlib.redirect_stderr(stderr):
-            args = build_parser().parse_args(shlex.split(line))
-    except SystemExit:  # argparse reports bad arguments by exiting; a magic must not
-        message = (stderr.getvalue().strip().splitlines() or ["bad arguments"])[-1]
-        raise UsageError(f"{message}\nUsage:\n{USAGE}") from None
+        with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(stdout):
+            return build_parser().parse_args(words)
+    except SystemExit as exc:  # argparse reports bad arguments (and --help) by exiting; a magic must not
+        if exc.code == 0:
+            print(stdout.getvalue().replace("usage: tsglab", "usage: %tsg"), end="")
+            return None
+        message = (stderr.getvalue().strip().splitlines() or ["bad arguments"])[-1].replace("tsglab: error: ", "")
+        raise UsageError(f"%tsg: {message} (Usage: %tsg? lists every subcommand and flag)") from None
+
+
+def _cell_spec(cell: str) -> Path:
+    """The cell body as a spec file, named by its content so a resume finds the same file again."""
+    digest = hashlib.sha256(cell.encode("utf-8")).hexdigest()[:12]
+    folder = Path(tempfile.gettempdir()) / "tsglab-cells"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"cell-{digest}.yaml"
+    if not path.is_file():
+        path.write_text(cell, encoding="utf-8")
+    return path
+
+
+def _run_dirs(runs_dir: str) -> set[Path]:
+    root = Path(runs_dir)
+    return {p for p in root.iterdir() if p.is_dir()} if root.is_dir() else set()
+
+
+def _interrupted(args: argparse.Namespace, before: set[Path], cell: str | None) -> str:
+    """The one line for a Ctrl-C during ``%tsg run``: which run is incomplete and the magic that continues it."""
+    new = sorted(_run_dirs(args.runs_dir) - before)
+    run_dir = args.resume or (str(new[-1]) if new else None)
+    if run_dir is None:
+        return "%tsg run: interrupted before the run directory was created; nothing was recorded."
+    sets = " ".join(f"--set {shlex.quote(pair)}" for pair in args.overrides)
+    if cell is not None:
+        again = f"%%tsg run --resume {shlex.quote(str(run_dir))}"
+        again += f" {sets}" if sets else ""
+        return (f"%tsg run: interrupted; {run_dir} is marked incomplete. Continue it with the same cell "
+                f"starting `{again}`.")
+    again = f"%tsg run {shlex.quote(args.spec)} --resume {shlex.quote(str(run_dir))}" + (f" {sets}" if sets else "")
+    return f"%tsg run: interrupted; {run_dir} is marked incomplete. Continue it with `{again}`."
+
+
+def tsg(line: str, cell: str | None = None) -> Any:
+    from IPython.core.error import UsageError
+
+    from tsglab.cli import COMMANDS, call
+
     try:
-        if args.command == "run":
-            result = api.run(args.spec, runs_dir=args.runs_dir, run_id=args.run_id, resume=args.resume,
-                             overrides=parse_overrides(args.overrides), progress=not args.quiet)
-            return result if args.no_report else api.build_report(result.run_dir)
-        if args.command == "report":
-            return api.build_report(args.run, **report_options(args))
-        if args.command == "compare":
-            return api.compare(args.file, runs_dir=args.runs_dir, comparison_id=args.comparison_id,
-                               overrides=parse_overrides(args.overrides), variants=args.variants,
-                               progress=not args.quiet)
-        raise UsageError(f"%tsg supports 'run', 'report' and 'compare'.\nUsage:\n{USAGE}")
+        words = shlex.split(line)
+    except ValueError as exc:
+        raise UsageError(f"%tsg: cannot split the line ({exc}); close the quote.") from None
+    if cell is not None:
+        if not words or words[0] != "run":
+            raise UsageError("%%tsg: a cell takes `run [FLAGS]` on its first line and the spec (YAML) below it; "
+                             f"got {line.strip()!r}.")
+        spec_path = _cell_spec(cell)
+        words = ["run", str(spec_path), *words[1:]]
+    args = _parse(words)
+    if args is None:
+        return None
+    before = _run_dirs(args.runs_dir) if args.command == "run" else set()
+    try:
+        return COMMANDS[args.command].value(call(args), args)
     except TsglabError as exc:
-        raise UsageError(str(exc)) from None
+        message = " ".join(str(exc).split("\n"))
+        if cell is not None:
+            message = message.replace(str(spec_path), CELL_WHERE)
+        raise UsageError(message) from None
+    except KeyboardInterrupt:
+        if args.command != "run":
+            raise UsageError(f"%tsg {args.command}: interrupted.") from None
+        raise UsageError(_interrupted(args, before, cell)) from None
 
 
 def load_ipython_extension(ipython) -> None:
-    ipython.register_magic_function(tsg, magic_kind="line", magic_name="tsg")
+    tsg.__doc__ = help_text()
+    ipython.register_magic_function(tsg, magic_kind="line_cell", magic_name="tsg")
