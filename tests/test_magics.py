@@ -10,7 +10,7 @@ from _rundir_helpers import SCRIPTED_SPEC
 from IPython.core.error import UsageError
 
 from tsglab import cli
-from tsglab.jupyter.magics import help_text, tsg
+from tsglab.jupyter.magics import complete, help_text, tsg
 
 
 class Recorded(Exception):
@@ -152,3 +152,11 @@ def test_ctrl_c_gives_one_line_with_a_resume_magic_that_works(tmp_path, monkeypa
     result = tsg(again.removeprefix("%%tsg ") + " --no-report --quiet", _spec())
     assert result.status == "complete"
     assert result.n_events == result.n_planned == 8
+
+
+def test_completion_offers_subcommands_then_their_flags():
+    assert complete("%tsg r") == ["report", "run"]
+    assert complete("%tsg ") == sorted(cli.subcommand_parsers())
+    assert complete("%tsg report --re") == ["--resamples"]
+    assert "--no-preflight" in complete("%tsg run spec.yaml ")
+    assert complete("%tsg nope --") == []

@@ -117,6 +117,25 @@ def tsg(line: str, cell: str | None = None) -> Any:
         raise UsageError(_interrupted(args, before, cell)) from None
 
 
+def complete(line: str) -> list[str]:
+    """Tab completion after ``%tsg``: the subcommands, then the flags of the subcommand written."""
+    from tsglab.cli import subcommand_parsers
+
+    parsers = subcommand_parsers()
+    words = line.split()
+    if words and words[0].lstrip("%") == "tsg":
+        words = words[1:]
+    typed = "" if line.endswith((" ", "\t")) or not words else words[-1]
+    if len(words) == 0 or (len(words) == 1 and typed):
+        return sorted(name for name in parsers if name.startswith(typed))
+    parser = parsers.get(words[0])
+    if parser is None:
+        return []
+    flags = {flag for flag in parser.format_help().replace(",", " ").replace("[", " ").split() if flag.startswith("--")}
+    return sorted(flag for flag in flags if flag.startswith(typed) and flag.strip("]") == flag)
+
+
 def load_ipython_extension(ipython) -> None:
     tsg.__doc__ = help_text()
+    ipython.set_hook("complete_command", lambda _shell, event: complete(event.line), str_key="%tsg")
     ipython.register_magic_function(tsg, magic_kind="line_cell", magic_name="tsg")
