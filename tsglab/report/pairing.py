@@ -142,6 +142,9 @@ class ArmPair:
     vs_manifest: dict | None = field(repr=False)
     ladder: tuple[str, ...]
     out_dir: Path
+    #: requests per arm left out because the other arm has no request of that (prompt id, occurrence) — yet,
+    #: when the report is taken mid-run, or ever, when one arm stopped early
+    unpaired: dict[str, int] = field(default_factory=dict)
 
     @property
     def frames(self) -> dict[str, pd.DataFrame]:
@@ -242,12 +245,14 @@ def load_arm_pair(
         raise RunError(f"{run_dir}: no arm named {gateway_arm!r} (arms: {arms}).")
     gate = frame[frame["arm"] == gateway_arm]
     check_same_prompts(base, gate, (base_label, gateway_arm))
+    full = {base_label: len(base), gateway_arm: len(gate)}
     base, gate = shared_pairs(base, gate)
+    unpaired = {arm: count - len(base) for arm, count in full.items() if count > len(base)}
     if not len(base):
         raise RunError(f"{run_dir}: the arms share no prompt ids; a paired comparison needs the same prompts.")
     return ArmPair(run_dir=run_dir, vs_dir=vs_dir, baseline_label=base_label, gateway_label=gateway_arm,
                    baseline=base, gateway=gate, manifest=manifest, vs_manifest=vs_manifest, ladder=ladder,
-                   out_dir=out_dir)
+                   out_dir=out_dir, unpaired=unpaired)
 
 
 def _events_of(run_dir: Path) -> list:

@@ -71,6 +71,11 @@ def _strata(frame: pd.DataFrame, keys: tuple[str, ...]) -> pd.Series:
     missing = [k for k in keys if k not in frame]
     if missing:
         raise SpecError(f"strata {missing} are not event bucket fields; available: task, ctx_bucket, lang.")
+    if frame.empty:
+        # DataFrame.agg(axis=1) of zero rows returns a zero-row *DataFrame*, not a Series, and a groupby
+        # on its 2-D array fails ("Buffer has wrong number of dimensions"): a view with no rows (every
+        # request in warm-up) has no strata.
+        return pd.Series([], index=frame.index, dtype=object)
     return frame[list(keys)].astype(str).agg("/".join, axis=1)
 
 
@@ -230,4 +235,20 @@ def verdict(table_a: pd.DataFrame, table_b: pd.DataFrame, table_c: pd.DataFrame,
     failed_strata = sorted(set(table_a.loc[table_a["decision"] == "failed", "stratum"])
                            | set(table_b.loc[table_b["decision"] == "failed", "stratum"]))
     return {"family_A": a_ok, "family_B": b_ok, "family_C": c_ok, "overall": a_ok and b_ok and c_ok,
-            "underpowered": underpowered, "identifiable": identifiable, "failed_strata": failed_strata}
+            "underpowered": underpowered, "identifiable": identifiable, "failed_strata": failed_strata,
+            "not_computable": not_computable(table_a, table_b)}
+
+
+def not_computable(table_a: pd.DataFrame, table_b: pd.DataFrame) -> list[str]:
+    """The rows of families A and B whose test could not be computed (no p-value), each with why — a
+    tiny run, a view emptied by the warm-up, a report taken mid-run. Such a row cannot pass."""
+    rows = []
+    for family, table in (("A", table_a), ("B", table_b)):
+        for row in table.itertuples(index=False):
+            if np.isfinite(row.p_value):
+                continue
+            where = f"{row.view}/{row.stratum}" if family == "B" else str(row.stratum)
+            why = f"n = {row.n_pairs} pairs" + (" (every request in warm-up)" if family == "B" and
+                                                row.view != "Overall" and row.n_pairs == 0 else "")
+            rows.append(f"Family {family} {where}: {why}" + (f"; {row.note}" if row.note else ""))
+    return rows

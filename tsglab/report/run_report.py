@@ -104,6 +104,11 @@ class RunReport:
             extra.append("a P95 is not identifiable (failures or censoring above 5 %)")
         if self.verdict.get("failed_strata"):
             extra.append(f"strata flagged failed: {', '.join(self.verdict['failed_strata'])}")
+        if self.verdict.get("unpaired"):
+            left_out = ", ".join(f"{arm} {count}" for arm, count in self.verdict["unpaired"].items())
+            extra.append(f"requests left out, their prompt has no request in the other arm: {left_out}")
+        if self.verdict.get("not_computable"):
+            extra.append(f"not computable: {'; '.join(self.verdict['not_computable'])}")
         alpha = self.meta.get("settings", {}).get("alpha", 0.05)
         tail = f" ({'; '.join(extra)})" if extra else ""
         line = f"Verdict at α = {alpha:g}: {'PASS' if self.verdict['overall'] else 'FAIL'} — {marks}{tail}"
@@ -257,7 +262,8 @@ def compute_report(pair: ArmPair, settings: ProtocolSettings) -> RunReport:
         load=load_table(frames),
         energy=energy_table(frames),
         outcomes=outcome_table(frames),
-        verdict={**verdict(table_a, table_b, table_c, pair.gateway_label), **_delivery_verdict(pair)},
+        verdict={**verdict(table_a, table_b, table_c, pair.gateway_label), **_delivery_verdict(pair),
+                 "unpaired": dict(pair.unpaired)},
         meta=meta,
         manifests=manifests,
         frames=frames,

@@ -25,6 +25,10 @@ def _quietly(fn, *args, **kwargs):
         return fn(*args, **kwargs)
 
 
+#: the fewest observations a bootstrap interval of a quantile needs (tsglab.stats.quantile_ci returns NaN below)
+MIN_CI_N = 2
+
+
 def p95_view(frame: pd.DataFrame, column: str, *, n_resamples: int = 2000, seed: int = 0) -> dict:
     """P50 and P95 of one latency column with bootstrap CIs (:func:`tsglab.stats.quantile_ci`).
 
@@ -40,7 +44,8 @@ def p95_view(frame: pd.DataFrame, column: str, *, n_resamples: int = 2000, seed:
     if n == 0:
         return {"n": 0, "timeouts_rate": math.nan, **{f"{name}{part}": math.nan for name in ("p50", "p95")
                                                        for part in ("_ms", "_ci_low", "_ci_high")},
-                "p95_lower_bound_ms": math.nan, "identifiable": False, "interval": "none"}
+                "p95_lower_bound_ms": math.nan, "identifiable": False, "interval": "none",
+                "note": "n = 0: no answered request in this view (all in warm-up, failed, or not yet run)"}
     plan, _ = _quietly(choose_resampling, values, n_resamples=n_resamples, seed=seed)  # one choice for both
     out: dict[str, Any] = {"n": n, "timeouts_rate": float(censored.mean())}
     for name, q in (("p50", 0.5), ("p95", 0.95)):
@@ -48,7 +53,8 @@ def p95_view(frame: pd.DataFrame, column: str, *, n_resamples: int = 2000, seed:
                           block_length=plan.block_length, n_resamples=n_resamples, seed=seed)
         out.update({f"{name}_ms": result.estimate, f"{name}_ci_low": result.ci_low, f"{name}_ci_high": result.ci_high})
     out.update({"p95_lower_bound_ms": result.lower_bound, "identifiable": result.identifiable,
-                "interval": result.resampling if n >= 2 else "none"})
+                "interval": result.resampling if n >= 2 else "none",
+                "note": f"n = {n} < {MIN_CI_N} needed for a CI" if n < MIN_CI_N else ""})
     return out
 
 
