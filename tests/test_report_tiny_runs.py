@@ -11,6 +11,7 @@ import math
 import pytest
 from conftest import scripted_ladder
 
+from tsglab.cli import main
 from tsglab.config import spec_from_dict
 from tsglab.errors import TsglabWarning
 from tsglab.events import EventWriter, synthetic_event, write_manifest
@@ -52,6 +53,8 @@ def test_every_request_in_warm_up_gives_a_report_that_says_why(tmp_path, n, extr
     assert warm["p95_ms"].isna().all()
     assert warm["note"].str.startswith("n = 0: no answered request in this view").all()
     assert math.isnan(report.figures["tsg"]["p50_e2e_warm_ms"])
+    assert report.notes["headline"].startswith(
+        "Not computed — baseline: P50 E2E warm not computed, n = 0 warm answered requests (all in warm-up or failed)")
     assert any(row.startswith("Family B Warm-only/overall: n = 0 pairs (every request in warm-up); ")
                for row in report.verdict["not_computable"])
     assert "not computable: " in report.verdict_line()
@@ -65,6 +68,8 @@ def test_tiny_runs_without_warm_up(tmp_path, n):
     report = build_report(scripted_run(tmp_path, n, 0), settings=SETTINGS, write=True)
     views = report.p95_views
     assert (views["n"] == n).all()
+    assert ("no CI for the latencies, n = 1 < 2" in report.notes["headline"]) == (n == 1)
+    assert main(["report", str(report.run_dir), "--no-write"]) == 0
     if n < 2:  # one observation: an estimate, but no interval
         assert views["p95_ci_low"].isna().all()
         assert views["p95_ms"].notna().all()

@@ -21,6 +21,7 @@ from tsglab.report.pairing import ArmPair, load_arm_pair
 from tsglab.report.protocol import ProtocolSettings, family_a, family_b, family_c, routing_cost, verdict
 from tsglab.report.render import to_markdown
 from tsglab.report.tables import (
+    MIN_CI_N,
     arm_metrics,
     energy_table,
     four_view_table,
@@ -242,6 +243,7 @@ def compute_report(pair: ArmPair, settings: ProtocolSettings) -> RunReport:
     manifests = (manifest,) + ((pair.vs_manifest,) if pair.vs_manifest else ())
     routing_warnings = _routing_warnings(manifests)
     notes = _notes(settings, fingerprint, manifest)
+    notes["headline"] = _not_computed_note(frames) + notes["headline"]
     if routing_warnings:
         notes["headline"] = "Routing replay: " + " ".join(routing_warnings) + " " + notes["headline"]
     return RunReport(
@@ -271,6 +273,19 @@ def compute_report(pair: ArmPair, settings: ProtocolSettings) -> RunReport:
         notes=notes,
         routing_warnings=routing_warnings,
     )
+
+
+def _not_computed_note(frames: dict[str, pd.DataFrame]) -> str:
+    """Why a headline cell is NaN when the run is too small for it (empty warm view, one request: no CI)."""
+    parts = []
+    for arm, frame in frames.items():
+        warm = int((frame["warm"] & ~frame["failed"]).sum())
+        answered = int((~frame["failed"]).sum())
+        if warm == 0:
+            parts.append(f"{arm}: P50 E2E warm not computed, n = 0 warm answered requests (all in warm-up or failed)")
+        elif warm < MIN_CI_N or answered < MIN_CI_N:
+            parts.append(f"{arm}: no CI for the latencies, n = {min(warm, answered)} < {MIN_CI_N} needed for a CI")
+    return ("Not computed — " + "; ".join(parts) + ". ") if parts else ""
 
 
 def _routing_warnings(manifests: tuple[dict, ...]) -> tuple[str, ...]:
