@@ -28,6 +28,12 @@ LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON
 LLAMA_VERSION := $(shell sed -n 's/^llama-cpp-python==//p' $(or $(CONSTRAINTS),/dev/null) 2>/dev/null)
 LLAMA_WHEELS := $(HOME)/.cache/tsglab/wheels/llama-cpp-python-$(or $(LLAMA_VERSION),latest)-$(shell echo '$(LLAMA_CMAKE_ARGS)' | sha256sum | cut -c1-8)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
+# command=Debian package(s) that provides it; lmodern and the recommended fonts come with the TeX engines' packages
+SYSTEM_TOOLS := g++=build-essential gcc=build-essential pdflatex=texlive-latex-recommended \
+	xelatex=texlive-xetex lualatex=texlive-luatex chromium=chromium
+# LaTeX packages the publication tables use (file=Debian package)
+SYSTEM_TEX_FILES := siunitx.sty=texlive-science booktabs.sty=texlive-latex-recommended lmodern.sty=lmodern \
+	threeparttable.sty=texlive-latex-extra
 
 # ---- CI stages: `make test` runs them in this order (tools/ci/stages.py names and times each one, stops
 # at the first that fails, and prints a timing summary); each also runs alone as `make ci-<name>`.
@@ -45,11 +51,13 @@ CI_STAGES := $(LINT_STAGES) "unit=unit tests (-m 'not integration and not bench'
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt Makefile
-	@echo "==> [0/4] system packages: a C/C++ compiler for the llama.cpp build"
-	@command -v g++ >/dev/null && command -v gcc >/dev/null || { \
-		echo "    installing Debian build-essential"; \
+	@echo "==> [0/4] system packages: a C/C++ compiler (llama.cpp), TeX (the publication-table compile test) and"
+	@echo "          Chromium (the browser tests of the widgets in JupyterLab), from Debian's packages"
+	@missing=""; for tool in $(SYSTEM_TOOLS); do command -v $${tool%%=*} >/dev/null || missing="$$missing $${tool#*=}"; done; \
+	for file in $(SYSTEM_TEX_FILES); do kpsewhich $${file%%=*} >/dev/null 2>&1 || missing="$$missing $${file#*=}"; done; \
+	if [ -n "$$missing" ]; then echo "    installing:$$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-			build-essential python3-venv >/dev/null; }
+			$$missing >/dev/null || { echo "apt-get install$$missing failed (run make setup as root, or install them)" >&2; exit 1; }; fi
 	@echo "==> [1/4] Python virtual environment in $(VENV)"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PIP) install -q --upgrade pip
