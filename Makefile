@@ -44,9 +44,11 @@ LINT_STAGES := "lint=ruff (pyproject.toml's rule set) over $(LINT_PATHS)" "types
 CI_STAGES := $(LINT_STAGES) "unit=unit tests (-m 'not integration and not bench')" \
 	"nojit=statistics tests as plain Python (NUMBA_DISABLE_JIT=1)" \
 	"integration=integration tests (-m integration: llama.cpp inference, local servers, notebooks)" \
-	"bench=benchmark smoke (-m bench: every benchmarks/*.py --quick)"
+	"bench=benchmark smoke (-m bench: every benchmarks/*.py --quick)" \
+	"browser=widgets in a real JupyterLab (-m browser: Playwright driving Debian's chromium on 127.0.0.1)"
 
-.PHONY: setup demo test lint bench clean-venv ci-lint ci-types ci-imports ci-unit ci-nojit ci-integration ci-bench
+.PHONY: setup demo test lint bench clean-venv ci-lint ci-types ci-imports ci-unit ci-nojit ci-integration ci-bench \
+	ci-browser
 
 setup: $(STAMP)
 
@@ -107,20 +109,25 @@ ci-imports: setup
 	@$(VENV)/bin/lint-imports --no-cache --no-logo
 
 ci-unit: setup
-	@$(PY) -m pytest -q --durations=5 -m "not integration and not bench"
+	@$(PY) -m pytest -q --durations=5 -m "not integration and not bench and not browser"
 
 # the plain-Python twins of the numba kernels run here; tests marked jit_heavy (minutes without the JIT)
 # run compiled in the unit stage only
 ci-nojit: setup
 	@left_out=$$($(PY) -m pytest -q --collect-only -m jit_heavy $(STATS_TESTS) | grep '::'); \
 	echo "    $$(grep -c '::' <<< "$$left_out") jit_heavy test(s) left out of this stage:"; sed 's/^/      /' <<< "$$left_out"
-	@NUMBA_DISABLE_JIT=1 $(PY) -m pytest -q --durations=5 -m "not jit_heavy and not integration and not bench" $(STATS_TESTS)
+	@NUMBA_DISABLE_JIT=1 $(PY) -m pytest -q --durations=5 -m "not jit_heavy and not integration and not bench and not browser" $(STATS_TESTS)
 
 ci-integration: setup
 	@$(PY) -m pytest -q --durations=5 -m integration
 
 ci-bench: setup
 	@$(PY) -m pytest -q --durations=5 -m bench
+
+# screenshots of the widgets land in $(BROWSER_ARTIFACTS) (CI keeps them as artifacts)
+BROWSER_ARTIFACTS ?= benchmarks/results/screenshots
+ci-browser: setup
+	@TSGLAB_SCREENSHOTS=$(BROWSER_ARTIFACTS) $(PY) -m pytest -q --durations=5 -m browser
 
 bench: setup
 	@$(PY) benchmarks/bench_policy.py
