@@ -13,8 +13,8 @@ from tsglab.config import ExperimentSpec, load_spec
 from tsglab.errors import InvalidArgument
 
 if TYPE_CHECKING:  # the runner and the report pull in pandas and the suite: import them when used
-    from tsglab.load.runner import RunResult
     from tsglab.report import RunReport
+    from tsglab.report.results import RunResult
 
 
 def run(
@@ -26,7 +26,8 @@ def run(
     overrides: dict[str, Any] | None = None,
     progress: bool = True,
 ) -> RunResult:
-    """Run an experiment spec (a YAML path or an :class:`ExperimentSpec`); returns where it landed.
+    """Run an experiment spec (a YAML path or an :class:`ExperimentSpec`); returns a
+    :class:`~tsglab.report.RunResult` (where it landed, its events, its report, its notebook views).
 
     ``overrides`` are dotted keys applied to the YAML (``{"prompts.limit": 20}``).
     ``resume`` continues an incomplete run directory without repeating finished requests.
@@ -37,8 +38,11 @@ def run(
         spec = load_spec(spec, overrides)
     elif overrides:
         raise InvalidArgument("overrides apply to a YAML spec path; edit the ExperimentSpec directly instead.")
-    return run_experiment(spec, runs_dir=runs_dir, run_id=run_id, resume=resume, progress=progress,
-                          overrides=overrides)  # recorded in run.json: the resume hint repeats them
+    from tsglab.report.results import RunResult
+
+    record = run_experiment(spec, runs_dir=runs_dir, run_id=run_id, resume=resume, progress=progress,
+                            overrides=overrides)  # recorded in run.json: the resume hint repeats them
+    return RunResult.from_record(record)
 
 
 def build_report(

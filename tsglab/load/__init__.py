@@ -5,12 +5,12 @@
 
 from tsglab.load.arrivals import build_arrivals
 from tsglab.load.rundir import RunDirectory
-from tsglab.load.runner import RunResult, fingerprints, run_experiment
+from tsglab.load.runner import RunRecord, fingerprints, run_experiment
 from tsglab.load.schedule import WarmupWindow, WorkItem, build_schedule, select_prompts
 
 __all__ = [
     "RunDirectory",
-    "RunResult",
+    "RunRecord",
     "WarmupWindow",
     "WorkItem",
     "build_arrivals",

@@ -46,11 +46,14 @@ from tsglab.load.session import Session, build_ladder
 from tsglab.policy import TierLadder
 from tsglab.suite import bundled_suite_path, load_suite
 
-__all__ = ["RunResult", "fingerprints", "run_experiment"]
+__all__ = ["RunRecord", "fingerprints", "run_experiment"]
 
 
 @dataclass(frozen=True)
-class RunResult:
+class RunRecord:
+    """Where a run landed and how it ended: what the runner knows. ``tsglab.run`` returns it as a
+    :class:`tsglab.report.RunResult`, which adds the events, the report and the notebook views."""
+
     run_id: str
     run_dir: Path
     status: str
@@ -80,7 +83,7 @@ def run_experiment(
     progress: bool = True,
     energy_meter=None,
     overrides: dict[str, Any] | None = None,
-) -> RunResult:
+) -> RunRecord:
     """Run every arm of ``spec`` over the selected prompts and write ``runs/<run_id>/``.
 
     ``resume`` names an existing run directory to continue (the spec and the suite file must be unchanged).
@@ -125,7 +128,7 @@ def run_experiment(
 
 
 def _run_segment(spec: ExperimentSpec, run_dir: RunDirectory, schedule: list[WorkItem], ladder: TierLadder, *,
-                 own_ladder: bool, progress: bool, energy_meter) -> RunResult:
+                 own_ladder: bool, progress: bool, energy_meter) -> RunRecord:
     remaining = [w for w in schedule if w.key not in run_dir.done]
     try:
         run_dir.start_segment(len(remaining))
@@ -174,7 +177,7 @@ def _run_segment(spec: ExperimentSpec, run_dir: RunDirectory, schedule: list[Wor
                        f"; its events are all written. Free some space or make the directory writable; "
                        f"`{hint}` then records the end (it sends nothing already recorded).") from manifest_error
     written = recorder.written if recorder is not None else 0
-    return RunResult(run_dir.run_id, run_dir.path, status, len(run_dir.done) + written, len(schedule))
+    return RunRecord(run_dir.run_id, run_dir.path, status, len(run_dir.done) + written, len(schedule))
 
 
 _SIGTERM = "SIGTERM"
