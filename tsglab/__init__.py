@@ -25,6 +25,8 @@ from tsglab.errors import (
     TsglabError,
     TsglabWarning,
 )
+from tsglab.jupyter.params import NotebookParams, notebook_params
+from tsglab.paths import project_root, resolve_path
 
 __all__ = [
     "BackendConnectError",
@@ -38,6 +40,7 @@ __all__ = [
     "InvalidArgument",
     "MissingDependencyError",
     "ModelNotInstalledError",
+    "NotebookParams",
     "PolicyConfig",
     "RunError",
     "SpecError",
@@ -49,6 +52,9 @@ __all__ = [
     "compare",
     "load_ipython_extension",
     "load_spec",
+    "notebook_params",
+    "project_root",
+    "resolve_path",
     "run",
 ]
 
