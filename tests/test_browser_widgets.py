@@ -1,0 +1,143 @@
+"""tsglab's widgets rendered by a real JupyterLab in Debian's chromium (Playwright), asserted on the DOM.
+
+One JupyterLab server and one browser serve the whole module; each test writes its notebook into the
+server's root folder, opens it in a fresh browser context and runs it with JupyterLab's own
+``notebook:run-all-cells`` command. Screenshots go to ``$TSGLAB_SCREENSHOTS`` (a temporary folder
+when unset); a failing test leaves ``failed-<test>.png`` and the server log there too.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from textwrap import dedent
+from typing import Any
+
+import pytest
+from _jupyterlab import CHROMIUM, CHROMIUM_ARGS, JupyterLab, NotebookPage, start_jupyterlab, write_notebook
+
+pytestmark = pytest.mark.browser
+
+# the monitor's run: 2 arms x MONITOR_PROMPTS requests of MONITOR_PROMPT_MS each, one at a time (~8 s)
+MONITOR_PROMPTS = 8
+MONITOR_PROMPT_MS = 400
+RUN_TIMEOUT_S = 90.0
+WIDGET_TIMEOUT_S = 45.0
+# console errors that mean a widget did not render (the widget manager's own messages)
+WIDGET_ERRORS = re.compile(r"Could not create (a )?(model|view)|widget manager|Class \S+ not found|"
+                           r"Module \S+ not found|Failed to (create|render)|Error: .*widget", re.IGNORECASE)
+PROGRESS = re.compile(r"(\d+)\s*/\s*(\d+)")
+
+SMOKE_CELL = dedent("""\
+    import ipywidgets as w
+    from IPython.display import display
+    choice = w.Dropdown(options=['alpha', 'beta'], value='alpha')
+    choice.add_class('smoke-choice')
+    echo = w.Label('picked alpha')
+    echo.add_class('smoke-echo')
+    choice.observe(lambda change: setattr(echo, 'value', 'picked ' + change['new']), names='value')
+    display(w.VBox([w.IntProgress(value=3, max=10), choice, echo]))
+""")
+
+
+def _require_browser() -> None:
+    """Skip when chromium or Playwright is absent; in CI (CI=true) that is a failure, not a skip."""
+    missing = []
+    if not CHROMIUM.is_file():
+        missing.append(f"{CHROMIUM} (Debian package chromium; make setup installs it)")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        missing.append("the playwright Python package (make setup installs it)")
+    if not missing:
+        return
+    reason = "browser tests need " + " and ".join(missing)
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{reason}; in CI they must run, not skip", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = os.environ.get("TSGLAB_SCREENSHOTS")
+    path = Path(folder) if folder else tmp_path_factory.mktemp("screenshots")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    _require_browser()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        # Debian's chromium only: Playwright must never fetch a browser of its own
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture(scope="module")
+def lab(browser: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterLab]:
+    root = tmp_path_factory.mktemp("lab-root")
+    server = start_jupyterlab(root, tmp_path_factory.mktemp("lab-state"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def open_notebook(lab: JupyterLab, browser: Any, screenshots: Path,
+                  request: pytest.FixtureRequest) -> Iterator[Callable[[str, list[str]], NotebookPage]]:
+    """``open_notebook(name, cells)``: writes the notebook, opens it in a fresh page, waits for its kernel."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(30_000)
+    pages: list[NotebookPage] = []
+    failed_before = request.session.testsfailed
+
+    def _open(name: str, cells: list[str]) -> NotebookPage:
+        write_notebook(lab.root / name, cells)
+        notebook = NotebookPage(context.new_page(), lab, name)
+        pages.append(notebook)
+        return notebook.open()
+
+    yield _open
+    if request.session.testsfailed > failed_before:  # this test failed: keep what the page and server showed
+        for notebook in pages:
+            try:
+                notebook.screenshot(screenshots, f"failed-{request.node.name}.png")
+            except Exception as exc:  # noqa: BLE001 - a dead page must not hide the test's own failure
+                print(f"no failure screenshot: {exc}", file=sys.stderr)
+        shutil.copyfile(lab.log_path, screenshots / f"failed-{request.node.name}-jupyterlab.log")
+    context.close()
+
+
+def _widget_errors(notebook: NotebookPage) -> list[str]:
+    return [e for e in notebook.console_errors if WIDGET_ERRORS.search(e) or e.startswith("pageerror")]
+
+
+def _progress(text: str) -> tuple[int, int]:
+    found = PROGRESS.search(text)
+    assert found, f"no 'done/total' in the monitor's progress text {text!r}"
+    return int(found.group(1)), int(found.group(2))
+
+
+def test_page_loads_widgets_render_without_console_errors(open_notebook):
+    """The harness itself: the venv's kernel runs the cells and plain ipywidgets render and react to the DOM."""
+    notebook = open_notebook("smoke.ipynb", ["import sys\nprint('kernel python:', sys.executable)", SMOKE_CELL])
+    notebook.run_all()
+    notebook.wait_idle()
+    outputs = notebook.outputs_text()
+    assert f"kernel python: {sys.executable}" in outputs, notebook.explain("the kernel is not this venv's python")
+    notebook.wait_for(".smoke-echo", "the plain ipywidgets Label", WIDGET_TIMEOUT_S)
+    notebook.page.locator(".smoke-choice select").select_option("beta")
+    notebook.wait_until(lambda: "picked beta" in notebook.page.locator(".smoke-echo").inner_text(),
+                        "the Label to follow the Dropdown chosen in the page", WIDGET_TIMEOUT_S)
+    assert not _widget_errors(notebook), notebook.explain("widget errors in the browser console")
