@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,13 +25,16 @@ def run(
     run_id: str | None = None,
     resume: str | os.PathLike | None = None,
     overrides: dict[str, Any] | None = None,
-    progress: bool = True,
+    progress: bool | Callable[..., Any] = True,
 ) -> RunResult:
     """Run an experiment spec (a YAML path or an :class:`ExperimentSpec`); returns a
     :class:`~tsglab.report.RunResult` (where it landed, its events, its report, its notebook views).
 
     ``overrides`` are dotted keys applied to the YAML (``{"prompts.limit": 20}``).
     ``resume`` continues an incomplete run directory without repeating finished requests.
+    ``progress``: True shows the live monitor in a notebook (after ``%load_ext tsglab`` or
+    ``import tsglab.jupyter``) and tqdm's bar elsewhere, False nothing, or a factory
+    ``(run_dir, total, already_done) -> display`` (:data:`tsglab.load.session.ProgressFactory`).
     """
     from tsglab.load.runner import run_experiment
 

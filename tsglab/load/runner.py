@@ -42,7 +42,7 @@ from tsglab.load.paced import PacedDispatcher
 from tsglab.load.recorder import Recorder
 from tsglab.load.rundir import RunDirectory, disk_error_message, resume_command
 from tsglab.load.schedule import WorkItem, build_schedule, select_prompts
-from tsglab.load.session import Session, build_ladder
+from tsglab.load.session import ProgressFactory, Session, build_ladder
 from tsglab.policy import TierLadder
 from tsglab.suite import bundled_suite_path, load_suite
 
@@ -80,7 +80,7 @@ def run_experiment(
     run_id: str | None = None,
     resume: str | os.PathLike | None = None,
     ladder: TierLadder | None = None,
-    progress: bool = True,
+    progress: bool | ProgressFactory = True,
     energy_meter=None,
     overrides: dict[str, Any] | None = None,
 ) -> RunRecord:
@@ -89,6 +89,9 @@ def run_experiment(
     ``resume`` names an existing run directory to continue (the spec and the suite file must be unchanged).
     ``ladder`` replaces the backends built from the spec (tests pass scripted backends);
     ``energy_meter`` replaces the meter ``spec.energy`` would detect (tests pass a fake source);
+    ``progress``: True shows the default display (the live monitor inside a Jupyter kernel once
+    :mod:`tsglab.jupyter` is imported, else tqdm's bar), False none, or a
+    :data:`~tsglab.load.session.ProgressFactory` that makes one.
     ``overrides`` are the ``--set`` values ``spec`` was loaded with: recorded in ``run.json`` so the resume
     hint repeats them (they are not applied here).
 
@@ -128,7 +131,7 @@ def run_experiment(
 
 
 def _run_segment(spec: ExperimentSpec, run_dir: RunDirectory, schedule: list[WorkItem], ladder: TierLadder, *,
-                 own_ladder: bool, progress: bool, energy_meter) -> RunRecord:
+                 own_ladder: bool, progress: bool | ProgressFactory, energy_meter) -> RunRecord:
     remaining = [w for w in schedule if w.key not in run_dir.done]
     try:
         run_dir.start_segment(len(remaining))
@@ -139,7 +142,8 @@ def _run_segment(spec: ExperimentSpec, run_dir: RunDirectory, schedule: list[Wor
     status, dispatcher, recorder = "incomplete", None, None
     manifest_error: OSError | None = None
     session = Session(spec, run_dir, ladder, own_ladder=own_ladder, energy_meter=energy_meter,
-                      progress=(len(schedule), len(schedule) - len(remaining)) if progress else None)
+                      progress=(len(schedule), len(schedule) - len(remaining)) if progress else None,
+                      progress_factory=progress if callable(progress) else None)
     hint = resume_command(spec, run_dir.path, run_dir.overrides)
     manifest = run_dir.path / MANIFEST_FILE
     try:

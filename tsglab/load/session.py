@@ -4,6 +4,8 @@ and the progress bar — opened in order and closed in reverse, also on errors a
 from __future__ import annotations
 
 import contextlib
+import sys
+from collections.abc import Callable
 from typing import Any
 
 from tsglab.backends import build_backends, preflight
@@ -14,7 +16,42 @@ from tsglab.events.log import GROUP_COMMIT_INTERVAL_S, EventWriter
 from tsglab.load.rundir import RunDirectory
 from tsglab.policy import TierLadder
 
-__all__ = ["Session", "build_ladder"]
+__all__ = ["ProgressFactory", "Session", "build_ladder", "set_notebook_progress"]
+
+#: makes the progress display of one segment: (run directory, planned requests, already done) → an object
+#: with ``update(n)``, ``set_postfix_str(text, refresh=False)`` and ``close()`` (a tqdm bar qualifies);
+#: ``close()`` runs while the segment's exception, if any, is being handled (``sys.exc_info()`` tells how it ended)
+ProgressFactory = Callable[[RunDirectory, int, int], Any]
+
+# what ``progress=True`` shows inside an IPython kernel; tsglab.jupyter registers its live monitor here
+# because this layer may not import that one (DESIGN §2); without it a kernel gets tqdm's bar
+_notebook_progress: ProgressFactory | None = None
+
+
+def set_notebook_progress(factory: ProgressFactory | None) -> None:
+    """Register the progress display a run shows by default inside an IPython kernel (None: tqdm's bar)."""
+    global _notebook_progress
+    _notebook_progress = factory
+
+
+def _in_kernel() -> bool:
+    """True inside a Jupyter kernel (a notebook, papermill), False in a terminal, IPython's terminal or tests."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    return getattr(shell, "kernel", None) is not None
+
+
+def _tqdm_bar(run_dir: RunDirectory, total: int, initial: int) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, desc=run_dir.run_id, unit="req")
+
+
+def default_progress() -> ProgressFactory:
+    """The display ``progress=True`` means: the registered notebook monitor inside a kernel, else tqdm's bar."""
+    if _notebook_progress is not None and _in_kernel():
+        return _notebook_progress
+    return _tqdm_bar
 
 
 def build_ladder(spec: ExperimentSpec) -> TierLadder:
@@ -39,11 +76,14 @@ class Session(contextlib.AbstractContextManager):
     energy recording — a failure there is recorded, never allowed to lose the run."""
 
     def __init__(self, spec: ExperimentSpec, run_dir: RunDirectory, ladder: TierLadder, *, own_ladder: bool,
-                 energy_meter=None, progress: tuple[int, int] | None = None) -> None:
-        """``progress`` is (total, already done) for a progress bar, or None for none."""
+                 energy_meter=None, progress: tuple[int, int] | None = None,
+                 progress_factory: ProgressFactory | None = None) -> None:
+        """``progress`` is (total, already done) for a progress display, or None for none;
+        ``progress_factory`` makes it (default: :func:`default_progress`)."""
         self.spec, self.run_dir, self.ladder = spec, run_dir, ladder
         self._own_ladder = own_ladder
         self._energy_meter, self._progress = energy_meter, progress
+        self._progress_factory = progress_factory
         self.writer: EventWriter | None = None
         self.energy: EnergyRecording | None = None
         self.bar: Any = None
@@ -60,10 +100,8 @@ class Session(contextlib.AbstractContextManager):
             self.energy = EnergyRecording(self.spec.energy, self.run_dir.path, self.run_dir.segment,
                                           meter=self._energy_meter).start()
             if self._progress is not None:
-                from tqdm.auto import tqdm
-
                 total, initial = self._progress
-                self.bar = tqdm(total=total, initial=initial, desc=self.run_dir.run_id, unit="req")
+                self.bar = (self._progress_factory or default_progress())(self.run_dir, total, initial)
         except BaseException:
             self.close()
             raise
