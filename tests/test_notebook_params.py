@@ -106,3 +106,14 @@ def test_resume_and_run_dir_accept_a_run_directory_and_arm_must_be_one_of_its_ar
     with pytest.raises(InvalidArgument, match=r"^arm must be one of the run's arms \['baseline', 'tsg'\]; got 'gw' "
                                               r"\(papermill -p arm baseline\)$"):
         tsglab.notebook_params(run_dir=run_dir, arm="gw")
+
+
+def test_import_tsglab_leaves_the_jupyter_layer_unloaded():
+    """notebook_params is exported lazily: the jupyter package registers the run monitor when imported."""
+    import subprocess
+    import sys
+
+    code = "import sys, tsglab; print(sorted(m for m in ('tsglab.jupyter', 'numpy') if m in sys.modules))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "[]"
+    assert callable(tsglab.notebook_params)

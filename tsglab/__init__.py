@@ -5,6 +5,8 @@ Importing tsglab is cheap: heavy and optional dependencies load where they are u
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from tsglab._version import __version__
 from tsglab.api import build_report, compare, run
 from tsglab.config import ExperimentSpec, PolicyConfig, load_spec
@@ -25,8 +27,10 @@ from tsglab.errors import (
     TsglabError,
     TsglabWarning,
 )
-from tsglab.jupyter.params import NotebookParams, notebook_params
 from tsglab.paths import project_root, resolve_path
+
+if TYPE_CHECKING:  # the jupyter layer loads when notebook_params is called
+    from tsglab.jupyter.params import NotebookParams
 
 __all__ = [
     "BackendConnectError",
@@ -40,7 +44,6 @@ __all__ = [
     "InvalidArgument",
     "MissingDependencyError",
     "ModelNotInstalledError",
-    "NotebookParams",
     "PolicyConfig",
     "RunError",
     "SpecError",
@@ -64,3 +67,13 @@ def load_ipython_extension(ipython) -> None:
     from tsglab.jupyter.magics import load_ipython_extension as _load
 
     _load(ipython)
+
+
+def notebook_params(**params: Any) -> NotebookParams:
+    """Check a notebook's papermill parameters and resolve its paths (:func:`tsglab.jupyter.params.notebook_params`).
+
+    Imported when called: the jupyter layer registers the live run monitor, which ``import tsglab`` must not do.
+    """
+    from tsglab.jupyter.params import notebook_params as _check
+
+    return _check(**params)
