@@ -92,3 +92,14 @@ def test_open_an_existing_run(result):
     assert again == result
     with pytest.raises(RunError, match=r"run\.json"):
         RunResult.open(result.run_dir / "nowhere")
+
+
+def test_report_repr_is_one_line_and_str_is_the_whole_report(result):
+    report = result.report(write=False)
+    text = repr(report)
+    assert "\n" not in text
+    assert len(text) < 200
+    assert "tsg vs baseline" in text
+    assert ("PASS" in text) != ("FAIL" in text)
+    assert "baseline n=5" in text
+    assert len(str(report)) > 10 * len(text)

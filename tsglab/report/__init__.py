@@ -6,6 +6,7 @@
 
 from tsglab.report.pairing import ArmPair, load_arm_pair
 from tsglab.report.protocol import ProtocolSettings
+from tsglab.report.results import RunResult
 from tsglab.report.run_report import RunReport, build_report, compute_report, metrics_summary
 from tsglab.report.writing import build_ablation, seed_manifest, write_report
 
@@ -13,6 +14,7 @@ __all__ = [
     "ArmPair",
     "ProtocolSettings",
     "RunReport",
+    "RunResult",
     "build_ablation",
     "build_report",
     "compute_report",

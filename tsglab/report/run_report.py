@@ -136,6 +136,16 @@ class RunReport:
         """One line when an arm has no answered request: its counts and error kinds (else "")."""
         return outcome_line(self.outcomes) if len(self.outcomes) else ""
 
+    def __repr__(self) -> str:
+        """One line (papermill logs and plain consoles stay short); ``str(report)`` is the whole report."""
+        if self.verdict:
+            outcome = "PASS" if self.verdict.get("overall") else "FAIL"
+        else:
+            outcome = "no verdict"
+        sizes = ", ".join(f"{arm} n={len(frame)}" for arm, frame in self.frames.items())
+        status = "" if self.status == "complete" else f", run {self.status}"
+        return f"RunReport({self.run_dir.name}: {self.gateway} vs {self.baseline}, {outcome}; {sizes}{status})"
+
     def _repr_markdown_(self) -> str:
         return str(self)
 
