@@ -1,4 +1,4 @@
-"""Notebook integration: the ``%tsg`` magics, the live run monitor.
+"""Notebook integration: the ``%tsg`` magics, the live run monitor and the report explorer.
 
 Importing this package is cheap (ipywidgets loads when a widget is made) and registers the live monitor
 as what a run shows inside a Jupyter kernel (``%load_ext tsglab`` imports it).
@@ -6,11 +6,12 @@ as what a run shows inside a Jupyter kernel (``%load_ext tsglab`` imports it).
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from tsglab.load.session import set_notebook_progress
 
-__all__ = ["monitor_factory"]
+__all__ = ["explore", "monitor_factory"]
 
 
 def monitor_factory(run_dir: Any, total: int, initial: int) -> Any:
@@ -18,6 +19,13 @@ def monitor_factory(run_dir: Any, total: int, initial: int) -> Any:
     from tsglab.jupyter.monitor import monitor_factory as make
 
     return make(run_dir, total, initial)
+
+
+def explore(run_dir: str | os.PathLike, **options: Any) -> Any:
+    """A :class:`~tsglab.jupyter.explorer.ReportExplorer` of ``run_dir`` (options: ``vs``, ``settings``, ...)."""
+    from tsglab.jupyter.explorer import ReportExplorer
+
+    return ReportExplorer(run_dir, **options)
 
 
 set_notebook_progress(monitor_factory)

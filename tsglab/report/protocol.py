@@ -31,6 +31,7 @@ from tsglab.report.pairing import pair_arms
 
 OVERALL = "overall"
 VIEWS = ("Overall", "Warm-only")
+RESAMPLING_CHOICES = ("auto", "iid", "stationary", "moving-block")
 
 
 @dataclass(frozen=True)
@@ -49,8 +50,13 @@ class ProtocolSettings:
     co_correction: bool = True
     equivalence: bool = False  # Family A as TOST (|mean d| < margin) instead of one-sided non-inferiority
     quality_method: Literal["auto", "exact-binary", "betting"] = "auto"
+    # how the latency bootstraps resample (Family B, the four views, the headline CIs): "auto" chooses iid or
+    # the stationary bootstrap by a Ljung–Box test; a forced scheme uses the same kernels of tsglab.stats
+    resampling: Literal["auto", "iid", "stationary", "moving-block"] = "auto"
 
     def __post_init__(self) -> None:
+        if self.resampling not in RESAMPLING_CHOICES:
+            raise SpecError(f"resampling must be one of {RESAMPLING_CHOICES}; got {self.resampling!r}. Use 'auto'.")
         if self.fdr_method not in ("bh", "by"):
             raise SpecError(f"fdr_method must be 'bh' or 'by'; got {self.fdr_method!r}.")
         if not 0 < self.alpha < 1 or not 0 < self.fdr_q < 1:
@@ -157,11 +163,14 @@ def _latency_arrays(part: pd.DataFrame, column: str, side: str) -> tuple[np.ndar
 
 
 def family_b(base: pd.DataFrame, gate: pd.DataFrame, settings: ProtocolSettings,
-             resampling: str = "auto") -> pd.DataFrame:
+             resampling: str | None = None) -> pd.DataFrame:
     """P95 guardrail per stratum and view by :func:`tsglab.stats.quantile_ratio_test`:
     H0 P95_g ≥ (1+δ)·P95_b on censored Harrell–Davis P95s, prompts resampled jointly for both arms in
-    time order (iid, or the stationary bootstrap when either arm is serially correlated)."""
+    time order (iid, or the stationary bootstrap when either arm is serially correlated; ``resampling``,
+    default ``settings.resampling``, forces a scheme)."""
     from tsglab.stats import quantile_ratio_test
+
+    resampling = resampling or settings.resampling
 
     column = "co_ms" if settings.co_correction else "raw_ms"
     pairs = pair_arms(base, gate).sort_values("seq_g", kind="stable")

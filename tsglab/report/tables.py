@@ -29,13 +29,15 @@ def _quietly(fn, *args, **kwargs):
 MIN_CI_N = 2
 
 
-def p95_view(frame: pd.DataFrame, column: str, *, n_resamples: int = 2000, seed: int = 0) -> dict:
+def p95_view(frame: pd.DataFrame, column: str, *, n_resamples: int = 2000, seed: int = 0,
+             resampling: str = "auto") -> dict:
     """P50 and P95 of one latency column with bootstrap CIs (:func:`tsglab.stats.quantile_ci`).
 
     One estimator family whatever the censoring: Harrell–Davis weights on the Kaplan–Meier
     distribution, timeouts right-censored at their elapsed time, so one timeout moves the P95 a
     little instead of switching estimators. With more than 5 % censored the P95 is not identifiable:
-    NaN, and ``p95_lower_bound_ms`` gives the bound it would have been.
+    NaN, and ``p95_lower_bound_ms`` gives the bound it would have been. ``resampling`` ("auto": iid or
+    stationary by a Ljung–Box test) can force a scheme of :func:`tsglab.stats.choose_resampling`.
     """
     ordered = frame.sort_values("seq", kind="stable") if "seq" in frame else frame
     values = ordered[column].to_numpy(float)
@@ -46,7 +48,8 @@ def p95_view(frame: pd.DataFrame, column: str, *, n_resamples: int = 2000, seed:
                                                        for part in ("_ms", "_ci_low", "_ci_high")},
                 "p95_lower_bound_ms": math.nan, "identifiable": False, "interval": "none",
                 "note": "n = 0: no answered request in this view (all in warm-up, failed, or not yet run)"}
-    plan, _ = _quietly(choose_resampling, values, n_resamples=n_resamples, seed=seed)  # one choice for both
+    plan, _ = _quietly(choose_resampling, values, n_resamples=n_resamples, seed=seed,
+                       method=resampling)  # one choice for both
     out: dict[str, Any] = {"n": n, "timeouts_rate": float(censored.mean())}
     for name, q in (("p50", 0.5), ("p95", 0.95)):
         result = _quietly(quantile_ci, values, q, censored=censored, resampling=plan.method,
@@ -58,10 +61,11 @@ def p95_view(frame: pd.DataFrame, column: str, *, n_resamples: int = 2000, seed:
     return out
 
 
-def arm_metrics(frame: pd.DataFrame, *, n_resamples: int = 2000, seed: int = 0) -> dict:
+def arm_metrics(frame: pd.DataFrame, *, n_resamples: int = 2000, seed: int = 0, resampling: str = "auto") -> dict:
     """The headline figures of one arm."""
-    warm = p95_view(frame[frame["warm"] & ~frame["failed"]], "raw_ms", n_resamples=n_resamples, seed=seed)
-    overall = p95_view(frame[~frame["failed"]], "co_ms", n_resamples=n_resamples, seed=seed)
+    warm = p95_view(frame[frame["warm"] & ~frame["failed"]], "raw_ms", n_resamples=n_resamples, seed=seed,
+                    resampling=resampling)
+    overall = p95_view(frame[~frame["failed"]], "co_ms", n_resamples=n_resamples, seed=seed, resampling=resampling)
     return {
         "n": len(frame),
         "p50_e2e_warm_ms": warm["p50_ms"],
@@ -108,7 +112,8 @@ def headline_table(figures: dict[str, dict], *, top_tier: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def four_view_table(frames: dict[str, pd.DataFrame], *, n_resamples: int = 2000, seed: int = 0) -> pd.DataFrame:
+def four_view_table(frames: dict[str, pd.DataFrame], *, n_resamples: int = 2000, seed: int = 0,
+                    resampling: str = "auto") -> pd.DataFrame:
     """P50 and P95 with CIs per arm in the four views; failed requests (errors, not timeouts) are left
     out here and counted in ``errors`` (the Family B guardrail counts them at the SLO cap)."""
     rows = []
@@ -116,7 +121,8 @@ def four_view_table(frames: dict[str, pd.DataFrame], *, n_resamples: int = 2000,
         answered = frame[~frame["failed"]]
         for kind, scope in VIEWS:
             subset = answered if scope == "Overall" else answered[answered["warm"]]
-            view = p95_view(subset, "raw_ms" if kind == "Raw" else "co_ms", n_resamples=n_resamples, seed=seed)
+            view = p95_view(subset, "raw_ms" if kind == "Raw" else "co_ms", n_resamples=n_resamples, seed=seed,
+                            resampling=resampling)
             errors = int(frame["failed"].sum() if scope == "Overall" else frame.loc[frame["warm"], "failed"].sum())
             rows.append({"arm": arm, "view": f"{kind} / {scope}", **view, "errors": errors})
     return pd.DataFrame(rows)
