@@ -4,7 +4,9 @@
 The magic parses its line with the command's own parser and calls the same dispatch table
 (:data:`tsglab.cli.COMMANDS`), so every flag means the same in both. It returns the result object
 instead of printing. Errors become one-line IPython ``UsageError``s instead of tracebacks; Ctrl-C during a
-run ends with one line saying how to resume it.
+run ends with one line saying how to resume it. Inside a Jupyter kernel ``%tsg run`` shows the live run
+monitor (:mod:`tsglab.jupyter.monitor`, registered by importing this package) instead of tqdm's bar;
+``--quiet`` shows nothing.
 """
 
 from __future__ import annotations
