@@ -65,7 +65,7 @@ class NotebookParams:
     def __repr__(self) -> str:
         shown = [f"  {f.name} = {getattr(self, f.name)!r}" for f in fields(self)
                  if f.name != "extra_overrides" and getattr(self, f.name) is not None]
-        if self.overrides:
+        if self.spec is not None and self.overrides:  # a notebook that runs a spec
             shown.append(f"  overrides = {self.overrides!r}")
         return "NotebookParams(\n" + ",\n".join(shown) + "\n)"
 
