@@ -65,7 +65,9 @@ class JupyterLab:
     log_path: Path
 
     def url(self, notebook: str) -> str:
-        return f"{self.base_url}lab/tree/{notebook}?token={self.token}"
+        """The notebook in a workspace of its own, so JupyterLab does not reopen the previous tests' tabs."""
+        workspace = Path(notebook).stem
+        return f"{self.base_url}lab/workspaces/{workspace}/tree/{notebook}?token={self.token}"
 
     def log_tail(self, chars: int = LOG_TAIL_CHARS) -> str:
         text = self.log_path.read_text(encoding="utf-8", errors="replace") if self.log_path.exists() else ""
@@ -102,6 +104,11 @@ def start_jupyterlab(root: Path, state: Path) -> JupyterLab:
     """
     for folder in ("config", "data", "runtime", "ipython", "settings", "workspaces"):
         (state / folder).mkdir(parents=True, exist_ok=True)
+    # the server-side switches stop the requests, but the page still asks about news in a toast
+    # (which covers the widgets in screenshots) unless the user's settings answer "never"
+    notification = state / "settings" / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
+    notification.parent.mkdir(parents=True, exist_ok=True)
+    notification.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}), encoding="utf-8")
     port, token = free_port(), secrets.token_hex(24)
     env = dict(os.environ)
     # the venv's python3 kernelspec (installed with --sys-prefix) is the only one found: a user-level
@@ -155,6 +162,7 @@ _NOTEBOOK_STATE_JS = """(name) => {
   return {ready: kernel.status === 'idle', why: 'kernel ' + kernel.status};
 }"""
 
+_OPEN_NOTEBOOK = ".jp-NotebookPanel:not(.lm-mod-hidden)"
 _KERNEL_STATUS_JS = """() => {
   const panel = window.jupyterapp && window.jupyterapp.shell.currentWidget;
   const kernel = panel && panel.sessionContext && panel.sessionContext.session
@@ -194,20 +202,44 @@ class NotebookPage:
     def kernel_status(self) -> str:
         return str(self.page.evaluate(_KERNEL_STATUS_JS))
 
+    def pending_cells(self) -> int:
+        """Cells queued or running: their prompt shows ``[*]``."""
+        prompts = self.page.locator(f"{_OPEN_NOTEBOOK} .jp-CodeCell .jp-InputPrompt").all_inner_texts()
+        return sum("*" in prompt for prompt in prompts)
+
     def wait_idle(self, timeout_s: float = 60.0) -> None:
-        """Wait until the kernel finished every queued cell."""
+        """Wait until every cell ran: no ``[*]`` prompt left and the kernel idle."""
         # the kernel turns busy a moment after run-all; idle before that would end the wait too early
         self.page.wait_for_timeout(300)
-        self.wait_until(lambda: self.kernel_status() == "idle", "kernel idle after running the cells", timeout_s)
+        self.wait_until(lambda: self.pending_cells() == 0 and self.kernel_status() == "idle",
+                        "every cell run and the kernel idle", timeout_s,
+                        extra=lambda: f"{self.pending_cells()} cell(s) still [*]; kernel {self.kernel_status()}")
+
+    def shutdown_kernel(self) -> None:
+        """Stop this notebook's kernel (the machine has few cores; idle kernels of finished tests cost)."""
+        self.page.evaluate("""async () => {
+          const panel = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+          if (panel && panel.sessionContext) await panel.sessionContext.shutdown();
+        }""")
+
+    def cell_error(self) -> str:
+        """The text of the first error output (a traceback) in the notebook, or ``""``."""
+        errors = self.page.locator(f"{_OPEN_NOTEBOOK} .jp-OutputArea-output[data-mime-type="
+                                   '"application/vnd.jupyter.stderr"]')
+        texts = [text for text in errors.all_inner_texts() if "Traceback" in text or "Error" in text]
+        return texts[0] if texts else ""
 
     def outputs_text(self, chars: int = 3000) -> str:
         """The cells' output areas as text, for messages (what the user saw)."""
-        texts = self.page.locator(".jp-Cell .jp-OutputArea").all_inner_texts()
+        texts = self.page.locator(f"{_OPEN_NOTEBOOK} .jp-Cell .jp-OutputArea").all_inner_texts()
         joined = "\n--- next cell ---\n".join(texts)
         return joined[-chars:]
 
     def wait_until(self, condition: Any, what: str, timeout_s: float, *, extra: Any = None) -> None:
-        """Poll ``condition()`` until true; past ``timeout_s`` fail with what the page showed."""
+        """Poll ``condition()`` until true; past ``timeout_s`` fail with what the page showed.
+
+        A cell that raised ends the wait at once: what it waited for cannot come any more.
+        """
         deadline, last_error = time.monotonic() + timeout_s, ""
         while time.monotonic() < deadline:
             try:
@@ -217,6 +249,9 @@ class NotebookPage:
                 last_error = f"{type(exc).__name__}: {exc}"
             else:
                 last_error = ""
+            error = self.cell_error()
+            if error:
+                raise AssertionError(self.explain(f"a cell raised while waiting for {what}", extra=error[-1500:]))
             self.page.wait_for_timeout(200)
         raise AssertionError(self.explain(f"timed out after {timeout_s:g} s waiting for {what}",
                                           extra=(extra() if extra else last_error)))

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from _jupyterlab import CHROMIUM, CHROMIUM_ARGS, JupyterLab, NotebookPage, start_jupyterlab, write_notebook
+from _rundir_helpers import write_spec
 
 pytestmark = pytest.mark.browser
 
@@ -116,11 +117,21 @@ def open_notebook(lab: JupyterLab, browser: Any, screenshots: Path,
             except Exception as exc:  # noqa: BLE001 - a dead page must not hide the test's own failure
                 print(f"no failure screenshot: {exc}", file=sys.stderr)
         shutil.copyfile(lab.log_path, screenshots / f"failed-{request.node.name}-jupyterlab.log")
+    for notebook in pages:
+        try:
+            notebook.shutdown_kernel()
+        except Exception as exc:  # noqa: BLE001 - the server stops every kernel at the end anyway
+            print(f"kernel of {notebook.name} not shut down: {exc}", file=sys.stderr)
     context.close()
 
 
 def _widget_errors(notebook: NotebookPage) -> list[str]:
     return [e for e in notebook.console_errors if WIDGET_ERRORS.search(e) or e.startswith("pageerror")]
+
+
+def _plain(text: str) -> str:
+    """Text with the browser's no-break spaces and runs of white space as single spaces."""
+    return " ".join(text.replace("\xa0", " ").split())
 
 
 def _progress(text: str) -> tuple[int, int]:
@@ -140,4 +151,80 @@ def test_page_loads_widgets_render_without_console_errors(open_notebook):
     notebook.page.locator(".smoke-choice select").select_option("beta")
     notebook.wait_until(lambda: "picked beta" in notebook.page.locator(".smoke-echo").inner_text(),
                         "the Label to follow the Dropdown chosen in the page", WIDGET_TIMEOUT_S)
+    assert not _widget_errors(notebook), notebook.explain("widget errors in the browser console")
+
+
+def test_monitor_shows_progress_mid_run_then_complete(open_notebook, lab, screenshots):
+    spec = write_spec(lab.root, name="monitor", limit=MONITOR_PROMPTS, ms=MONITOR_PROMPT_MS, sleep=True)
+    notebook = open_notebook("monitor.ipynb", [
+        "%load_ext tsglab", f"%tsg run {spec} --runs-dir {lab.root / 'runs-monitor'}"])
+    notebook.run_all()
+
+    progress = notebook.page.locator(".tsglab-monitor-progress")
+
+    def mid_run() -> bool:
+        return any(0 < done < total for done, total in map(_progress, progress.all_inner_texts()))
+
+    notebook.wait_until(mid_run, "the monitor's progress to show 0 < done < total", RUN_TIMEOUT_S,
+                        extra=lambda: f"progress texts: {progress.all_inner_texts()}")
+    notebook.screenshot(screenshots, "monitor-midrun.png")
+
+    status = notebook.page.locator(".tsglab-monitor .tsglab-monitor-status").first
+    notebook.wait_until(lambda: status.inner_text().strip() == "complete", "the monitor's status 'complete'",
+                        RUN_TIMEOUT_S, extra=lambda: f"status: {status.inner_text()!r}")
+    rows = notebook.page.locator(".tsglab-monitor .tsglab-monitor-arm")
+    arm_texts = rows.all_inner_texts()
+    assert len(arm_texts) == 2, notebook.explain(f"expected one row per arm (baseline, tsg); got {arm_texts}")
+    for arm, row_text in zip(("baseline", "tsg"), arm_texts, strict=True):
+        assert arm in row_text, notebook.explain(f"arm row {row_text!r} does not name arm {arm!r}")
+    for row_progress in rows.locator(".tsglab-monitor-progress").all_inner_texts():
+        assert _progress(row_progress) == (MONITOR_PROMPTS, MONITOR_PROMPTS), notebook.explain(
+            f"a complete arm shows {row_progress!r}, not {MONITOR_PROMPTS}/{MONITOR_PROMPTS}")
+    notebook.screenshot(screenshots, "monitor-complete.png")
+    notebook.wait_idle()
+    assert not _widget_errors(notebook), notebook.explain("widget errors in the browser console")
+
+
+def _choose_another(notebook: NotebookPage, dropdown_class: str, output: Any, what: str) -> tuple[str, str]:
+    """Pick, as a user would, another option (the one the output names least); wait until the output names
+    it more often than before (a table caption, a settings line). Returns the labels selected before and after.
+    """
+    select = notebook.page.locator(f".{dropdown_class} select, select.{dropdown_class}").first
+    notebook.wait_until(select.is_visible, f"the {what} dropdown (.{dropdown_class})", WIDGET_TIMEOUT_S)
+    labels = [_plain(label) for label in select.locator("option").all_inner_texts()]
+    current = _plain(select.evaluate("(s) => s.options[s.selectedIndex].text"))
+    before = _plain(output.inner_text())
+    others = sorted((label for label in labels if label != current), key=before.count)
+    assert others, notebook.explain(f"the {what} dropdown offers only {labels}: nothing to change to")
+    chosen = others[0]
+    select.select_option(index=labels.index(chosen))
+    notebook.wait_until(lambda: _plain(output.inner_text()).count(chosen) > before.count(chosen),
+                        f"the output to name {what} {chosen!r} more often once chosen (was {current!r}; "
+                        f"{before.count(chosen)} mention(s) before)", WIDGET_TIMEOUT_S,
+                        extra=lambda: f"output text: {_plain(output.inner_text())[:2000]}")
+    return current, chosen
+
+
+def test_explorer_recomputes_when_the_user_changes_view_and_resampling(open_notebook, lab, screenshots):
+    import tsglab
+
+    spec = write_spec(lab.root, name="explore", limit=12)
+    run_dir = tsglab.run(spec, runs_dir=lab.root / "runs-explorer", progress=False).run_dir
+    notebook = open_notebook("explorer.ipynb", ["import tsglab.jupyter", f"tsglab.jupyter.explore(r'{run_dir}')"])
+    notebook.run_all()
+    output = notebook.wait_for(".tsglab-explorer .tsglab-explorer-output", "the explorer's output area",
+                               RUN_TIMEOUT_S)
+    verdict = notebook.wait_for(".tsglab-explorer .tsglab-verdict", "the explorer's verdict banner", RUN_TIMEOUT_S)
+    assert verdict.inner_text().strip(), notebook.explain("the verdict banner is empty")
+
+    before = _plain(output.inner_text())
+    previous, view = _choose_another(notebook, "tsglab-explorer-view", output, "view")
+    shown = _plain(output.inner_text())
+    assert shown.count(previous) < before.count(previous), notebook.explain(
+        f"view {view!r} chosen, but the output names the previous view {previous!r} as often as before",
+        extra=f"output text: {shown[:2000]}")
+    _choose_another(notebook, "tsglab-explorer-resampling", output, "resampling")
+    shown = output.inner_text()
+    assert "Traceback" not in shown, notebook.explain("the output shows a traceback")
+    notebook.screenshot(screenshots, "explorer.png")
     assert not _widget_errors(notebook), notebook.explain("widget errors in the browser console")
