@@ -11,7 +11,7 @@ import pytest
 
 from tsglab.events import EventWriter, synthetic_event, write_manifest
 from tsglab.jupyter import explore
-from tsglab.jupyter.explorer import ReportExplorer, report_for
+from tsglab.jupyter.explorer import ReportExplorer
 from tsglab.report import ProtocolSettings, build_report, compute_report
 from tsglab.report.pairing import load_arm_pair
 from tsglab.report.tables import four_view_table
@@ -52,7 +52,7 @@ def test_default_resampling_is_todays_report(run_dir):
     report = compute_report(pair, FAST)
     today = four_view_table(pair.frames, n_resamples=FAST.n_resamples, seed=FAST.seed)
     assert report.p95_views.to_csv() == today.to_csv()
-    assert report_for(pair, FAST).family_b.to_csv() == report.family_b.to_csv()
+    assert compute_report(pair, FAST).family_b.to_csv() == report.family_b.to_csv()
     assert set(report.family_b["resampling"]) != {"none"}  # the guardrail was tested, so resampling was used
 
 
@@ -65,7 +65,7 @@ def test_a_change_of_view_or_resampling_recomputes(run_dir):
     explorer.controls["resampling"].value = "moving-block"
     forced = ProtocolSettings(n_resamples=200, resampling="moving-block")
     assert explorer.current_settings() == forced
-    expected = report_for(pair, forced)
+    expected = compute_report(pair, forced)
     _same(explorer.report.family_b, expected.family_b)
     _same(explorer.report.p95_views, expected.p95_views)
     assert not explorer.report.p95_views.equals(compute_report(pair, FAST).p95_views)  # the CIs moved
@@ -99,14 +99,14 @@ def test_a_stale_result_is_not_shown(run_dir, monkeypatch):
     explorer = ReportExplorer(run_dir, settings=FAST, figures=False, background=True)
     explorer.wait()
     release = threading.Event()
-    real = module.report_for
+    real = module.compute_report
 
     def slow_for_delta(pair, settings):
         if settings.p95_delta == 0.3:
             release.wait(30)
         return real(pair, settings)
 
-    monkeypatch.setattr(module, "report_for", slow_for_delta)
+    monkeypatch.setattr(module, "compute_report", slow_for_delta)
     explorer.controls["delta"].value = 0.3  # slow
     assert "computing" in explorer.busy.value
     explorer.controls["delta"].value = 0.2  # fast, asked later
@@ -126,7 +126,7 @@ def test_explore_takes_a_run_directory_or_a_report(run_dir):
     explorer = ReportExplorer(report, background=False)
     assert explorer.computations == 0  # the report given is the cached result of its own settings
     assert explorer.report is report
-    assert 'class="tsglab-verdict"' in explorer.output.value
+    assert "class='tsglab-verdict tsglab-verdict-" in explorer.output.value
     assert "tsglab-explorer" in explorer.widget._dom_classes
     assert "tsglab-explorer-resampling" in explorer.controls["resampling"]._dom_classes
     assert "<img" in explorer.output.value  # the report's figures are drawn

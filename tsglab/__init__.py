@@ -77,3 +77,18 @@ def notebook_params(**params: Any) -> NotebookParams:
     from tsglab.jupyter.params import notebook_params as _check
 
     return _check(**params)
+
+
+def _register_the_run_monitor_in_a_kernel() -> None:
+    """Inside a Jupyter kernel ``tsglab.run`` shows the live run monitor. The runner may not import the
+    notebook layer, so that layer registers the monitor when imported: here, and only inside a kernel
+    (``import tsglab`` elsewhere stays cheap)."""
+    import sys
+
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    if getattr(shell, "kernel", None) is not None:
+        import tsglab.jupyter  # noqa: F401 (registers the monitor with tsglab.load.session)
+
+
+_register_the_run_monitor_in_a_kernel()

@@ -24,13 +24,11 @@ import dataclasses
 import html
 import io
 import os
-import tempfile
 import threading
-from pathlib import Path
 from typing import Any
 
 from tsglab.report import ProtocolSettings, RunReport, compute_report
-from tsglab.report.pairing import ArmPair, load_arm_pair
+from tsglab.report.pairing import load_arm_pair
 from tsglab.report.protocol import RESAMPLING_CHOICES
 
 __all__ = ["LATENCY_VIEWS", "ReportExplorer"]
@@ -41,21 +39,6 @@ LATENCY_VIEWS = (("CO / Overall", "CO", "Overall"), ("CO / Warm-only", "CO", "Wa
 STRATA_KEYS = ("task", "ctx_bucket", "lang")
 QUALITY_METHODS = ("auto", "exact-binary", "betting")
 RESAMPLE_COUNTS = (500, 1000, 2000, 5000)
-
-
-def report_for(pair: ArmPair, settings: ProtocolSettings) -> RunReport:
-    """The report of ``pair`` under ``settings``; a forced ``settings.resampling`` also reaches the
-    four-view table and the headline CIs (``compute_report`` passes only B and the seed to those)."""
-    report = compute_report(pair, settings)
-    if settings.resampling == "auto":
-        return report
-    from tsglab.report.tables import arm_metrics, four_view_table, headline_table
-
-    b, seed, method = settings.n_resamples, settings.seed, settings.resampling
-    figures = {arm: arm_metrics(frame, n_resamples=b, seed=seed, resampling=method)
-               for arm, frame in pair.frames.items()}
-    return dataclasses.replace(report, figures=figures, headline=headline_table(figures, top_tier=pair.ladder[-1]),
-                               p95_views=four_view_table(pair.frames, n_resamples=b, seed=seed, resampling=method))
 
 
 class ReportExplorer:
@@ -130,7 +113,7 @@ class ReportExplorer:
 
     def _compute(self, settings: ProtocolSettings, generation: int) -> None:
         try:
-            report = report_for(self.pair, settings)
+            report = compute_report(self.pair, settings)
         except Exception as exc:  # noqa: BLE001 (shown in the widget: a notebook control must not die silently)
             with self._lock:
                 if generation == self._generation:
@@ -169,19 +152,16 @@ class ReportExplorer:
         family_b = tables["family_B"][1]
         if "view" in family_b:
             family_b = family_b[family_b["view"] == scope]
-        ok = bool(report.verdict.get("overall"))
-        colour = "#009E73" if ok else "#D55E00"
-        banner = (f'<div class="tsglab-verdict" style="padding:6px;border-left:6px solid {colour}">'
-                  f"{html.escape(report.verdict_line())}</div>")
-        parts = [banner,
+        footnotes = report.footnotes()
+        parts = [report.verdict_banner_html(),
                  f"<p><small>{html.escape(_settings_line(settings))}</small></p>",
-                 _table("Headline", report.headline),
-                 _table(f"P50/P95 with CIs — {kind} / {scope}", views),
-                 _table("P95 latency, four views", report.p95_views),
-                 _table(tables["family_A"][0], tables["family_A"][1]),
-                 _table(f"{tables['family_B'][0]} — {scope} ({'CO' if settings.co_correction else 'Raw'} latency)",
-                        family_b),
-                 _table(tables["family_C"][0], tables["family_C"][1])]
+                 _table("headline", "Headline", report.headline, report),
+                 _table("p95_views", f"P50/P95 with CIs — {kind} / {scope}", views, report),
+                 _table("p95_views", "P95 latency, four views", report.p95_views, report),
+                 _table("family_A", tables["family_A"][0], tables["family_A"][1], report, footnotes),
+                 _table("family_B", f"{tables['family_B'][0]} — {scope} "
+                        f"({'CO' if settings.co_correction else 'Raw'} latency)", family_b, report, footnotes),
+                 _table("family_C", tables["family_C"][0], tables["family_C"][1], report)]
         if self.figures:
             parts += [f'<img alt="{html.escape(name)}" src="data:image/png;base64,{png}"/>'
                       for name, png in _figures_png(report, kind)]
@@ -237,15 +217,17 @@ def _settings_line(settings: ProtocolSettings) -> str:
             f"{'CO' if settings.co_correction else 'Raw'} latency")
 
 
-def _table(title: str, frame: Any) -> str:
-    body = frame.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="–", border=0) if len(frame) else \
-        "<p><i>no rows</i></p>"
-    return f"<h4>{html.escape(title)}</h4>{body}"
+def _table(name: str, title: str, frame: Any, report: RunReport, footnotes: dict | None = None) -> str:
+    """One table as the report's styled HTML (:func:`tsglab.report.publish.to_html`)."""
+    from tsglab.report.publish import to_html
+
+    if not len(frame):
+        return f"<h4>{html.escape(title)}</h4><p><i>no rows</i></p>"
+    return to_html(name, frame, title=title, note=report.notes.get(name, ""), footnotes=(footnotes or {}).get(name))
 
 
 def _figures_png(report: RunReport, kind: str) -> list[tuple[str, str]]:
-    """The report's figures as base64 PNGs: ``tsglab.report.figures.FIGURES`` where it exists, else the
-    latency ECDF."""
+    """The report's figures (:data:`tsglab.report.figures.FIGURES`) as base64 PNGs."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -254,26 +236,15 @@ def _figures_png(report: RunReport, kind: str) -> list[tuple[str, str]]:
     from tsglab.report import figures as report_figures
 
     out = []
-    registry = getattr(report_figures, "FIGURES", None)
-    if registry:
-        for name, make in registry.items():
-            try:
-                figure = make(report, size="page")
-            except Exception:  # noqa: BLE001 (one figure that cannot be drawn must not hide the tables)
-                continue
-            if figure is None:
-                continue
-            buffer = io.BytesIO()
-            figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
-            plt.close(figure)
-            out.append((name, base64.b64encode(buffer.getvalue()).decode("ascii")))
-        return out
-    ecdf = getattr(report_figures, "latency_ecdf", None)
-    if ecdf is None:
-        return out
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "ecdf.png"
-        ecdf(report.frames, path)
-        if path.exists():
-            out.append((f"latency ECDF ({kind})", base64.b64encode(path.read_bytes()).decode("ascii")))
+    for name, make in report_figures.FIGURES.items():
+        try:
+            figure = make(report, size="page")
+        except Exception:  # noqa: BLE001 (one figure that cannot be drawn must not hide the tables)
+            continue
+        if figure is None:
+            continue
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+        plt.close(figure)
+        out.append((name, base64.b64encode(buffer.getvalue()).decode("ascii")))
     return out

@@ -18,7 +18,7 @@ import html
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 
@@ -82,7 +82,7 @@ class RunResult(RunRecord):
 
         return build_report(self.run_dir, **options)
 
-    def plot(self, kind: str = "timeline", *, size: str = "page"):
+    def plot(self, kind: str = "timeline", *, size: Literal["column", "page"] = "page"):
         """The run's load timeline (latency and dispatch lag against intended start) as a matplotlib
         figure; the report's figures come from ``result.report().plot(...)``."""
         from tsglab.errors import InvalidArgument
@@ -92,22 +92,22 @@ class RunResult(RunRecord):
             raise InvalidArgument(f"RunResult.plot draws kind='timeline'; got {kind!r}. The report's figures: "
                                   "result.report(write=False).plot(kind).")
         frame = self.events()
-        return load_timeline({str(arm): part for arm, part in frame.groupby("arm", sort=False)},
-                             os.devnull)  # size: once figures take one
+        return load_timeline({str(arm): part for arm, part in frame.groupby("arm", sort=False)}, size=size)
 
     def _title(self) -> str:
         return f"run {self.run_id}: {self.status}, {self.n_events}/{self.n_planned} requests"
 
     def to_markdown(self) -> str:
-        from tsglab.report.render import to_markdown
+        from tsglab.report.publish import to_markdown
 
-        return to_markdown(self.summary(), title=self._title(), note=f"Run directory: {self.run_dir}")
+        return to_markdown("run_summary", self.summary(), title=self._title(), note=f"Run directory: {self.run_dir}")
 
     def to_latex(self, path: str | os.PathLike | None = None) -> str:
         """The per-arm summary as a LaTeX table; written to ``path`` when given."""
-        from tsglab.report.render import to_latex
+        from tsglab.report.publish import label_prefix_for, to_latex
 
-        text = to_latex(self.summary(), title=f"Run {self.run_id}: how requests ended", label=f"tab:{self.run_id}")
+        text = to_latex("run_summary", self.summary(), title=f"Run {self.run_id}: how requests ended",
+                        label_prefix=label_prefix_for(self.run_id))
         if path is not None:
             Path(path).write_text(text, encoding="utf-8")
         return text
@@ -116,10 +116,10 @@ class RunResult(RunRecord):
         return f"RunResult({self.run_id!r}: {self.status}, {self.n_events}/{self.n_planned} requests → {self.run_dir})"
 
     def _repr_html_(self) -> str:
-        from tsglab.report.render import to_html
+        from tsglab.report.publish import to_html
 
         try:
-            table = to_html(self.summary(), title="How requests ended, per arm")
+            table = to_html("run_summary", self.summary(), title="How requests ended, per arm")
         except Exception as exc:  # noqa: BLE001 (a notebook view must not raise: show why instead)
             table = f"<p>Events not readable: {html.escape(str(exc))}</p>"
         state = "ok" if self.status == "complete" else "warn"

@@ -11,6 +11,7 @@ import os
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import pandas as pd
 
@@ -19,7 +20,6 @@ from tsglab.errors import TsglabWarning
 from tsglab.report.outcomes import outcome_line, outcome_table
 from tsglab.report.pairing import ArmPair, load_arm_pair
 from tsglab.report.protocol import ProtocolSettings, family_a, family_b, family_c, routing_cost, verdict
-from tsglab.report.render import to_markdown
 from tsglab.report.tables import (
     MIN_CI_N,
     arm_metrics,
@@ -89,9 +89,106 @@ class RunReport:
             "energy": ("Energy per request", self.energy),
         }
 
+    def footnotes(self) -> dict[str, dict[str, str]]:
+        """Why a cell is not computed, per table and row (the verdict's not-computable reasons)."""
+        from tsglab.report.publish import footnotes_from_verdict
+
+        return footnotes_from_verdict(self.verdict)
+
     def to_markdown(self) -> str:
-        return "\n".join(to_markdown(df, title=title, note=self.notes.get(name, ""))
-                         for name, (title, df) in self.tables().items())
+        """Every table as Markdown (numbers right-aligned; "—" with a footnote where not computed)."""
+        from tsglab.report.publish import to_markdown
+
+        footnotes = self.footnotes()
+        return "\n".join(to_markdown(name, df, title=title, note=self.notes.get(name, ""),
+                                     footnotes=footnotes.get(name)) for name, (title, df) in self.tables().items())
+
+    def to_latex(self, path: str | os.PathLike | None = None, *,
+                 layout: Literal["table", "table*", "narrow"] = "table*", label_prefix: str | None = None,
+                 tables: tuple[str, ...] | None = None) -> str:
+        """The tables (all, or those named in ``tables``) as one LaTeX text, each a float labelled
+        ``<label_prefix>:<name>`` (default ``tab:<run-id-slug>``); written to ``path`` when given. The
+        preamble a paper needs: :func:`tsglab.report.publish.latex_preamble` (also ``tables/preamble.tex``).
+        ``layout``: ``"table*"`` (page wide), ``"table"`` or ``"narrow"`` (one column of a two-column paper)."""
+        from tsglab.errors import InvalidArgument
+        from tsglab.report.publish import label_prefix_for, to_latex
+
+        known = self.tables()
+        unknown = sorted(set(tables or ()) - set(known))
+        if unknown:
+            raise InvalidArgument(f"no table(s) {unknown}; the report's tables: {', '.join(known)}.")
+        if layout not in ("table", "table*", "narrow"):
+            raise InvalidArgument(f"layout must be 'table', 'table*' or 'narrow'; got {layout!r}.")
+        prefix = label_prefix or label_prefix_for((self.out_dir or self.run_dir).name)
+        footnotes = self.footnotes()
+        text = "\n".join(to_latex(name, df, title=title, note=self.notes.get(name, ""), label_prefix=prefix,
+                                  layout=layout, footnotes=footnotes.get(name))
+                         for name, (title, df) in known.items() if tables is None or name in tables)
+        if path is not None:
+            Path(path).write_text(text, encoding="utf-8")
+        return text
+
+    def plot(self, kind: str = "p95_views", *, size: Literal["column", "page"] = "page"):
+        """One of the report's figures as a matplotlib ``Figure`` (None when there is nothing to draw):
+        ``kind`` is a name of :data:`tsglab.report.figures.FIGURES`; ``size`` ``"column"`` or ``"page"``."""
+        from tsglab.errors import InvalidArgument
+        from tsglab.report.figures import FIGURES
+
+        if kind not in FIGURES:
+            raise InvalidArgument(f"no figure {kind!r}; the report's figures: {', '.join(FIGURES)}.")
+        if size not in ("column", "page"):
+            raise InvalidArgument(f"size must be 'column' or 'page'; got {size!r}.")
+        return FIGURES[kind](self, size=size)
+
+    def verdict_banner_html(self) -> str:
+        """The verdict as a coloured banner (green pass, red fail, amber when a caveat applies)."""
+        import html
+
+        lines = [line for line in (self.verdict_line(), self.routing_line(), self.outcome_line()) if line]
+        if not self.verdict:
+            state = "warn"
+        elif not self.verdict.get("overall"):
+            state = "fail"
+        elif len(lines) > 1 or "(" in lines[0] or self.status != "complete":
+            state = "warn"
+        else:
+            state = "pass"
+        colours = {"pass": ("#e6f4ea", "#009E73"), "fail": ("#fde8e4", "#D55E00"), "warn": ("#fff6e0", "#E69F00")}
+        background, edge = colours[state]
+        body = "<br>".join(html.escape(line) for text in lines for line in text.splitlines())
+        return (f"<div class='tsglab-verdict tsglab-verdict-{state}' style='background:{background};border-left:"
+                f"6px solid {edge};padding:6px 10px;margin:6px 0'>{body}</div>")
+
+    def _repr_html_(self) -> str:
+        """Jupyter's view: title, verdict banner, every table (styled, scrolling when wide) and the
+        P95-views and cost–quality figures inline (SVG)."""
+        import html
+        import io
+
+        from tsglab.report.publish import to_html
+
+        status = "" if self.status == "complete" else f" [run {self.status}: partial data]"
+        title = (f"tsglab report — {self.run_dir.name}: {self.gateway} vs {self.baseline}{status}")
+        parts = [f"<div class='tsglab-report'><h3>{html.escape(title)}</h3>", self.verdict_banner_html()]
+        if self.write_error:
+            parts.append(f"<p>{html.escape(self.write_error)}</p>")
+        for kind in ("p95_views", "cost_quality"):
+            try:
+                figure = self.plot(kind, size="page")
+            except Exception as exc:  # noqa: BLE001 (a notebook view must not raise: say why instead)
+                parts.append(f"<p>Figure {kind} not drawn: {html.escape(str(exc))}</p>")
+                continue
+            if figure is not None:
+                buffer = io.StringIO()
+                figure.savefig(buffer, format="svg", bbox_inches="tight")
+                figure.clear()
+                svg = buffer.getvalue()
+                parts.append(f"<div class='tsglab-figure'>{svg[svg.find('<svg'):]}</div>")
+        footnotes = self.footnotes()
+        parts += [to_html(name, df, title=title, note=self.notes.get(name, ""), footnotes=footnotes.get(name))
+                  for name, (title, df) in self.tables().items()]
+        parts.append("</div>")
+        return "\n".join(parts)
 
     def verdict_line(self) -> str:
         if not self.verdict:
@@ -138,16 +235,11 @@ class RunReport:
 
     def __repr__(self) -> str:
         """One line (papermill logs and plain consoles stay short); ``str(report)`` is the whole report."""
-        if self.verdict:
-            outcome = "PASS" if self.verdict.get("overall") else "FAIL"
-        else:
-            outcome = "no verdict"
+        outcome = ("PASS" if self.verdict.get("overall") else "FAIL") if self.verdict else "no verdict"
         sizes = ", ".join(f"{arm} n={len(frame)}" for arm, frame in self.frames.items())
         status = "" if self.status == "complete" else f", run {self.status}"
         return f"RunReport({self.run_dir.name}: {self.gateway} vs {self.baseline}, {outcome}; {sizes}{status})"
 
-    def _repr_markdown_(self) -> str:
-        return str(self)
 
 
 def _a_view(table: pd.DataFrame) -> pd.DataFrame:
@@ -248,7 +340,8 @@ def compute_report(pair: ArmPair, settings: ProtocolSettings) -> RunReport:
                        "online": TDigest.implementation},
         "settings": settings.to_dict(),
     }
-    figures = {arm: arm_metrics(frame, n_resamples=settings.n_resamples, seed=settings.seed)
+    figures = {arm: arm_metrics(frame, n_resamples=settings.n_resamples, seed=settings.seed,
+                             resampling=settings.resampling)
                for arm, frame in frames.items()}
     manifests = (manifest,) + ((pair.vs_manifest,) if pair.vs_manifest else ())
     routing_warnings = _routing_warnings(manifests)
@@ -264,7 +357,8 @@ def compute_report(pair: ArmPair, settings: ProtocolSettings) -> RunReport:
         status=pair.status,
         ladder=pair.ladder,
         headline=headline_table(figures, top_tier=pair.ladder[-1]),
-        p95_views=four_view_table(frames, n_resamples=settings.n_resamples, seed=settings.seed),
+        p95_views=four_view_table(frames, n_resamples=settings.n_resamples, seed=settings.seed,
+                                  resampling=settings.resampling),
         tiers=tier_table(frames, pair.ladder),
         tasks=task_table(frames),
         family_a=table_a,
@@ -286,7 +380,7 @@ def compute_report(pair: ArmPair, settings: ProtocolSettings) -> RunReport:
 
 
 def _not_computed_note(frames: dict[str, pd.DataFrame]) -> str:
-    """Why a headline cell is NaN when the run is too small for it (empty warm view, one request: no CI)."""
+    """Why a headline cell is not computed when the run is too small for it (empty warm view, one request: no CI)."""
     parts = []
     for arm, frame in frames.items():
         warm = int((frame["warm"] & ~frame["failed"]).sum())
@@ -330,7 +424,7 @@ def _notes(settings: ProtocolSettings, fingerprint: str, manifest: dict) -> dict
                         f"upper bound: Clopper–Pearson. {fingerprint}",
             "p95_views": "Harrell–Davis on the Kaplan–Meier distribution, timeouts right-censored at their elapsed "
                          "time; 95 % percentile-bootstrap CIs (stationary bootstrap when serially correlated: "
-                         "column 'interval'). P95 NaN when censoring > 5 % (not identifiable); "
+                         "column 'interval'). P95 not computed (—) when censoring > 5 % (not identifiable); "
                          "p95_lower_bound_ms is then a lower bound. Failed requests "
                          "(errors other than timeouts) have no answer latency: left out here, counted in 'errors', "
                          "and counted at the SLO cap by the Family B guardrail. " + fingerprint,
