@@ -357,7 +357,7 @@ def test_cli_import_legacy(tmp_path: Path, capsys):
     out = capsys.readouterr().out
     assert "run legacy-20250314-101500: arms baseline, tsg (80 events)" in out
     assert "| baseline | warm_p95_ms_co" in out
-    assert "tsglab_estimator" in out
+    assert "Tsglab estimator" in out  # the table's column tsglab_estimator, its header humanised
     assert main(["import-legacy", str(FIXTURE), "--runs-dir", str(tmp_path)]) == 2
     assert "already exists" in capsys.readouterr().err
     assert main(["import-legacy", str(FIXTURE), "--runs-dir", str(tmp_path), "--force"]) == 0

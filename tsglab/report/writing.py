@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from tsglab._version import __version__
-from tsglab.report.render import to_html, to_latex, to_markdown
+from tsglab.report.publish import footnotes_from_verdict, label_prefix_for, write_tables
 from tsglab.report.run_report import RunReport, metrics_summary
 from tsglab.report.tables import ablation_table
 
@@ -26,12 +26,10 @@ def write_report(report: RunReport) -> Path:
     """Write every table and artefact of ``report`` under ``report.out_dir``; return its ``tables/`` folder."""
     root = report.out_dir or report.run_dir
     out = root / "tables"
-    out.mkdir(parents=True, exist_ok=True)
-    for name, (title, df) in report.tables().items():
-        note = report.notes.get(name, "")
-        (out / f"{name}.md").write_text(to_markdown(df, title=title, note=note), encoding="utf-8")
-        (out / f"{name}.tex").write_text(to_latex(df, title=title, note=note, label=f"tab:{name}"), encoding="utf-8")
-        (out / f"{name}.html").write_text(to_html(df, title=title, note=note), encoding="utf-8")
+    # labels tab:<run-id-slug>:<name>, so the tables of two reports can sit in one paper
+    write_tables(out, report.tables(), notes=report.notes, label_prefix=label_prefix_for(root.name),
+                 footnotes=footnotes_from_verdict(report.verdict),
+                 page_title=f"tsglab report — {root.name}: {report.gateway} vs {report.baseline}")
     import matplotlib.pyplot as plt
 
     from tsglab.report.figures import latency_ecdf, load_timeline
@@ -93,7 +91,7 @@ def seed_manifest(report: RunReport) -> str:
 
 def build_ablation(run_dirs: list[str | os.PathLike], *, write_to: str | os.PathLike | None = None) -> pd.DataFrame:
     """The ablation table over every arm of the given runs (rows named ``run:arm`` when several runs);
-    with ``write_to``, also written as ``<write_to>/tables/ablation.{md,tex}``."""
+    with ``write_to``, also written as ``<write_to>/tables/ablation.{tex,narrow.tex,html,md}``."""
     from tsglab.events import read_events
     from tsglab.report.frame import events_frame
 
@@ -104,12 +102,9 @@ def build_ablation(run_dirs: list[str | os.PathLike], *, write_to: str | os.Path
             frames[f"{run_dir.name}:{arm}" if len(run_dirs) > 1 else str(arm)] = part
     table = ablation_table(frames)
     if write_to is not None:
-        out = Path(write_to) / "tables"
-        out.mkdir(parents=True, exist_ok=True)
         title = "Ablations: cost, routing and latency per arm"
-        note = ("cost: prompt + generation ms summed over all attempts; P50: Harrell–Davis, warm raw E2E; "
+        note = ("Cost: prompt + generation ms summed over all attempts; P50: Harrell–Davis, warm raw E2E; "
                 f"P95 CO: HD (KM/SLO-cap under censoring); tsglab {__version__}")
-        (out / "ablation.md").write_text(to_markdown(table, title=title, note=note), encoding="utf-8")
-        (out / "ablation.tex").write_text(to_latex(table, title=title, note=note, label="tab:ablation"),
-                                          encoding="utf-8")
+        write_tables(Path(write_to) / "tables", {"ablation": (title, table)}, notes={"ablation": note},
+                     label_prefix=label_prefix_for(Path(write_to).resolve().name))
     return table
