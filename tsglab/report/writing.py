@@ -19,7 +19,7 @@ from tsglab.report.publish import footnotes_from_verdict, label_prefix_for, writ
 from tsglab.report.run_report import RunReport, metrics_summary
 from tsglab.report.tables import ablation_table
 
-__all__ = ["build_ablation", "seed_manifest", "write_report"]
+__all__ = ["build_ablation", "seed_manifest", "write_figures", "write_report"]
 
 
 def write_report(report: RunReport) -> Path:
@@ -30,14 +30,7 @@ def write_report(report: RunReport) -> Path:
     write_tables(out, report.tables(), notes=report.notes, label_prefix=label_prefix_for(root.name),
                  footnotes=footnotes_from_verdict(report.verdict),
                  page_title=f"tsglab report — {root.name}: {report.gateway} vs {report.baseline}")
-    import matplotlib.pyplot as plt
-
-    from tsglab.report.figures import latency_ecdf, load_timeline
-
-    for draw, name in ((latency_ecdf, "latency_ecdf.png"), (load_timeline, "load_timeline.png")):
-        figure = draw(report.frames, root / "figures" / name)
-        if figure is not None:  # None: nothing to draw (no answered request); the report's head says so
-            plt.close(figure)
+    write_figures(report, root / "figures")
     metrics_summary(report).to_parquet(root / "metrics_summary.parquet", index=False)
     for name, table in (("A", report.family_a), ("B", report.family_b), ("C", report.family_c)):
         table.to_csv(root / f"tests_family_{name}.csv", index=False)
@@ -45,6 +38,23 @@ def write_report(report: RunReport) -> Path:
     (root / "bootstrap_meta.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
     (root / "seed_manifest.txt").write_text(seed_manifest(report))
     return out
+
+
+def write_figures(report: RunReport, folder: Path) -> list[Path]:
+    """Every figure of :data:`tsglab.report.figures.FIGURES` as ``<name>.{pdf,svg,png}`` (one column wide)
+    and ``<name>-page.{pdf,svg,png}`` (a two-column page wide). A figure with nothing to draw (no
+    answered request) is not written; the report's head says why. Returns the files written."""
+    from tsglab.report.figures import FIGURES, save_figure
+
+    written: list[Path] = []
+    for name, draw in FIGURES.items():
+        for size, suffix in (("column", ""), ("page", "-page")):
+            figure = draw(report, size=size)
+            if figure is None:
+                break
+            written += save_figure(figure, folder / f"{name}{suffix}")
+            figure.clear()  # a plain Figure (not pyplot's): clearing frees its artists now, not at GC time
+    return written
 
 
 def seed_manifest(report: RunReport) -> str:
