@@ -253,7 +253,7 @@ def test_an_arm_that_answered_nothing_is_noted_not_dropped(tmp_path):
         assert isinstance(fig, Figure), name
     assert "n = 0: tsg" in _notes(ecdf_figure(report))
     assert "n = 0: tsg" in _notes(km_figure(report))
-    assert "no answered request: tsg, Raw / Overall" in _notes(p95_views_figure(report))
+    assert "not computed (no answered request): tsg, Raw / Overall" in _notes(p95_views_figure(report))
 
 
 def test_a_run_where_nothing_was_answered_has_no_latency_figures(tmp_path):

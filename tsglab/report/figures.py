@@ -222,18 +222,34 @@ def _new_figure(size: str, heights: Mapping[str, float], nrows: int = 1, ncols: 
     return figure, axes
 
 
+def _plain_log_formatter_class() -> type:
+    from matplotlib.ticker import LogFormatter
+
+    class PlainLogFormatter(LogFormatter):
+        """matplotlib's choice of which log ticks get a label, written as plain numbers ("0.1", not "1e-01")."""
+
+        def __call__(self, x: float, pos: int | None = None) -> str:
+            return f"{x:g}" if super().__call__(x, pos) else ""
+
+    return PlainLogFormatter
+
+
+def _PlainLogFormatter(base: float, **options: Any) -> Any:  # noqa: N802 (reads as the class it makes)
+    return _plain_log_formatter_class()(base, **options)
+
+
 def _log_scale(ax: Axes, axis: str = "x") -> None:
     """A log axis labelled with plain numbers ("100", "2000", "0.001"): readable at 7 pt, and much quicker
     to lay out than mathtext powers of ten. Minor ticks are labelled only when the axis spans less than
     about a decade (matplotlib's rule), so a narrow range still has numbers on it."""
-    from matplotlib.ticker import LogFormatter, LogLocator
+    from matplotlib.ticker import LogLocator
 
     (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
     target = ax.xaxis if axis == "x" else ax.yaxis
     # minor ticks at 2 and 5 only: enough to read a value, and every tick costs a label to lay out
     target.set_minor_locator(LogLocator(10, subs=(2.0, 5.0)))
-    target.set_major_formatter(LogFormatter(10))
-    target.set_minor_formatter(LogFormatter(10, labelOnlyBase=False))
+    target.set_major_formatter(_PlainLogFormatter(10))
+    target.set_minor_formatter(_PlainLogFormatter(10, labelOnlyBase=False))
 
 
 def _note(ax: Axes, text: str, y: float = 0.98) -> None:
@@ -270,7 +286,7 @@ def p95_views_figure(data: Any, *, size: Size = "column") -> Figure | None:
     with _style():
         figure, axes = _new_figure(size, {"column": 2.5, "page": 2.3})
         ax = axes[0, 0]
-        missing = []
+        missing, no_interval = [], []
         for position, view in enumerate(views):
             y_view = len(views) - 1 - position
             for arm, offset in zip(arms, offsets, strict=True):
@@ -281,6 +297,8 @@ def p95_views_figure(data: Any, *, size: Size = "column") -> Figure | None:
                 if row["n"] == 0:
                     missing.append(f"{arm}, {view}")
                     continue
+                if np.isfinite(row["p95_ms"]) and not np.isfinite(row["p95_ci_high"]):
+                    no_interval.append(f"{arm}, {view}")
                 _dot_and_whisker(ax, row, "p95", y, style, filled=True)
                 _dot_and_whisker(ax, row, "p50", y, style, filled=False)
                 if not np.isfinite(row["p95_ms"]) and np.isfinite(row["p95_lower_bound_ms"]):
@@ -292,8 +310,14 @@ def p95_views_figure(data: Any, *, size: Size = "column") -> Figure | None:
         ax.set_xlabel("latency (ms, log scale)")
         ax.grid(axis="x", which="major", color="#dddddd", linewidth=0.5)
         ax.set_axisbelow(True)
-        if missing:
-            _note(ax, "not computed, no answered request: " + "; ".join(missing), y=-0.32)
+        notes = [f"not computed (no answered request): {item}" for item in missing]
+        if no_interval:  # the points are there without whiskers; say why once
+            notes.append("a P95 without whiskers has no CI (too few requests above it)")
+        if notes:
+            # below the axis label, in points so it clears it at any height; part of the axes, so laid out
+            ax.annotate("\n".join(notes), (0, 0), xycoords="axes fraction", xytext=(0, -26),
+                        textcoords="offset points", ha="left", va="top", fontsize=_SMALL_PT - 1, color=_GREY,
+                        gid="note")
         _p95_legend(figure, styles)
     return figure
 
@@ -494,15 +518,16 @@ def load_timeline(data: Any, *, size: Size = "column") -> Figure | None:
         _log_scale(bottom, "y")
         bottom.set_ylabel("dispatch lag (ms)")
         bottom.set_xlabel("intended start (s from the first request)")
-        _timeline_legend(figure, styles)
+        _timeline_legend(figure, styles, any_failed=any(frame["failed"].any() for frame in frames.values()))
     return figure
 
 
-def _timeline_legend(figure: Figure, styles: Mapping[str, Mapping[str, Any]]) -> None:
+def _timeline_legend(figure: Figure, styles: Mapping[str, Mapping[str, Any]], *, any_failed: bool) -> None:
     from matplotlib.lines import Line2D
 
-    kinds = [Line2D([], [], color="black", marker="x", linestyle="none", label="raw"),
-             Line2D([], [], color="black", marker="|", linestyle="none", label="failed")]
+    kinds = [Line2D([], [], color="black", marker="x", linestyle="none", label="raw")]
+    if any_failed:
+        kinds.append(Line2D([], [], color="black", marker="|", linestyle="none", label="failed"))
     figure.legend(handles=[*_legend_handles(styles, lines=False), *kinds], loc="outside upper center",
                   ncol=min(len(styles) + 2, 4), handletextpad=0.2, columnspacing=0.8,
                   title="dots: CO latency", title_fontsize=_SMALL_PT)
