@@ -157,7 +157,8 @@ def test_page_loads_widgets_render_without_console_errors(open_notebook):
 def test_monitor_shows_progress_mid_run_then_complete(open_notebook, lab, screenshots):
     spec = write_spec(lab.root, name="monitor", limit=MONITOR_PROMPTS, ms=MONITOR_PROMPT_MS, sleep=True)
     notebook = open_notebook("monitor.ipynb", [
-        "%load_ext tsglab", f"%tsg run {spec} --runs-dir {lab.root / 'runs-monitor'}"])
+        # --no-report: the report after the run is not what this test watches, and takes 20-30 s here
+        "%load_ext tsglab", f"%tsg run {spec} --runs-dir {lab.root / 'runs-monitor'} --no-report"])
     notebook.run_all()
 
     progress = notebook.page.locator(".tsglab-monitor-progress")
@@ -228,3 +229,13 @@ def test_explorer_recomputes_when_the_user_changes_view_and_resampling(open_note
     assert "Traceback" not in shown, notebook.explain("the output shows a traceback")
     notebook.screenshot(screenshots, "explorer.png")
     assert not _widget_errors(notebook), notebook.explain("widget errors in the browser console")
+
+
+def test_missing_chromium_skips_locally_and_fails_in_ci(monkeypatch, tmp_path):
+    monkeypatch.setitem(globals(), "CHROMIUM", tmp_path / "no-chromium")
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="no-chromium"):
+        _require_browser()
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="in CI they must run, not skip"):
+        _require_browser()
