@@ -86,8 +86,9 @@ def compare(
     progress: bool = True,
 ):
     """Run a framework comparison file (e.g. ``experiments/backends.yaml``): the same suite and
-    policy on each variant's backend, local servers started and stopped as needed. Returns the
-    side-by-side table (a DataFrame), also written to ``<runs_dir>/<id>/comparison.*``."""
+    policy on each variant's backend, local servers started and stopped as needed. Returns a
+    :class:`~tsglab.comparison.ComparisonResult` (the side-by-side table, ``.to_frame()``, ``.plot()``,
+    ``.to_latex()``), also written to ``<runs_dir>/<id>/comparison.*``."""
     from tsglab.comparison import run_comparison
 
     return run_comparison(path, runs_dir=runs_dir, comparison_id=comparison_id, overrides=overrides,

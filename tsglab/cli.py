@@ -219,7 +219,7 @@ COMMANDS: dict[str, Command] = {
                              lambda a: ([a.dir], {"runs_dir": a.runs_dir, "strict": not a.allow_mismatch,
                                                   "overwrite": a.force}), _legacy_text),
     "compare": Command(("tsglab.api", "compare"), lambda a: ([a.file], compare_options(a)),
-                       _markdown("Framework comparison")),
+                       lambda result, a: str(result)),
     "models": Command(("tsglab.cli", "_models"), lambda a: ([a.action], {}),
                       lambda listing, a: "\n".join(f"{name}: {what}" for name, what in listing.items())),
 }

@@ -15,7 +15,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 
@@ -143,7 +143,7 @@ def run_comparison(
     overrides: dict[str, Any] | None = None,
     variants: list[str] | None = None,
     progress: bool = True,
-) -> pd.DataFrame:
+) -> ComparisonResult:
     """Run every variant (servers started as needed) and write ``<runs_dir>/<id>/comparison.*``."""
     from tsglab.load.runner import run_experiment
 
@@ -169,8 +169,81 @@ def run_comparison(
             run_dirs[variant] = result.run_dir
     table = comparison_table(run_dirs)
     write_comparison(table, out, title=f"Framework comparison: {comparison.name}")
-    table.attrs["comparison_dir"] = str(out)
-    return table
+    return ComparisonResult(name=comparison.name, directory=out, table=table,
+                            run_dirs={variant: Path(path) for variant, path in run_dirs.items()})
+
+
+@dataclass(frozen=True)
+class ComparisonResult:
+    """A finished comparison: ``table`` (one row per variant and arm, :func:`comparison_table`), the
+    ``directory`` it was written to and each variant's run directory; renders itself in a notebook and
+    draws the report's figures over every (variant, arm)."""
+
+    name: str
+    directory: Path
+    table: pd.DataFrame
+    run_dirs: dict[str, Path]
+
+    @property
+    def title(self) -> str:
+        return f"Framework comparison: {self.name}"
+
+    def to_frame(self) -> pd.DataFrame:
+        return self.table.copy()
+
+    def frames(self) -> dict[str, pd.DataFrame]:
+        """The events of every ``variant/arm`` as the report's frames (:func:`tsglab.report.frame.events_frame`)."""
+        from tsglab.events.log import read_events
+        from tsglab.report.frame import events_frame
+
+        frames: dict[str, pd.DataFrame] = {}
+        for variant, run_dir in self.run_dirs.items():
+            for arm, part in events_frame(read_events(run_dir)).groupby("arm", sort=False):
+                frames[f"{variant}/{arm}"] = part
+        return frames
+
+    def plot(self, kind: str = "p95_views", *, size: Literal["column", "page"] = "page"):
+        """A report figure (a name of :data:`tsglab.report.figures.FIGURES`) over every ``variant/arm``."""
+        from tsglab.errors import InvalidArgument
+        from tsglab.report.figures import FIGURES
+        from tsglab.report.tables import four_view_table
+
+        if kind not in FIGURES:
+            raise InvalidArgument(f"no figure {kind!r}; the figures: {', '.join(FIGURES)}.")
+        frames = self.frames()
+        return FIGURES[kind](four_view_table(frames) if kind == "p95_views" else frames, size=size)
+
+    def to_markdown(self) -> str:
+        from tsglab.report.publish import to_markdown
+
+        return to_markdown("comparison", self.table, title=self.title, note=COMPARISON_NOTE)
+
+    def to_latex(self, path: str | os.PathLike | None = None, *,
+                 layout: Literal["table", "table*", "narrow"] = "table*") -> str:
+        """The table as LaTeX, labelled ``tab:<name>:comparison``; written to ``path`` when given."""
+        from tsglab.report.publish import label_prefix_for, to_latex
+
+        text = to_latex("comparison", self.table, title=self.title, note=COMPARISON_NOTE,
+                        label_prefix=label_prefix_for(self.name), layout=layout)
+        if path is not None:
+            Path(path).write_text(text, encoding="utf-8")
+        return text
+
+    def __str__(self) -> str:
+        return self.to_markdown()
+
+    def __repr__(self) -> str:
+        return (f"ComparisonResult({self.name}: {len(self.run_dirs)} variant(s), {len(self.table)} row(s) → "
+                f"{self.directory})")
+
+    def _repr_html_(self) -> str:
+        import html
+
+        from tsglab.report.publish import to_html
+
+        return (f"<div class='tsglab-comparison'><h3>{html.escape(self.title)}</h3><p><code>"
+                f"{html.escape(str(self.directory))}</code></p>"
+                f"{to_html('comparison', self.table, title=self.title, note=COMPARISON_NOTE)}</div>")
 
 
 def _median(values: pd.Series) -> float:
@@ -225,18 +298,28 @@ def comparison_table(run_dirs: dict[str, str | os.PathLike]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def write_comparison(table: pd.DataFrame, out: Path, *, title: str) -> None:
-    from tsglab._version import __version__
-    from tsglab.report.render import to_html, to_latex, to_markdown
+COMPARISON_NOTE = (
+    "P50: Harrell–Davis; P95: HD (KM/SLO-cap under censoring); raw = completed − dispatched, CO = completed − "
+    "intended start; failed requests (errors, not timeouts) left out of latency and counted in the error rate; "
+    "TTFT: first content token as the client saw it; tokens/s: decode tokens after the first over the time after "
+    "the first token; JSON failure rate: every json-task request that did not deliver valid JSON, timed-out and "
+    "failed ones included; eval ms: cost summed over all attempts, a timed-out or failed attempt at its elapsed "
+    "time; energy: not computed (—) where no meter measured it.")
 
-    note = ("P50: Harrell–Davis; P95: HD (KM/SLO-cap under censoring); raw = completed − dispatched, CO = "
-            "completed − intended start; failed requests (errors, not timeouts) left out of latency and counted "
-            "in error_rate; TTFT: first content token as the client saw it; tokens/s: decode tokens after the "
-            "first over the time after the first token; json_fail_rate: every json-task request that did not deliver "
-            "valid JSON, timed-out and failed ones included; avg_eval_ms: cost summed over all attempts, a timed-out "
-            f"or failed attempt at its elapsed time; energy: NaN where no meter measured it. tsglab {__version__}")
-    (out / "comparison.md").write_text(to_markdown(table, title=title, note=note), encoding="utf-8")
-    (out / "comparison.tex").write_text(to_latex(table, title=title, note=note, label="tab:frameworks"),
-                                        encoding="utf-8")
-    (out / "comparison.html").write_text(to_html(table, title=title, note=note), encoding="utf-8")
+
+def write_comparison(table: pd.DataFrame, out: Path, *, title: str) -> None:
+    """``comparison.{md,tex,narrow.tex,html,csv}`` in ``out`` (the publication tables' formats)."""
+    from tsglab._version import __version__
+    from tsglab.report.publish import label_prefix_for, to_html, to_latex, to_markdown
+
+    note = f"{COMPARISON_NOTE} tsglab {__version__}"
+    prefix = label_prefix_for(out.name)
+    (out / "comparison.md").write_text(to_markdown("comparison", table, title=title, note=note), encoding="utf-8")
+    layouts: tuple[tuple[Literal["table*", "narrow"], str], ...] = (("table*", ".tex"), ("narrow", ".narrow.tex"))
+    for layout, suffix in layouts:
+        (out / f"comparison{suffix}").write_text(
+            to_latex("comparison", table, title=title, note=note, label_prefix=prefix, layout=layout),
+            encoding="utf-8")
+    (out / "comparison.html").write_text(to_html("comparison", table, title=title, note=note, standalone=True),
+                                         encoding="utf-8")
     table.to_csv(out / "comparison.csv", index=False)
