@@ -76,6 +76,7 @@ def test_html_markdown_latex(result, tmp_path):
     text = result.to_latex(out)
     assert out.read_text() == text
     assert "\\begin{tabular" in text
+    assert "\\label{tab:rr:run_summary}" in text
 
 
 def test_report_and_plot(result):
