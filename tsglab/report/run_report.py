@@ -141,23 +141,37 @@ class RunReport:
         return FIGURES[kind](self, size=size)
 
     def verdict_banner_html(self) -> str:
-        """The verdict as a coloured banner (green pass, red fail, amber when a caveat applies)."""
+        """The verdict as a coloured banner — green pass, red fail, amber when a caveat applies — with each
+        caveat on a line of its own and long lists folded (``<details>``)."""
         import html
 
-        lines = [line for line in (self.verdict_line(), self.routing_line(), self.outcome_line()) if line]
+        caveats = self.verdict_caveats() if self.verdict else []
+        warnings = [line for text in (self.routing_line(), self.outcome_line()) for line in text.splitlines() if line]
+        if self.verdict.get("under_delivered"):
+            warnings += [f"WARNING: the load generator under-delivered — {line}"
+                         for line in self.verdict["load_delivery"]]
         if not self.verdict:
             state = "warn"
         elif not self.verdict.get("overall"):
             state = "fail"
-        elif len(lines) > 1 or "(" in lines[0] or self.status != "complete":
-            state = "warn"
         else:
-            state = "pass"
+            state = "warn" if caveats or warnings or self.status != "complete" else "pass"
         colours = {"pass": ("#e6f4ea", "#009E73"), "fail": ("#fde8e4", "#D55E00"), "warn": ("#fff6e0", "#E69F00")}
         background, edge = colours[state]
-        body = "<br>".join(html.escape(line) for text in lines for line in text.splitlines())
+        head = html.escape(self._verdict_head()) if self.verdict else "No verdict: no paired requests yet."
+        items = []
+        for what, rows in caveats:
+            if len(rows) > 3:
+                listed = "".join(f"<li>{html.escape(row)}</li>" for row in rows)
+                items.append(f"<li><details><summary>{html.escape(what)}: {len(rows)} rows</summary><ul>{listed}</ul>"
+                             "</details></li>")
+            else:
+                items.append(f"<li>{html.escape(what + (': ' + ', '.join(rows) if rows else ''))}</li>")
+        items += [f"<li>{html.escape(line)}</li>" for line in warnings]
+        body = f"<b>{head}</b>" + (f"<ul style='margin:4px 0 0 0'>{''.join(items)}</ul>" if items else "")
         return (f"<div class='tsglab-verdict tsglab-verdict-{state}' style='background:{background};border-left:"
-                f"6px solid {edge};padding:6px 10px;margin:6px 0'>{body}</div>")
+                f"6px solid {edge};padding:6px 10px;margin:6px 0;white-space:normal;overflow-wrap:anywhere;"
+                f"line-height:1.35'>{body}</div>")
 
     def _repr_html_(self) -> str:
         """Jupyter's view: title, verdict banner, every table (styled, scrolling when wide) and the
@@ -190,26 +204,35 @@ class RunReport:
         parts.append("</div>")
         return "\n".join(parts)
 
+    def _verdict_head(self) -> str:
+        marks = ", ".join(f"{k} {'pass' if v else 'FAIL'}" for k, v in self.verdict.items() if k.startswith("family"))
+        alpha = self.meta.get("settings", {}).get("alpha", 0.05)
+        return f"Verdict at α = {alpha:g}: {'PASS' if self.verdict['overall'] else 'FAIL'} — {marks}"
+
+    def verdict_caveats(self) -> list[tuple[str, list[str]]]:
+        """What qualifies the verdict, each as (what, the rows or arms it concerns)."""
+        caveats: list[tuple[str, list[str]]] = []
+        if self.verdict.get("underpowered"):
+            caveats.append(("a row the verdict needs is underpowered at its n (see n_needed / power_at_equal)", []))
+        if not self.verdict.get("identifiable", True):
+            caveats.append(("a P95 is not identifiable (failures or censoring above 5 %)", []))
+        if self.verdict.get("failed_strata"):
+            caveats.append(("strata flagged failed", list(self.verdict["failed_strata"])))
+        if self.verdict.get("unpaired"):
+            caveats.append(("requests left out, their prompt has no request in the other arm",
+                            [f"{arm} {count}" for arm, count in self.verdict["unpaired"].items()]))
+        if self.verdict.get("not_computable"):
+            caveats.append(("not computable", list(self.verdict["not_computable"])))
+        return caveats
+
     def verdict_line(self) -> str:
         if not self.verdict:
             return ""
-        marks = ", ".join(f"{k} {'pass' if v else 'FAIL'}" for k, v in self.verdict.items()
-                          if k.startswith("family"))
-        extra = []
-        if self.verdict.get("underpowered"):
-            extra.append("a row the verdict needs is underpowered at its n (see n_needed / power_at_equal)")
-        if not self.verdict.get("identifiable", True):
-            extra.append("a P95 is not identifiable (failures or censoring above 5 %)")
-        if self.verdict.get("failed_strata"):
-            extra.append(f"strata flagged failed: {', '.join(self.verdict['failed_strata'])}")
-        if self.verdict.get("unpaired"):
-            left_out = ", ".join(f"{arm} {count}" for arm, count in self.verdict["unpaired"].items())
-            extra.append(f"requests left out, their prompt has no request in the other arm: {left_out}")
-        if self.verdict.get("not_computable"):
-            extra.append(f"not computable: {'; '.join(self.verdict['not_computable'])}")
-        alpha = self.meta.get("settings", {}).get("alpha", 0.05)
+        separators = {"not computable": "; "}
+        extra = [f"{what}: {separators.get(what, ', ').join(items)}" if items else what
+                 for what, items in self.verdict_caveats()]
         tail = f" ({'; '.join(extra)})" if extra else ""
-        line = f"Verdict at α = {alpha:g}: {'PASS' if self.verdict['overall'] else 'FAIL'} — {marks}{tail}"
+        line = self._verdict_head() + tail
         if self.verdict.get("under_delivered"):
             line += ("\nWARNING: the load generator under-delivered, so latencies were measured under less load "
                      f"than planned — {'; '.join(self.verdict['load_delivery'])}")
