@@ -426,7 +426,7 @@ def _grid(name: str, frame: pd.DataFrame, *, narrow: bool, note: str, footnotes:
     decimals: dict[str, int] = {}
     for col in cols:
         if col.numeric:
-            values = [r[col.key] for r in records] + [r[k] for r in records for k in (col.ci or ())]
+            values = [r[k] for r in records for k in (col.key, *(col.ci or ()), *([col.bound] if col.bound else []))]
             decimals[col.key] = _decimals(col.kind, values)
     arm_keys = [k for c in cols if c.kind == "number" for k in (c.key, *(c.ci or ()))]
     row_decimals = [_decimals(kind, [r[k] for k in arm_keys]) if kind is not None else 0
