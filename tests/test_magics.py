@@ -160,3 +160,23 @@ def test_completion_offers_subcommands_then_their_flags():
     assert complete("%tsg report --re") == ["--resamples"]
     assert "--no-preflight" in complete("%tsg run spec.yaml ")
     assert complete("%tsg nope --") == []
+
+
+def test_completion_offers_spec_files_run_dirs_and_folders(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "experiments").mkdir()
+    (tmp_path / "experiments" / "quick.yaml").write_text("name: q\n")
+    (tmp_path / "experiments" / "notes.txt").write_text("")
+    for name, finished in (("quick-1", True), ("scratch", False)):
+        (tmp_path / "runs" / name).mkdir(parents=True)
+        if finished:
+            (tmp_path / "runs" / name / "run.json").write_text("{}")
+    assert "experiments/" in complete("%tsg run ")
+    assert complete("%tsg run experiments/") == ["experiments/quick.yaml"]  # not the .txt
+    assert complete("%tsg run experiments/q") == ["experiments/quick.yaml"]
+    assert complete("%tsg report runs/") == ["runs/quick-1", "runs/scratch/"]  # a run dir, a folder
+    assert complete("%tsg run experiments/quick.yaml --resume runs/q") == ["runs/quick-1"]
+    assert complete("%tsg report runs/quick-1 --vs runs/") == ["runs/quick-1", "runs/scratch/"]
+    assert complete("%tsg ablation runs/quick-1 runs/q") == ["runs/quick-1"]
+    assert complete("%tsg run experiments/quick.yaml --re") == ["--resume"]
+    assert complete("%tsg report nowhere/") == []

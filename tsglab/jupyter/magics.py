@@ -119,8 +119,35 @@ def tsg(line: str, cell: str | None = None) -> Any:
         raise UsageError(_interrupted(args, before, cell)) from None
 
 
+# what a positional argument or a flag's value names, per subcommand: a spec/comparison file, run dirs, a folder
+_POSITIONAL = {"run": "yaml", "compare": "yaml", "report": "run", "ablation": "run", "import-legacy": "dir"}
+_FLAG_VALUES = {"--resume": "run", "--vs": "run", "--runs-dir": "dir"}
+
+
+def _complete_path(typed: str, want: str) -> list[str]:
+    """Entries under the folder ``typed`` points into that start with its last part: folders (with a
+    trailing ``/``, to go on typing), run directories (folders holding ``run.json``, without the slash)
+    when ``want`` is ``"run"``, and YAML files when ``want`` is ``"yaml"``."""
+    folder, slash, stem = typed.rpartition("/")
+    base = Path(folder + slash or ".").expanduser()
+    if not base.is_dir():
+        return []
+    out = []
+    for entry in sorted(base.iterdir()):
+        if not entry.name.startswith(stem) or (entry.name.startswith(".") and not stem.startswith(".")):
+            continue
+        text = f"{folder}{slash}{entry.name}"
+        if entry.is_dir():
+            out.append(text if want == "run" and (entry / "run.json").is_file() else text + "/")
+        elif want == "yaml" and entry.suffix in (".yaml", ".yml"):
+            out.append(text)
+    return out
+
+
 def complete(line: str) -> list[str]:
-    """Tab completion after ``%tsg``: the subcommands, then the flags of the subcommand written."""
+    """Tab completion after ``%tsg``: the subcommands; then, for the subcommand written, its flags (after
+    ``-``), spec and comparison files, run directories (``report``, ``ablation``, ``--resume``, ``--vs``)
+    and folders."""
     from tsglab.cli import subcommand_parsers
 
     parsers = subcommand_parsers()
@@ -134,7 +161,17 @@ def complete(line: str) -> list[str]:
     if parser is None:
         return []
     flags = {flag for flag in parser.format_help().replace(",", " ").replace("[", " ").split() if flag.startswith("--")}
-    return sorted(flag for flag in flags if flag.startswith(typed) and flag.strip("]") == flag)
+    flags = {flag for flag in flags if flag.strip("]") == flag}
+    done = words[1:-1] if typed else words[1:]  # the words before the one being typed
+    if done and done[-1] in _FLAG_VALUES:
+        return _complete_path(typed, _FLAG_VALUES[done[-1]])
+    if typed.startswith("-"):
+        return sorted(flag for flag in flags if flag.startswith(typed))
+    given = [w for i, w in enumerate(done) if not w.startswith("-") and (i == 0 or done[i - 1] not in _FLAG_VALUES)]
+    want = _POSITIONAL.get(words[0])
+    if want is not None and (not given or words[0] == "ablation"):
+        return _complete_path(typed, want)
+    return sorted(flag for flag in flags if flag.startswith(typed))
 
 
 def load_ipython_extension(ipython) -> None:
