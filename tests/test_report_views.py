@@ -30,7 +30,7 @@ def test_html_view_has_banner_figures_and_every_table(report):
     # a pass with no caveat is green, a fail red; caveats (underpowered, not computable...) make it amber
     assert banner.group(1) in ({state, "warn"} if state == "pass" else {"fail"})
     assert page.count("<svg") == 2  # the P95-views and cost-quality figures, inline
-    for _, (title, _frame) in report.tables().items():
+    for title, _frame in report.tables().values():
         assert title.split(":")[0] in page
     assert "NaN" not in page
 

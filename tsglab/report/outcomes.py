@@ -61,6 +61,7 @@ def outcome_line(table: pd.DataFrame) -> str:
     example = next((row.example for row in rows if row.example), "")
     timeouts_only = bool((empty["timeouts"] == empty["n"]).all())
     meaning = ("every latency is censored, so quantiles are lower bounds at best" if timeouts_only else
-               "no answer latency exists, so latency quantiles are not computed (—) and the latency figures are skipped")
+               "no answer latency exists, so latency quantiles are not computed (—) and the latency figures are "
+               "skipped")
     tail = f" First error: {example}" if example else ""
     return f"No request was answered in {which} — {arms}; {meaning}.{tail}"
