@@ -130,7 +130,7 @@ def test_user_errors_are_one_line_usage_errors(tmp_path):
         assert "\n" not in str(caught.value), str(caught.value)
 
 
-def test_ctrl_c_gives_one_line_with_a_resume_magic_that_works(tmp_path, monkeypatch):
+def test_ctrl_c_gives_one_line_with_a_resume_magic_that_works(tmp_path, monkeypatch, capsys):
     from tsglab.backends.scripted import ScriptedBackend
 
     original, calls = ScriptedBackend.complete, []
@@ -146,6 +146,7 @@ def test_ctrl_c_gives_one_line_with_a_resume_magic_that_works(tmp_path, monkeypa
         tsg(f"run --runs-dir {tmp_path} --run-id c --no-report --quiet", _spec())
     message = str(caught.value)
     assert "\n" not in message
+    assert "tsglab run" not in capsys.readouterr().err  # one line, the magic's: no command-line hint as well
     again = message.split("starting `", 1)[1].split("`", 1)[0]
     assert again.startswith("%%tsg run --resume ")
     monkeypatch.setattr(ScriptedBackend, "complete", original)

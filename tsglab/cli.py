@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from tsglab.errors import SpecError, TsglabError
+from tsglab.errors import RunInterrupted, SpecError, TsglabError
 
 
 def report_options(args: argparse.Namespace) -> dict:
@@ -242,8 +242,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"tsglab: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
-        # the runner has said which run is incomplete and how to resume it; SIGTERM (which the runner turns into
-        # KeyboardInterrupt("SIGTERM")) exits as a terminated process would, 128 + 15
+        # a run says which directory is incomplete and how to resume it (RunInterrupted); SIGTERM (which the
+        # runner turns into KeyboardInterrupt) exits as a terminated process would, 128 + 15
+        if isinstance(exc, RunInterrupted):
+            print(f"\n{exc}", file=sys.stderr)
+            return 143 if exc.terminated else 130
         return 143 if str(exc) == "SIGTERM" else 130
     return 0
 

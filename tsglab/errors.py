@@ -42,6 +42,16 @@ class RunError(TsglabError):
     """A run directory is missing, unreadable or inconsistent."""
 
 
+class RunInterrupted(KeyboardInterrupt):
+    """A run stopped by Ctrl-C or SIGTERM, its directory marked incomplete. ``str()`` is the one line that
+    says so and how to resume; the command line prints it, the ``%tsg`` magic says the same with its own
+    resume magic. ``terminated`` is True for SIGTERM (the command line exits 143, else 130)."""
+
+    def __init__(self, message: str, *, terminated: bool = False) -> None:
+        super().__init__(message)
+        self.terminated = terminated
+
+
 class MissingDependencyError(TsglabError, ImportError):
     """An optional dependency is not installed (the message names the extra or command)."""
 

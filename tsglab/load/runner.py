@@ -24,7 +24,6 @@ import dataclasses
 import errno
 import os
 import signal
-import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -33,7 +32,7 @@ from typing import Any
 
 from tsglab._version import __version__
 from tsglab.config import ExperimentSpec
-from tsglab.errors import RunError
+from tsglab.errors import RunError, RunInterrupted
 from tsglab.events import MANIFEST_FILE
 from tsglab.events.record import Fingerprint
 from tsglab.load.dry_route import replay_spec, warn_identical_routing
@@ -170,8 +169,8 @@ def _run_segment(spec: ExperimentSpec, run_dir: RunDirectory, schedule: list[Wor
         if manifest_error is not None:
             why = disk_error_message(manifest_error, run_dir.path, path=manifest)
             marked = f"could not be marked incomplete ({why}); resume treats it as incomplete all the same"
-        print(f"\ntsglab: {how}; {run_dir.path} {marked}. Continue it with `{hint}`.", file=sys.stderr)
-        raise
+        raise RunInterrupted(f"tsglab: {how}; {run_dir.path} {marked}. Continue it with `{hint}`.",
+                             terminated=str(exc) == _SIGTERM) from exc
     except OSError as exc:
         if not _is_disk_error(exc):
             raise
