@@ -41,7 +41,7 @@ LINT_PATHS := tsglab tests benchmarks tools
 STATS_TESTS = $(sort $(wildcard tests/test_stats_*.py))
 LINT_STAGES := "lint=ruff (pyproject.toml's rule set) over $(LINT_PATHS)" "types=mypy over tsglab/" \
 	"imports=layering contracts (import-linter)"
-CI_STAGES := $(LINT_STAGES) "unit=unit tests (-m 'not integration and not bench')" \
+CI_STAGES := $(LINT_STAGES) "unit=unit tests (-m 'not integration and not bench and not browser')" \
 	"nojit=statistics tests as plain Python (NUMBA_DISABLE_JIT=1)" \
 	"integration=integration tests (-m integration: llama.cpp inference, local servers, notebooks)" \
 	"bench=benchmark smoke (-m bench: every benchmarks/*.py --quick)" \
