@@ -93,3 +93,31 @@ def compare(
 
     return run_comparison(path, runs_dir=runs_dir, comparison_id=comparison_id, overrides=overrides,
                           variants=variants, progress=progress)
+
+
+def sweep(
+    path: str | os.PathLike,
+    *,
+    sweeps_dir: str | os.PathLike = "runs/sweeps",
+    executor: str = "seq",
+    workers: int | None = None,
+    dask: Any = None,
+    retry_failed: bool = False,
+    progress: bool | Callable[..., Any] = True,
+):
+    """Run a sweep file (e.g. ``experiments/thresholds.sweep.yaml``): every point of its grid, zip or list that
+    is not done yet, into ``<sweeps_dir>/<name>/``. Finished points are skipped, incomplete ones resumed,
+    failed ones retried only with ``retry_failed``. ``executor``: ``seq``, ``pool`` (``workers`` processes) or
+    ``dask`` (``dask``: None for a LocalCluster, a ``tcp://`` address or a ``distributed.Client``). Returns the
+    combined result (:class:`tsglab.sweep.SweepResult`)."""
+    from tsglab.sweep import run_sweep
+
+    return run_sweep(path, sweeps_dir=sweeps_dir, executor=executor, workers=workers, dask=dask,
+                     retry_failed=retry_failed, progress=progress)
+
+
+def sweep_report(directory: str | os.PathLike):
+    """Rebuild the combined results of a sweep directory (``runs/sweeps/<name>``) from its points' runs."""
+    from tsglab.sweep.driver import rebuild_results
+
+    return rebuild_results(directory)

@@ -37,6 +37,28 @@ def compare_options(args: argparse.Namespace) -> dict:
             "overrides": parse_overrides(args.overrides), "variants": args.variants, "progress": not args.quiet}
 
 
+def sweep_options(args: argparse.Namespace) -> dict:
+    """The keyword arguments of :func:`tsglab.api.sweep` that a parsed ``sweep`` command asks for."""
+    return {"sweeps_dir": args.sweeps_dir, "executor": args.executor, "workers": args.workers, "dask": args.dask,
+            "retry_failed": args.retry_failed, "progress": not args.quiet}
+
+
+def _sweep(target: str, directory: str | None = None, **options: Any) -> Any:
+    """``tsglab sweep FILE [FLAGS]`` runs a sweep; ``tsglab sweep report DIR`` rebuilds its results."""
+    from tsglab import api
+    from tsglab.errors import InvalidArgument
+
+    if target == "report":
+        if directory is None:
+            raise InvalidArgument("`tsglab sweep report` needs the sweep directory, e.g. tsglab sweep report "
+                                  "runs/sweeps/thresholds.")
+        return api.sweep_report(directory)
+    if directory is not None:
+        raise InvalidArgument(f"`tsglab sweep {target}` takes one sweep file; got a second argument {directory!r}. "
+                              "To rebuild a sweep's results write `tsglab sweep report DIR`.")
+    return api.sweep(target, **options)
+
+
 def parse_overrides(pairs: list[str]) -> dict:
     """``["prompts.limit=20", ...]`` (the ``--set`` values) → ``{"prompts.limit": 20}``.
 
@@ -138,6 +160,19 @@ def _parser_and_subcommands() -> tuple[argparse.ArgumentParser, Any]:
                       help="override a value of the base spec, e.g. --set prompts.limit=10")
     cmp_.add_argument("--quiet", action="store_true", help="no progress bar")
 
+    swp = sub.add_parser("sweep", help="run a sweep file's points (cached, resumable), or `sweep report DIR`")
+    swp.add_argument("file", metavar="FILE", help="sweep file, e.g. experiments/thresholds.sweep.yaml; or the word "
+                                                  "`report` followed by the sweep directory to rebuild its results")
+    swp.add_argument("dir", nargs="?", default=None, metavar="DIR", help="after `report`: the sweep directory")
+    swp.add_argument("--executor", choices=["seq", "pool", "dask"], default="seq",
+                     help="seq (one after another), pool (local processes) or dask (Dask distributed)")
+    swp.add_argument("--workers", type=int, default=None, help="worker processes of pool or dask")
+    swp.add_argument("--dask", default=None, metavar="ADDR",
+                     help="a Dask scheduler, e.g. tcp://10.0.0.5:8786 (default: a LocalCluster on 127.0.0.1)")
+    swp.add_argument("--sweeps-dir", default="runs/sweeps", help="where sweep directories go (default: runs/sweeps)")
+    swp.add_argument("--retry-failed", action="store_true", help="run failed points again")
+    swp.add_argument("--quiet", action="store_true", help="no line per point")
+
     models = sub.add_parser("models", help="embedded models")
     models.add_argument("action", choices=["install", "list"])
     return parser, sub
@@ -220,6 +255,8 @@ COMMANDS: dict[str, Command] = {
                                                   "overwrite": a.force}), _legacy_text),
     "compare": Command(("tsglab.api", "compare"), lambda a: ([a.file], compare_options(a)),
                        lambda result, a: str(result)),
+    "sweep": Command(("tsglab.cli", "_sweep"), lambda a: ([a.file, a.dir], sweep_options(a)),
+                     lambda result, a: str(result)),
     "models": Command(("tsglab.cli", "_models"), lambda a: ([a.action], {}),
                       lambda listing, a: "\n".join(f"{name}: {what}" for name, what in listing.items())),
 }
