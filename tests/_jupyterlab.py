@@ -34,6 +34,13 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-dev-shm-usage"]
 SERVER_START_S = 90.0
 LOG_TAIL_CHARS = 4000
+# JupyterLab asks the kernel for a subshell (on the control channel) when the first widget comm opens; the
+# kernel answers with busy/idle statuses whose parent is that request, and a server whose untracked message
+# types do not list it takes that idle as the kernel's state while a cell still runs (docs/widgets.md,
+# "Kernel status"). The tests' server lists them, as the docs tell users to, so a status the monitor itself
+# caused would still show.
+SUBSHELL_CONTROL_MESSAGES = ("create_subshell_request", "create_subshell_reply", "delete_subshell_request",
+                             "delete_subshell_reply", "list_subshell_request", "list_subshell_reply")
 
 
 def free_port() -> int:
@@ -109,6 +116,7 @@ def start_jupyterlab(root: Path, state: Path) -> JupyterLab:
     notification = state / "settings" / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
     notification.parent.mkdir(parents=True, exist_ok=True)
     notification.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}), encoding="utf-8")
+    _write_server_config(state / "config")
     port, token = free_port(), secrets.token_hex(24)
     env = dict(os.environ)
     # the venv's python3 kernelspec (installed with --sys-prefix) is the only one found: a user-level
@@ -146,6 +154,19 @@ def start_jupyterlab(root: Path, state: Path) -> JupyterLab:
     lab.stop()
     raise RuntimeError(f"jupyter lab did not answer {lab.base_url}api/status within {SERVER_START_S:g} s; "
                        f"its log ({log_path}):\n{lab.log_tail()}")
+
+
+def untracked_message_types() -> list[str]:
+    """jupyter_server's default untracked message types plus the subshell control messages."""
+    from jupyter_server.services.kernels.kernelmanager import MappingKernelManager
+
+    defaults = list(MappingKernelManager.class_traits()["untracked_message_types"].default())
+    return defaults + [kind for kind in SUBSHELL_CONTROL_MESSAGES if kind not in defaults]
+
+
+def _write_server_config(config_dir: Path) -> None:
+    config = {"MappingKernelManager": {"untracked_message_types": untracked_message_types()}}
+    (config_dir / "jupyter_server_config.json").write_text(json.dumps(config, indent=1), encoding="utf-8")
 
 
 # JavaScript run in the page; ``app`` is JupyterLab's application object

@@ -21,6 +21,8 @@ import pytest
 from _jupyterlab import CHROMIUM, CHROMIUM_ARGS, JupyterLab, NotebookPage, start_jupyterlab, write_notebook
 from _rundir_helpers import write_spec
 
+from tsglab.jupyter.monitor import MIN_N
+
 pytestmark = pytest.mark.browser
 
 # the monitor's run: 2 arms x MONITOR_PROMPTS requests of MONITOR_PROMPT_MS each, one at a time (~8 s)
@@ -164,15 +166,35 @@ def test_monitor_shows_progress_mid_run_then_complete(open_notebook, lab, screen
     progress = notebook.page.locator(".tsglab-monitor-progress")
 
     def mid_run() -> bool:
-        return any(0 < done < total for done, total in map(_progress, progress.all_inner_texts()))
+        done, total = map(sum, zip(*map(_progress, progress.all_inner_texts()), strict=True))
+        return 0 < done < total
 
     notebook.wait_until(mid_run, "the monitor's progress to show 0 < done < total", RUN_TIMEOUT_S,
                         extra=lambda: f"progress texts: {progress.all_inner_texts()}")
     notebook.screenshot(screenshots, "monitor-midrun.png")
+    shots = {"rich": False}  # retaken once some P50 shows (a figure rather than "n < 5"), if that moment is seen
 
+    # the kernel's status as JupyterLab shows it, sampled whenever the monitor shows 0 < done < total: the
+    # cell runs, so it must say busy (the server lists the subshell control messages as untracked, see
+    # _jupyterlab.SUBSHELL_CONTROL_MESSAGES; anything else that turns it idle is the monitor's doing)
+    statuses: list[tuple[str, str]] = []
     status = notebook.page.locator(".tsglab-monitor .tsglab-monitor-status").first
-    notebook.wait_until(lambda: status.inner_text().strip() == "complete", "the monitor's status 'complete'",
-                        RUN_TIMEOUT_S, extra=lambda: f"status: {status.inner_text()!r}")
+
+    def complete() -> bool:
+        if mid_run():
+            texts = progress.all_inner_texts()
+            statuses.append((notebook.kernel_status(), " | ".join(texts)))
+            if not shots["rich"] and max(_progress(text)[0] for text in texts) >= MIN_N[0.5]:
+                notebook.screenshot(screenshots, "monitor-midrun.png")
+                shots["rich"] = True
+        return status.inner_text().strip() == "complete"
+
+    notebook.wait_until(complete, "the monitor's status 'complete'", RUN_TIMEOUT_S,
+                        extra=lambda: f"status: {status.inner_text()!r}")
+    assert statuses, notebook.explain("the run was never seen between its first and last request")
+    not_busy = [(kernel, shown) for kernel, shown in statuses if kernel != "busy"]
+    assert not not_busy, notebook.explain(f"JupyterLab showed the kernel not busy while the monitor's cell ran "
+                                          f"({len(not_busy)} of {len(statuses)} samples): {not_busy[:5]}")
     rows = notebook.page.locator(".tsglab-monitor .tsglab-monitor-arm")
     arm_texts = rows.all_inner_texts()
     assert len(arm_texts) == 2, notebook.explain(f"expected one row per arm (baseline, tsg); got {arm_texts}")
@@ -184,6 +206,12 @@ def test_monitor_shows_progress_mid_run_then_complete(open_notebook, lab, screen
     notebook.screenshot(screenshots, "monitor-complete.png")
     notebook.wait_idle()
     assert not _widget_errors(notebook), notebook.explain("widget errors in the browser console")
+
+
+# the elements whose content is cut (wider than their box): a truncated label ("Latency vi…") or a banner
+# that runs out of its cell
+_CUT_JS = """(elements) => elements.filter((e) => e.scrollWidth > e.clientWidth + 1)
+    .map((e) => e.textContent.trim().slice(0, 80) + ' (' + e.scrollWidth + ' > ' + e.clientWidth + ' px)')"""
 
 
 def _choose_another(notebook: NotebookPage, dropdown_class: str, output: Any, what: str) -> tuple[str, str]:
@@ -217,6 +245,10 @@ def test_explorer_recomputes_when_the_user_changes_view_and_resampling(open_note
                                RUN_TIMEOUT_S)
     verdict = notebook.wait_for(".tsglab-explorer .tsglab-verdict", "the explorer's verdict banner", RUN_TIMEOUT_S)
     assert verdict.inner_text().strip(), notebook.explain("the verdict banner is empty")
+    labels = notebook.page.locator(".tsglab-explorer .widget-label")
+    assert labels.count() >= 7, notebook.explain(f"expected a label per control; found {labels.all_inner_texts()}")
+    cut = labels.evaluate_all(_CUT_JS) + notebook.page.locator(".tsglab-explorer .tsglab-verdict").evaluate_all(_CUT_JS)
+    assert not cut, notebook.explain(f"cut off in the explorer: {cut}")
 
     before = _plain(output.inner_text())
     previous, view = _choose_another(notebook, "tsglab-explorer-view", output, "view")

@@ -7,6 +7,7 @@ import json
 import math
 import threading
 import time
+import xml.etree.ElementTree as ET
 from collections import Counter
 
 import numpy as np
@@ -105,9 +106,53 @@ def test_small_samples_say_n_below_k(tmp_path):
     assert summary["raw_p95_ms"] is None
     assert summary["raw_p50_ms"] is not None
     text = monitor.to_text()
-    assert f"P95 n < {MIN_N[0.95]}" in text
+    assert f"raw P50 / P95 {summary['raw_p50_ms']:.1f} ms / n < {MIN_N[0.95]}" in text
     assert f"{MIN_N[0.95] - 1}/40 requests" in text
     assert 'class="tsglab-monitor-progress"' in monitor.to_html()
+
+
+# -- what is shown: one table row per arm -----------------------------------------------------------------
+
+
+def _table(monitor: RunMonitor) -> ET.Element:
+    """The monitor's HTML parsed strictly (it must be well-formed: the live widget and the saved output show it)."""
+    return ET.fromstring(monitor.to_html())
+
+
+def test_html_is_one_row_per_arm_with_a_cell_per_heading(tmp_path):
+    path = tmp_path / EVENTS_FILE
+    events = _events(30, arm="tsg") + _events(6, arm="a<b>&c", seed=1)
+    path.write_bytes(b"".join(_line(e) for e in events))
+    monitor = RunMonitor(path, arms=["tsg", "a<b>&c"], planned_per_arm=30, run_id="r1", show=False)
+    monitor._refresh()
+    root = _table(monitor)
+    assert root.get("class") == "tsglab-monitor"
+    headings = ["".join(th.itertext()) for th in root.iter("th") if th.get("style", "").find("border-bottom") >= 0]
+    rows = [tr for tr in root.iter("tr") if tr.get("class") == "tsglab-monitor-arm"]
+    assert [row.find("th").text for row in rows] == ["tsg", "a<b>&c"]  # escaped in the HTML, intact as text
+    for row, done in zip(rows, (30, 6), strict=True):
+        assert len(row) == len(headings)  # arm, progress and a cell per figure: nothing spills over
+        assert row.find(".//span[@class='tsglab-monitor-progress']").text == f"{done}/30 requests"
+        fill = row.find(".//td/span/span")  # the bar's filled part
+        assert f"width: {100 * done / 30:.1f}%" in fill.get("style")
+    full = monitor.arms["tsg"].summary()
+    cells = {h: "".join(td.itertext()) for h, td in zip(headings[2:], rows[0].findall("td")[1:], strict=True)}
+    assert cells["raw P50 / P95"] == f"{full['raw_p50_ms']:.1f} / {full['raw_p95_ms']:.1f} ms"
+    assert cells["lag P50 / P99"] == f"{full['lag_p50_ms']:.1f} ms / n < {MIN_N[0.99]}"
+    short = dict(zip(headings[2:], ["".join(td.itertext()) for td in rows[1].findall("td")[1:]], strict=True))
+    assert short["CO P50 / P95"].endswith(f"/ n < {MIN_N[0.95]}")
+
+
+def test_caption_says_running_then_final(tmp_path):
+    path = tmp_path / EVENTS_FILE
+    path.write_bytes(b"".join(_line(e) for e in _events(3)))
+    monitor = RunMonitor(path, arms=["tsg"], planned_per_arm=3, show=False).start()
+    assert "running figures so far" in monitor.to_html()
+    monitor.close()
+    assert monitor.status == "complete"
+    for shown in (monitor.to_html(), monitor.to_text()):
+        assert "final figures (the report gives CIs)" in shown
+        assert "running figures" not in shown
 
 
 # -- the throttle and the thread ----------------------------------------------------------------------
@@ -220,7 +265,8 @@ def test_executed_notebook_keeps_the_final_summary(tmp_path):
     assert "complete, 16/16 requests" in data["text/plain"]
     assert 'class="tsglab-monitor-status">complete<' in data["text/html"]
     assert "8/8 requests" in data["text/html"]
-    assert "0%" not in saved
+    assert "width: 0.0%" not in saved  # no bar frozen at its start
+    assert data["text/html"].count("width: 100.0%") == 2  # both arms' bars full
     assert "application/vnd.jupyter.widget-view+json" not in saved
     assert len(updates) >= 2
     assert "running" in updates[0]

@@ -171,17 +171,23 @@ class ReportExplorer:
         import ipywidgets as w  # type: ignore[import-untyped]
 
         s = self.settings
+        # room for the whole description (ipywidgets' default cuts "Latency view" and "Quality margin"), the
+        # same for every control so the inputs line up; the browser test checks no label is cut
+        label = {"style": {"description_width": "110px"}}
         self.controls: dict[str, Any] = {
-            "view": w.Dropdown(options=[v[0] for v in LATENCY_VIEWS], value=self.view, description="Latency view"),
+            "view": w.Dropdown(options=[v[0] for v in LATENCY_VIEWS], value=self.view, description="Latency view",
+                               **label),
             "strata": w.SelectMultiple(options=STRATA_KEYS, value=tuple(k for k in s.strata if k in STRATA_KEYS),
-                                       description="Strata", rows=3),
-            "estimator": w.Dropdown(options=QUALITY_METHODS, value=s.quality_method, description="Estimator"),
+                                       description="Strata", rows=3, **label),
+            "estimator": w.Dropdown(options=QUALITY_METHODS, value=s.quality_method, description="Estimator", **label),
             "margin": w.BoundedFloatText(value=s.quality_margin, min=0.0, max=1.0, step=0.01,
-                                         description="Quality margin"),
-            "delta": w.BoundedFloatText(value=s.p95_delta, min=0.0, max=10.0, step=0.05, description="P95 delta"),
-            "resampling": w.Dropdown(options=RESAMPLING_CHOICES, value=s.resampling, description="Resampling"),
+                                         description="Quality margin", **label),
+            "delta": w.BoundedFloatText(value=s.p95_delta, min=0.0, max=10.0, step=0.05, description="P95 delta",
+                                        **label),
+            "resampling": w.Dropdown(options=RESAMPLING_CHOICES, value=s.resampling, description="Resampling",
+                                     **label),
             "n_resamples": w.Dropdown(options=sorted({*RESAMPLE_COUNTS, s.n_resamples}), value=s.n_resamples,
-                                      description="B"),
+                                      description="B", **label),
         }
         self.controls["view"].add_class("tsglab-explorer-view")
         self.controls["resampling"].add_class("tsglab-explorer-resampling")

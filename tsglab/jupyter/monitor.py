@@ -158,20 +158,66 @@ def _ms(value: float | None, q: float, n: int) -> str:
     return f"n < {MIN_N[q]}" if value is None or n < MIN_N[q] else f"{value:.1f} ms"
 
 
-def _stat_parts(summary: dict[str, Any]) -> list[str]:
-    answered, done = summary["answered"], summary["done"]
+def _quantile_pair(summary: dict[str, Any], low: str, high: str, n_key: str) -> str:
+    """Two running quantiles in one cell: ``412.3 / 455.0 ms``, or ``n < k`` for one not shown yet."""
+    q_low, q_high = (0.5, 0.99) if high.endswith("p99_ms") else (0.5, 0.95)
+    n = summary[n_key]
+    parts = [_ms(summary[low], q_low, n), _ms(summary[high], q_high, n)]
+    if all(part.endswith(" ms") for part in parts):
+        return f"{parts[0][:-3]} / {parts[1]}"
+    return " / ".join(parts)
+
+
+def _columns(summary: dict[str, Any]) -> list[tuple[str, str]]:
+    """The figures of one arm as (column heading, value): the table's cells and the text summary's parts."""
     errors = ", ".join(f"{kind}: {count}" for kind, count in summary["errors"].items()) or "none"
     return [
-        f"raw P50 {_ms(summary['raw_p50_ms'], 0.5, answered)} · P95 {_ms(summary['raw_p95_ms'], 0.95, answered)}",
-        f"CO P50 {_ms(summary['co_p50_ms'], 0.5, answered)} · P95 {_ms(summary['co_p95_ms'], 0.95, answered)}",
-        "cost " + (f"{summary['avg_eval_ms']:.1f} eval ms/req" if summary["avg_eval_ms"] is not None else "-"),
-        "quality " + (f"{summary['mean_quality']:.3f}" if summary["mean_quality"] is not None else "-"),
-        f"errors {errors}",
-        f"lag P50 {_ms(summary['lag_p50_ms'], 0.5, done)} · P99 {_ms(summary['lag_p99_ms'], 0.99, done)}",
+        ("raw P50 / P95", _quantile_pair(summary, "raw_p50_ms", "raw_p95_ms", "answered")),
+        ("CO P50 / P95", _quantile_pair(summary, "co_p50_ms", "co_p95_ms", "answered")),
+        ("cost", f"{summary['avg_eval_ms']:.1f} ms" if summary["avg_eval_ms"] is not None else "-"),
+        ("quality", f"{summary['mean_quality']:.3f}" if summary["mean_quality"] is not None else "-"),
+        ("errors", errors),
+        ("lag P50 / P99", _quantile_pair(summary, "lag_p50_ms", "lag_p99_ms", "done")),
     ]
 
 
-_CAPTION = "running figures so far (exact quantiles of the answered requests; approximate: the report gives CIs)"
+#: what a heading means, shown when the pointer rests on it
+_HEADING_TITLES = {
+    "progress": "events recorded / requests planned for the arm",
+    "raw P50 / P95": "completed - dispatched, of the answered requests (exact quantiles of the sample so far)",
+    "CO P50 / P95": "completed - intended start, of the answered requests (exact quantiles of the sample so far)",
+    "cost": "mean eval ms per request over every attempt (the report's Avg eval ms/req)",
+    "quality": "mean quality score; a request without an answer scores 0",
+    "lag P50 / P99": "dispatch lag: dispatched - intended start, of every request",
+}
+
+
+def _caption(status: str) -> str:
+    if status == "running":
+        return "running figures so far (exact quantiles of the answered requests; approximate: the report gives CIs)"
+    return "final figures (the report gives CIs)"
+
+
+# Inline styles: the live view is an ipywidgets HTML widget (no notebook CSS applies inside it, and it
+# inherits a 28 px line height), the final view a plain HTML output; both must look the same. Figures
+# and headings never break inside a cell (nowrap), so a row stays one row; a notebook narrower than the
+# table scrolls it sideways. Rows get an explicit background: JupyterLab stripes the rows of an HTML
+# output but not those inside a widget, and the live and final views should not differ.
+_STYLE_ROOT = "font-size: var(--jp-content-font-size1, 13px); line-height: 1.4; max-width: 100%;"
+_STYLE_TABLE = ("border-collapse: collapse; font-size: inherit; line-height: 1.4; font-variant-numeric: tabular-nums; "
+                "margin: 4px 0;")
+_STYLE_HEAD = ("padding: 2px 9px 3px 0; text-align: {align}; font-weight: 600; white-space: nowrap; "
+               "border-bottom: 1px solid var(--jp-border-color1, #bdbdbd);")
+_STYLE_ROW = "background: transparent;"
+_STYLE_CELL = "padding: 3px 9px 3px 0; text-align: {align}; white-space: nowrap; line-height: 1.4;"
+_STYLE_TRACK = ("display: inline-block; width: 72px; height: 8px; margin-right: 6px; vertical-align: middle; "
+                "border-radius: 4px; overflow: hidden; background: var(--jp-layout-color3, #e0e0e0);")
+_STYLE_FILL = "display: block; height: 100%; width: {percent:.1f}%; background: var(--jp-brand-color1, #1976d2);"
+
+
+def _bar_html(done: int, planned: int | None) -> str:
+    percent = 100.0 * min(done / planned, 1.0) if planned else 0.0
+    return f'<span style="{_STYLE_TRACK}"><span style="{_STYLE_FILL.format(percent=percent)}"></span></span>'
 
 
 class RunMonitor:
@@ -202,9 +248,7 @@ class RunMonitor:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._ending: str | None = None
-        self._widgets: dict[str, Any] = {}
-        self._root: Any = None
-        self._status_widget: Any = None
+        self._root: Any = None  # the widget (an ipywidgets HTML) while the run goes
 
     # -- the session's progress interface --------------------------------------------------------------
 
@@ -300,22 +344,37 @@ class RunMonitor:
         return f"{self.done}/{self.planned if self.planned is not None else '?'} requests"
 
     def to_text(self) -> str:
-        lines = [f"tsglab run {self.run_id}: {self.status}, {self.progress_text()} — {_CAPTION}"]
-        lines += [f"  {f.arm}: {f.progress_text()}; " + "; ".join(_stat_parts(f.summary())) for f in self.arms.values()]
+        lines = [f"tsglab run {self.run_id}: {self.status}, {self.progress_text()} — {_caption(self.status)}"]
+        for figures in self.arms.values():
+            parts = [f"{heading} {value}" for heading, value in _columns(figures.summary())]
+            lines.append(f"  {figures.arm}: {figures.progress_text()}; " + "; ".join(parts))
         if self.tail.unreadable:
             lines.append(f"  ({self.tail.unreadable} unreadable lines skipped)")
         return "\n".join(lines)
 
     def to_html(self) -> str:
+        """One table, a row per arm: the live widget shows it and the final summary is it."""
+        headings = ["arm", "progress"] + [heading for heading, _ in _columns(ArmFigures("", None).summary())]
+        head = "".join(f'<th style="{_STYLE_HEAD.format(align="left" if i < 2 else "right")}" '
+                       f'title="{html.escape(_HEADING_TITLES.get(h, h))}">{html.escape(h)}</th>'
+                       for i, h in enumerate(headings))
+        left, right = _STYLE_CELL.format(align="left"), _STYLE_CELL.format(align="right")
         rows = []
         for figures in self.arms.values():
-            cells = "".join(f"<td>{html.escape(part)}</td>" for part in _stat_parts(figures.summary()))
-            rows.append(f'<tr class="tsglab-monitor-arm"><th>{html.escape(figures.arm)}</th>'
-                        f'<td class="tsglab-monitor-progress">{html.escape(figures.progress_text())}</td>{cells}</tr>')
-        return (f'<div class="tsglab-monitor"><p><b>tsglab run {html.escape(self.run_id)}</b> — '
+            values = _columns(figures.summary())
+            cells = "".join(f'<td style="{right}">{html.escape(value)}</td>' for _, value in values)
+            rows.append(f'<tr class="tsglab-monitor-arm" style="{_STYLE_ROW}"><th style="{left} font-weight: 600;">'
+                        f'{html.escape(figures.arm)}</th><td style="{left}">{_bar_html(figures.done, figures.planned)}'
+                        f'<span class="tsglab-monitor-progress">{html.escape(figures.progress_text())}</span></td>'
+                        f"{cells}</tr>")
+        unreadable = (f" · {self.tail.unreadable} unreadable lines skipped" if self.tail.unreadable else "")
+        return (f'<div class="tsglab-monitor" style="{_STYLE_ROOT}">'
+                f"<div><b>tsglab run {html.escape(self.run_id)}</b> — "
                 f'<span class="tsglab-monitor-status">{html.escape(self.status)}</span>, '
-                f"{html.escape(self.progress_text())}</p>"
-                f"<table>{''.join(rows)}</table><p><small>{html.escape(_CAPTION)}</small></p></div>")
+                f"{html.escape(self.progress_text())}</div>"
+                f'<div style="overflow-x: auto;"><table style="{_STYLE_TABLE}"><thead><tr>{head}</tr></thead>'
+                f"<tbody>{''.join(rows)}</tbody></table></div>"
+                f"<div><small>{html.escape(_caption(self.status) + unreadable)}</small></div></div>")
 
     def _bundle(self, *, final: bool) -> dict[str, Any]:
         bundle: dict[str, Any] = {"text/plain": self.to_text(), "text/html": self.to_html()}
@@ -326,54 +385,32 @@ class RunMonitor:
     def _build_widgets(self) -> None:
         import ipywidgets as w  # type: ignore[import-untyped]
 
-        self._status_widget = w.HTML(self.status)
-        self._status_widget.add_class("tsglab-monitor-status")
-        header = w.HBox([w.HTML(f"<b>tsglab run {html.escape(self.run_id)}</b>"), self._status_widget])
-        self._root = w.VBox([header, w.HTML(f"<small>{html.escape(_CAPTION)}</small>")])
-        self._root.add_class("tsglab-monitor")
-        for arm in self.arms:
-            self._add_arm_row(arm)
-
-    def _add_arm_row(self, arm: str) -> None:
-        import ipywidgets as w
-
-        planned = self.arms[arm].planned
-        bar = w.IntProgress(value=0, min=0, max=max(planned or 1, 1), layout=w.Layout(width="160px"))
-        progress = w.HTML(self.arms[arm].progress_text())
-        progress.add_class("tsglab-monitor-progress")
-        stats = w.HTML("")
-        row = w.HBox([w.HTML(f"<b>{html.escape(arm)}</b>", layout=w.Layout(width="110px")), bar, progress, stats])
-        row.add_class("tsglab-monitor-arm")
-        self._widgets[arm] = (bar, progress, stats)
-        self._root.children = (*self._root.children, row)
+        # one HTML widget holding the table: one comm message per update, and the live view is the very
+        # HTML of the final summary (no second layout to keep in step)
+        self._root = w.HTML(self.to_html())
 
     def _render(self, *, send_text: bool, final: bool = False) -> None:
-        """Owner thread only: push the figures to the widgets, and (``send_text``) the text summaries."""
+        """Owner thread only: push the figures to the widget, and (``send_text``) the text summaries."""
         self.renders += 1
         if not self._show:
             return
         from IPython.display import update_display
 
-        for arm, figures in self.arms.items():
-            if arm not in self._widgets:
-                self._add_arm_row(arm)
-            bar, progress, stats = self._widgets[arm]
-            bar.max = max(figures.planned or figures.done, 1)
-            bar.value = min(figures.done, bar.max)
-            progress.value = figures.progress_text()
-            stats.value = html.escape(" | ".join(_stat_parts(figures.summary())))
-        self._status_widget.value = html.escape(self.status)
+        self._root.value = self.to_html()
         if send_text:
             update_display(self._bundle(final=final), raw=True, display_id=self._display_id)
             self.display_updates += 1
         if final:
-            _close_tree(self._root)
+            _close_widget(self._root)
 
 
-def _close_tree(widget: Any) -> None:
-    """Close a widget and its children: the saved notebook then holds no state of a dead view."""
-    for child in getattr(widget, "children", ()):
-        _close_tree(child)
+def _close_widget(widget: Any) -> None:
+    """Close a widget and the widgets it holds (layout, style): the saved notebook then holds no state of a
+    dead view."""
+    for name in ("layout", "style"):
+        held = getattr(widget, name, None)
+        if held is not None and hasattr(held, "close"):
+            held.close()
     widget.close()
 
 
