@@ -1,7 +1,7 @@
-"""Notebook integration: the ``%tsg`` magics, the live run monitor and the report explorer.
+"""Notebook integration: the ``%tsg`` magics, the live run and sweep monitors and the report explorer.
 
-Importing this package is cheap (ipywidgets loads when a widget is made) and registers the live monitor
-as what a run shows inside a Jupyter kernel (``%load_ext tsglab`` imports it).
+Importing this package is cheap (ipywidgets loads when a widget is made) and registers the live monitors
+as what a run and a sweep show inside a Jupyter kernel (``%load_ext tsglab`` imports it).
 """
 
 from __future__ import annotations
@@ -10,8 +10,9 @@ import os
 from typing import Any
 
 from tsglab.load.session import set_notebook_progress
+from tsglab.sweep.driver import set_sweep_progress
 
-__all__ = ["explore", "monitor_factory"]
+__all__ = ["explore", "monitor_factory", "sweep_monitor_factory"]
 
 
 def monitor_factory(run_dir: Any, total: int, initial: int) -> Any:
@@ -19,6 +20,14 @@ def monitor_factory(run_dir: Any, total: int, initial: int) -> Any:
     from tsglab.jupyter.monitor import monitor_factory as make
 
     return make(run_dir, total, initial)
+
+
+def sweep_monitor_factory() -> Any:
+    """Make a :class:`~tsglab.jupyter.sweep_monitor.SweepMonitor` (the sweep driver's progress factory; the
+    driver starts it)."""
+    from tsglab.jupyter.sweep_monitor import sweep_monitor_factory as make
+
+    return make()
 
 
 def explore(run_dir: str | os.PathLike, **options: Any) -> Any:
@@ -29,3 +38,4 @@ def explore(run_dir: str | os.PathLike, **options: Any) -> Any:
 
 
 set_notebook_progress(monitor_factory)
+set_sweep_progress(sweep_monitor_factory)

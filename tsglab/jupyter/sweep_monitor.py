@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import datetime as dt
 import html
-import json
 import sys
 import threading
 import time
@@ -37,16 +36,28 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from tsglab.events import EVENTS_FILE, MANIFEST_FILE
+from tsglab.events import EVENTS_FILE
 from tsglab.jupyter.monitor import ArmFigures, EventTail
+from tsglab.sweep.store import (
+    DONE,
+    FAILED,
+    INCOMPLETE,
+    PENDING,
+    POINT_FILE,
+    POINTS_DIR,
+    SWEEP_FILE,
+    classify,
+    is_running,
+    read_json,
+)
 
-__all__ = ["PointState", "SweepMonitor", "point_rows", "read_points", "sweep_monitor_factory"]
+__all__ = ["RUNNING", "STATES", "PointState", "SweepMonitor", "point_rows", "read_points", "sweep_monitor_factory"]
 
-SWEEP_FILE = "sweep.json"  # the sweep directory's plan (tsglab.sweep.store writes it)
-POINT_FILE = "point.json"  # one point's state, beside its run directory's files
-POINTS_DIR = "points"
-#: the states a point's ``point.json`` can say; a point without one is pending
-STATES = ("complete", "running", "failed", "incomplete", "pending")
+#: a point a worker is running now (``point.json``; the store's states say incomplete or pending)
+RUNNING = "running"
+
+#: the states shown, in this order: the store's (done, incomplete, failed, pending) and running
+STATES = (DONE, RUNNING, FAILED, INCOMPLETE, PENDING)
 _WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 _JOIN_TIMEOUT_S = 10.0
 _TABLE_CAPTION = ("running figures of each finished point's events (exact quantiles, no CIs): the sweep's "
@@ -66,14 +77,14 @@ _DONE_COLOR, _FAILED_COLOR = "var(--jp-brand-color1, #1976d2)", "var(--jp-error-
 
 @dataclass(frozen=True)
 class PointState:
-    """One point as the monitor sees it: the plan's entry and what its ``point.json`` says now."""
+    """One point as the monitor sees it: the plan's entry (``run_dirname``: the folder of its run, shared
+    by points that differ only in report settings) and its state now."""
 
     point_id: str
-    dirname: str
+    run_dirname: str
     params: Mapping[str, Any]
-    status: str = "pending"
+    status: str = PENDING
     started: float | None = None  # epoch seconds
-    seconds: float | None = None
     error: str = ""
     worker: str = ""
 
@@ -82,7 +93,7 @@ class PointState:
 
 
 def _epoch(value: Any) -> float | None:
-    """A timestamp of ``point.json``: epoch seconds or ISO 8601 text (``tsglab.load.rundir.now_iso``)."""
+    """A timestamp of ``point.json``/``sweep.json``: ISO 8601 text (``tsglab.load.rundir.now_iso``) or epoch seconds."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
     if isinstance(value, str) and value:
@@ -96,56 +107,37 @@ def _epoch(value: Any) -> float | None:
     return None
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
-    """A JSON file the driver replaces atomically, or None while it does not exist (yet)."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    except (OSError, json.JSONDecodeError):  # a foreign or half-copied file: shown as not known yet
-        return None
-    return data if isinstance(data, dict) else None
+def read_points(root: str | Path) -> list[PointState]:
+    """The state of every point of the sweep directory ``root`` (as ``sweep.json`` lists them; none while it
+    does not exist yet).
 
-
-def _plan_entry(point: Any) -> dict[str, Any]:
-    """``point_id``, ``dirname`` and ``params`` of a planned point: a ``SweepPoint`` or a ``sweep.json`` entry."""
-    if isinstance(point, Mapping):
-        return {"point_id": str(point["point_id"]), "dirname": str(point["dirname"]),
-                "params": dict(point.get("params") or {})}
-    return {"point_id": str(point.point_id), "dirname": str(point.dirname), "params": dict(point.params)}
-
-
-def read_points(root: str | Path, plan: Sequence[Any] | None = None) -> list[PointState]:
-    """The state of every planned point of the sweep directory ``root``, in plan order.
-
-    ``plan`` is the driver's list of points (``SweepPoint``) or None to read it from ``sweep.json`` (no
-    file yet: no points). A point's state comes from its ``point.json``; a point without one is
-    ``complete`` when its run directory's ``run.json`` says so (a point finished by an earlier sweep of
-    the same file), else ``pending``."""
+    The state is the store's (:func:`tsglab.sweep.store.classify`: done, failed, incomplete, pending), and
+    ``running`` for a point whose ``point.json`` says so and that is not done or failed — unless it started
+    before the sweep now in ``sweep.json`` did (a worker of a sweep that was killed: incomplete)."""
     root = Path(root)
-    if plan is None:
-        data = _read_json(root / SWEEP_FILE) or {}
-        plan = data.get("points") or []
+    plan = read_json(root / SWEEP_FILE) or {}
+    sweep_started = _epoch(plan.get("started"))
     states = []
-    for entry in map(_plan_entry, plan):
-        run_dir = root / POINTS_DIR / entry["dirname"]
-        point = _read_json(run_dir / POINT_FILE)
-        if point is None:
-            manifest = _read_json(run_dir / MANIFEST_FILE) or {}
-            status = "complete" if manifest.get("status") == "complete" else "pending"
-            states.append(PointState(**entry, status=status))
-            continue
-        status = str(point.get("status") or "pending")
-        states.append(PointState(**entry, status=status if status in STATES else "pending",
-                                 started=_epoch(point.get("started")), seconds=point.get("seconds"),
-                                 error=str(point.get("error") or ""), worker=str(point.get("worker") or "")))
+    for entry in plan.get("points") or []:
+        run_dirname = str(entry.get("run_dirname") or entry["dirname"])
+        run_dir = root / POINTS_DIR / run_dirname
+        status = classify(run_dir)
+        point = read_json(run_dir / POINT_FILE) or {}
+        started = _epoch(point.get("started"))
+        if status in (INCOMPLETE, PENDING) and point.get("status") == RUNNING:
+            stale = started is not None and sweep_started is not None and started < sweep_started
+            status = INCOMPLETE if stale else RUNNING
+        states.append(PointState(point_id=str(entry["point_id"]), run_dirname=run_dirname,
+                                 params=dict(entry.get("params") or {}), status=status, started=started,
+                                 error=str(point.get("error") or "") if status in (FAILED, INCOMPLETE) else "",
+                                 worker=str(point.get("worker") or "")))
     return states
 
 
 def point_rows(root: str | Path, point: PointState) -> list[dict[str, Any]]:
     """The running-figure rows of one finished point, one per arm: the varied parameters, then the run
     monitor's figures of the point's events (:class:`~tsglab.jupyter.monitor.ArmFigures`)."""
-    tail = EventTail(Path(root) / POINTS_DIR / point.dirname / EVENTS_FILE)
+    tail = EventTail(Path(root) / POINTS_DIR / point.run_dirname / EVENTS_FILE)
     arms: dict[str, ArmFigures] = {}
     for event in tail.read_new():
         arms.setdefault(event.arm, ArmFigures(event.arm, None)).add(event)
@@ -162,7 +154,7 @@ def point_rows(root: str | Path, point: PointState) -> list[dict[str, Any]]:
 
 def _report_table(root: Path) -> list[dict[str, Any]]:
     """The finished points' rows of the sweep's results table (the report's numbers, with CIs)."""
-    from tsglab.sweep.results import sweep_table  # type: ignore[import-not-found,unused-ignore]
+    from tsglab.sweep.results import sweep_table
 
     frame = sweep_table(root)
     if "status" in frame.columns:
@@ -216,10 +208,12 @@ class _Table:
 class SweepMonitor:
     """Live state of one sweep, read from its directory.
 
-    The driver's interface: :meth:`start` (``root``, the planned points), :meth:`point_done` (a
-    ``PointOutcome``: wakes the owner so a finished point shows at once) and :meth:`close` (how the sweep
-    ended: ``"complete"``, ``"interrupted"``, ``"failed: ..."``; None reads it from the exception being
-    handled). ``show=False`` reads and renders without displaying (outside a kernel, and in tests)."""
+    The driver's interface (:class:`tsglab.sweep.driver.SweepProgress`): :meth:`start` (the sweep
+    directory), :meth:`point_done` (wakes the owner so a finished point shows at once) and :meth:`close`
+    (how the sweep ended: ``complete``, ``incomplete``, ``interrupted``; None reads it from the exception
+    being handled). Should the driver release the sweep's lock without calling :meth:`close`, the owner
+    notices and ends by itself (status ``stopped``): no thread outlives its sweep. ``show=False`` reads and
+    renders without displaying (outside a kernel, and in tests)."""
 
     def __init__(self, *, interval_s: float = 0.5, text_interval_s: float = 1.0, table_interval_s: float = 2.0,
                  table: Literal["running", "report"] = "running", show: bool = True,
@@ -239,7 +233,7 @@ class SweepMonitor:
         self.table_builds = 0  # results-table rebuilds (the throttle's test counts them)
         self.display_updates = 0
         self.error: BaseException | None = None  # what stopped the owner thread early, if anything
-        self._plan: list[dict[str, Any]] | None = None
+        self._locked_at_start = False  # the driver held the sweep's lock when the monitor started
         self._table = _Table()
         self._clock = clock
         self._show = show
@@ -254,11 +248,11 @@ class SweepMonitor:
 
     def start(self, root: str | Path, points: Sequence[Any] | None = None) -> SweepMonitor:
         """Read the directory once, build and display the widget (in the calling cell's thread), then start
-        the owner thread. ``points``: the planned points (``SweepPoint`` or ``sweep.json`` entries); None
-        reads them from ``sweep.json``."""
+        the owner thread. The points are read from ``sweep.json`` (the driver writes it before it starts the
+        display; it also names the folder of each point's run), so ``points`` is not needed."""
         self.root = Path(root)
-        self.name = str((_read_json(self.root / SWEEP_FILE) or {}).get("name") or self.root.name)
-        self._plan = None if points is None else [_plan_entry(p) for p in points]
+        self.name = str((read_json(self.root / SWEEP_FILE) or {}).get("name") or self.root.name)
+        self._locked_at_start = is_running(self.root)
         self._refresh()
         self._build_table(force=True)
         parent = None
@@ -308,12 +302,16 @@ class SweepMonitor:
             shell = get_ipython()
             if hasattr(shell, "set_thread_parent"):
                 tokens = shell.set_thread_parent(parent)
+        assert self.root is not None
         try:
             last_text = self._clock()
             while True:
                 self._wake.wait(self.interval_s)
                 self._wake.clear()
                 if self._stopping:
+                    break
+                if self._locked_at_start and not is_running(self.root):  # the driver ended without close()
+                    self._ending = self._ending or "stopped"
                     break
                 changed = self._refresh()
                 changed = self._build_table(force=False) or changed
@@ -336,7 +334,7 @@ class SweepMonitor:
     def _refresh(self) -> bool:
         """Read every point's state; True when one changed."""
         assert self.root is not None
-        points = read_points(self.root, self._plan)
+        points = read_points(self.root)
         changed = [(p.point_id, p.status) for p in points] != [(p.point_id, p.status) for p in self.points]
         self.points = points
         return changed
@@ -345,7 +343,7 @@ class SweepMonitor:
         """Rebuild the results table when a point finished since the last build, at most every
         ``table_interval_s`` (``force``: whenever a point finished; the final build)."""
         assert self.root is not None
-        finished = frozenset(p.point_id for p in self.points if p.status == "complete")
+        finished = frozenset(p.point_id for p in self.points if p.status == DONE)
         now = self._clock()
         if finished == self._table.finished or (not force and now - self._table.built_at < self.table_interval_s):
             return False
@@ -365,21 +363,21 @@ class SweepMonitor:
     # -- what is shown -----------------------------------------------------------------------------------
 
     def counts(self) -> dict[str, int]:
-        """Points per state (``complete`` is "done"), every state present, in :data:`STATES` order."""
+        """Points per state, every state present, in :data:`STATES` order."""
         counts = dict.fromkeys(STATES, 0)
         for point in self.points:
             counts[point.status] += 1
         return counts
 
     def progress_text(self) -> str:
-        return f"{self.counts()['complete']}/{len(self.points)} points"
+        return f"{self.counts()[DONE]}/{len(self.points)} points"
 
     def status_text(self) -> str:
         counts = self.counts()
-        parts = [f"{counts['complete']} done", f"{counts['running']} running", f"{counts['failed']} failed",
-                 f"{counts['pending']} pending"]
-        if counts["incomplete"]:
-            parts.insert(3, f"{counts['incomplete']} incomplete")
+        parts = [f"{counts[DONE]} done", f"{counts[RUNNING]} running", f"{counts[FAILED]} failed",
+                 f"{counts[PENDING]} pending"]
+        if counts[INCOMPLETE]:
+            parts.insert(3, f"{counts[INCOMPLETE]} incomplete")
         return ", ".join(parts)
 
     def to_frame(self) -> Any:
@@ -398,9 +396,9 @@ class SweepMonitor:
         now = self._clock()
         lines = [f"tsglab sweep {self.name}: {self.status}, {self.progress_text()} ({self.status_text()})"]
         lines += [f"  running {p.point_id} ({_params_text(p.params)}) for {_duration(p.elapsed_s(now))}"
-                  for p in self.points if p.status == "running"]
+                  for p in self.points if p.status == RUNNING]
         lines += [f"  failed {p.point_id} ({_params_text(p.params)}): {p.error or 'no error recorded'}"
-                  for p in self.points if p.status == "failed"]
+                  for p in self.points if p.status == FAILED]
         if self._table.rows:
             columns = self._table_columns()
             lines.append("  results: " + " | ".join(columns))
@@ -409,8 +407,8 @@ class SweepMonitor:
 
     def to_html(self) -> str:
         counts, total = self.counts(), len(self.points)
-        done_pct = 100.0 * counts["complete"] / total if total else 0.0
-        failed_pct = 100.0 * counts["failed"] / total if total else 0.0
+        done_pct = 100.0 * counts[DONE] / total if total else 0.0
+        failed_pct = 100.0 * counts[FAILED] / total if total else 0.0
         bar = (f'<span style="{_STYLE_TRACK}"><span style="{_STYLE_FILL.format(percent=done_pct, color=_DONE_COLOR)}">'
                f'</span><span style="{_STYLE_FILL.format(percent=failed_pct, color=_FAILED_COLOR)}"></span></span>')
         parts = [f'<div class="tsglab-sweep" style="{_STYLE_ROOT}">',
@@ -420,13 +418,13 @@ class SweepMonitor:
                   f"({html.escape(self.status_text())})</div>")]
         now = self._clock()
         running = [(p.point_id, _params_text(p.params), p.worker, _duration(p.elapsed_s(now)))
-                   for p in self.points if p.status == "running"]
+                   for p in self.points if p.status == RUNNING]
         if running:
             parts.append("<div><small>running</small></div>"
                          + _html_table(["point", "parameters", "worker", "elapsed"], running,
                                        css_class="tsglab-sweep-running"))
         failed = [(p.point_id, _params_text(p.params), p.error or "no error recorded")
-                  for p in self.points if p.status == "failed"]
+                  for p in self.points if p.status == FAILED]
         if failed:
             parts.append("<div><small>failed</small></div>"
                          + _html_table(["point", "parameters", "error"], failed, css_class="tsglab-sweep-failed"))
