@@ -26,6 +26,7 @@ from tsglab.config.names import check_name
 from tsglab.errors import InvalidArgument, SpecError
 from tsglab.events import MANIFEST_FILE, read_manifest
 from tsglab.paths import resolve_path
+from tsglab.sweep.executors import EXECUTORS
 
 __all__ = ["LATENCY_COLUMNS", "NotebookParams", "notebook_params"]
 
@@ -50,6 +51,12 @@ class NotebookParams:
     arm: str | None = None
     column: str | None = None
     n_resamples: int | None = None
+    sweep_file: Path | None = None
+    executor: str | None = None
+    workers: int | None = None
+    dask: str | None = None
+    sweeps_dir: Path | None = None
+    retry_failed: bool | None = None
 
     @property
     def overrides(self) -> dict[str, Any]:
@@ -153,6 +160,32 @@ def _n_resamples(value: Any) -> int:
     return int(value)
 
 
+def _sweep_file(value: Any) -> Path:
+    path = _path(value)
+    if not path.is_file():
+        raise _Bad(f"an existing sweep file (YAML; relative paths are read from the project root; {path} is not a "
+                   "file)")
+    return path
+
+
+def _executor(value: Any) -> str:
+    if value not in EXECUTORS:
+        raise _Bad(f"one of {', '.join(EXECUTORS)}")
+    return str(value)
+
+
+def _dask_address(value: Any) -> str:
+    if not isinstance(value, str) or "://" not in value:
+        raise _Bad("a scheduler address such as tcp://127.0.0.1:8786, or None for a local cluster")
+    return value
+
+
+def _flag(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _Bad("True or False")
+    return value
+
+
 @dataclass(frozen=True)
 class _Rule:
     check: Callable[[Any], Any]  # the value as the notebook uses it, or _Bad
@@ -174,6 +207,12 @@ _RULES: dict[str, _Rule] = {
     "arm": _Rule(_optional(_arm), "arm", "-p arm tsg"),
     "column": _Rule(_column, "column", "-p column co_ms"),
     "n_resamples": _Rule(_n_resamples, "n_resamples", "-p n_resamples 2000"),
+    "sweep_file": _Rule(_sweep_file, "sweep_file", "-p sweep_file experiments/thresholds.sweep.yaml"),
+    "executor": _Rule(_executor, "executor", "-p executor pool"),
+    "workers": _Rule(_optional(_positive_int), "workers", "-p workers 2"),
+    "dask": _Rule(_optional(_dask_address), "dask", "-p dask tcp://127.0.0.1:8786"),
+    "sweeps_dir": _Rule(_path, "sweeps_dir", "-p sweeps_dir runs/sweeps"),
+    "retry_failed": _Rule(_flag, "retry_failed", "-p retry_failed True"),
 }
 # flat parameters that set a spec key; the same key in `overrides` would say two things at once
 _FLAT_OVERRIDES = {"prompts_limit": "prompts.limit", "seed": "seed"}
@@ -190,7 +229,8 @@ def notebook_params(*, required: Collection[str] = (), **params: Any) -> Noteboo
     **params
         The notebook's parameters by name: ``spec``, ``run_id``, ``runs_dir``, ``resume``,
         ``prompts_limit``, ``seed``, ``overrides`` (dotted spec keys), ``variants``, ``run_dir``, ``arm``,
-        ``column``, ``n_resamples``.
+        ``column``, ``n_resamples``, and a sweep's ``sweep_file``, ``executor``, ``workers``, ``dask``,
+        ``sweeps_dir``, ``retry_failed``.
 
     Returns
     -------
