@@ -14,7 +14,7 @@ belongs to — in ``ContextVar``s, per thread and task. A new thread has none of
 to the latest cell that ran, so a monitor thread that outlived its cell would write into whatever cell
 runs next. The rule followed here:
 
-1. the starting (cell) thread builds the widgets and displays them, then captures its parent header
+1. the starting (cell) thread builds the widget and displays it, then captures its parent header
    (``get_ipython().get_parent()``);
 2. ONE owner thread, started at once, pins that header with ``get_ipython().set_thread_parent(...)``
    (the public API of ipykernel 7; undone with ``reset_thread_parent`` when it ends) and makes every
@@ -30,6 +30,11 @@ sends ``update_display`` with fresh summaries (nbclient replaces the stored outp
 executed notebook shows the latest progress, never a frozen 0 % bar; JupyterLab renders the widget
 view). At the end the display is replaced by a static HTML summary and the widgets are closed: the
 saved notebook shows the final figures and a reopened one has no dead widget.
+
+JupyterLab may show the kernel idle while the cell runs: its subshell request, sent on the control
+channel when the first widget comm opens, ends with an idle status that the server does not ignore by
+default. Any widget does this; docs/widgets.md ("The kernel status while a widget cell runs") has the
+evidence and the server setting that fixes it.
 """
 
 from __future__ import annotations
@@ -203,13 +208,13 @@ def _caption(status: str) -> str:
 # and headings never break inside a cell (nowrap), so a row stays one row; a notebook narrower than the
 # table scrolls it sideways. Rows get an explicit background: JupyterLab stripes the rows of an HTML
 # output but not those inside a widget, and the live and final views should not differ.
-_STYLE_ROOT = "font-size: var(--jp-content-font-size1, 13px); line-height: 1.4; max-width: 100%;"
-_STYLE_TABLE = ("border-collapse: collapse; font-size: inherit; line-height: 1.4; font-variant-numeric: tabular-nums; "
+_STYLE_ROOT = "font-size: 13px; line-height: 1.4; max-width: 100%;"
+_STYLE_TABLE = ("border-collapse: collapse; font-size: 13px; line-height: 1.4; font-variant-numeric: tabular-nums; "
                 "margin: 4px 0;")
-_STYLE_HEAD = ("padding: 2px 9px 3px 0; text-align: {align}; font-weight: 600; white-space: nowrap; "
+_STYLE_HEAD = ("padding: 2px 8px 3px 0; text-align: {align}; font-weight: 600; white-space: nowrap; "
                "border-bottom: 1px solid var(--jp-border-color1, #bdbdbd);")
 _STYLE_ROW = "background: transparent;"
-_STYLE_CELL = "padding: 3px 9px 3px 0; text-align: {align}; white-space: nowrap; line-height: 1.4;"
+_STYLE_CELL = "padding: 3px 8px 3px 0; text-align: {align}; white-space: nowrap; line-height: 1.4;"
 _STYLE_TRACK = ("display: inline-block; width: 72px; height: 8px; margin-right: 6px; vertical-align: middle; "
                 "border-radius: 4px; overflow: hidden; background: var(--jp-layout-color3, #e0e0e0);")
 _STYLE_FILL = "display: block; height: 100%; width: {percent:.1f}%; background: var(--jp-brand-color1, #1976d2);"
