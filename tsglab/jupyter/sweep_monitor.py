@@ -31,7 +31,7 @@ import threading
 import time
 import uuid
 import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -162,7 +162,10 @@ def _report_table(root: Path) -> list[dict[str, Any]]:
     return frame.to_dict(orient="records")
 
 
-def _format(value: Any) -> str:
+def _format(value: Any, *, as_given: bool = False) -> str:
+    """A table cell: metrics rounded, a parameter's value (``as_given``) as the sweep file wrote it."""
+    if as_given:
+        return str(value)
     if value is None:
         return "-"
     if isinstance(value, float):
@@ -183,12 +186,14 @@ def _params_text(params: Mapping[str, Any]) -> str:
     return ", ".join(f"{key}={value}" for key, value in params.items()) or "(base)"
 
 
-def _html_table(columns: Sequence[str], rows: Iterable[Sequence[Any]], *, css_class: str = "") -> str:
+def _html_table(columns: Sequence[str], rows: Iterable[Sequence[Any]], *, css_class: str = "",
+                as_given: Collection[str] = ()) -> str:
     head = "".join(f'<th style="{_STYLE_HEAD}">{html.escape(c)}</th>' for c in columns)
     body = []
     for row in rows:
         cells = "".join(f'<td style="{_STYLE_CELL.format(align="right" if isinstance(v, (int, float)) else "left")}">'
-                        f"{html.escape(_format(v))}</td>" for v in row)
+                        f"{html.escape(_format(v, as_given=c in as_given))}</td>"
+                        for c, v in zip(columns, row, strict=True))
         body.append(f"<tr>{cells}</tr>")
     klass = f' class="{css_class}"' if css_class else ""
     return (f'<div style="overflow-x: auto;"><table{klass} style="{_STYLE_TABLE}"><thead><tr>{head}</tr></thead>'
@@ -392,6 +397,9 @@ class SweepMonitor:
             columns.update(dict.fromkeys(row))
         return list(columns)
 
+    def _param_columns(self) -> set[str]:
+        return {key for point in self.points for key in point.params} | {"point_id"}
+
     def to_text(self) -> str:
         now = self._clock()
         lines = [f"tsglab sweep {self.name}: {self.status}, {self.progress_text()} ({self.status_text()})"]
@@ -402,7 +410,9 @@ class SweepMonitor:
         if self._table.rows:
             columns = self._table_columns()
             lines.append("  results: " + " | ".join(columns))
-            lines += ["  " + " | ".join(_format(row.get(c)) for c in columns) for row in self._table.rows]
+            given = self._param_columns()
+            lines += ["  " + " | ".join(_format(row.get(c), as_given=c in given) for c in columns)
+                      for row in self._table.rows]
         return "\n".join(lines)
 
     def to_html(self) -> str:
@@ -432,7 +442,7 @@ class SweepMonitor:
             columns = self._table_columns()
             caption = _TABLE_CAPTION if self.table_kind == "running" else "the report's figures of the finished points"
             parts.append(_html_table(columns, ([row.get(c) for c in columns] for row in self._table.rows),
-                                     css_class="tsglab-sweep-table")
+                                     css_class="tsglab-sweep-table", as_given=self._param_columns())
                          + f"<div><small>{html.escape(caption)}</small></div>")
         parts.append("</div>")
         return "".join(parts)
