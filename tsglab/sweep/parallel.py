@@ -145,8 +145,11 @@ def _pool_outcome(future: Future, slot: _Slot, task: PointTask) -> PointOutcome:
     except BrokenProcessPool:
         pid = slot.current_pid()
         slot.rebuild()
-        who = f"pid {pid}" if pid is not None else "its process"
-        return _failed(task, f"the worker process ({who}) died while running the point: killed, out of memory, "
+        if pid is None:  # it died before its initializer ran: it never got as far as the point
+            return _failed(task, "the worker process died while starting, before the point began. A script that "
+                                 "runs a sweep on a pool must do so under `if __name__ == \"__main__\":` (spawned "
+                                 "workers import the main module again).", worker="pool")
+        return _failed(task, f"the worker process (pid {pid}) died while running the point: killed, out of memory, "
                              "or a crash in native code. Retry it with retry_failed (CLI: --retry-failed).",
                        worker=f"pool:{pid}")
     except KeyboardInterrupt:
