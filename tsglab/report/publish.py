@@ -216,6 +216,36 @@ PRESENTATIONS: dict[str, Presentation] = {
          Column("retry_rate", "Retries (%)", "rate"), Column("p50_ms", "P50 warm (ms)", "ms", short="P50 (ms)"),
          Column("p95_co_ms", "P95 CO (ms)", "ms"), Column("mean_quality", "Mean quality", "score", short="Quality")),
         narrow=("arm", "cost_ms_per_req", "r_costly", "p50_ms", "p95_co_ms", "mean_quality")),
+    # tsglab.sweep.results: one row per sweep point × arm; the point's parameters in one wrapped cell
+    "sweep": Presentation(
+        (Column("point_id", "Point", "text"), Column("setting", "Setting", "text", wrap=0.16), ARM,
+         Column("status", "Status", "text"), N,
+         Column("p50_e2e_warm_ms", "P50 warm (ms)", "ms", ci=("p50_e2e_warm_ms_ci_low", "p50_e2e_warm_ms_ci_high")),
+         Column("p95_co_overall_ms", "P95 CO (ms)", "ms",
+                ci=("p95_co_overall_ms_ci_low", "p95_co_overall_ms_ci_high")),
+         Column("avg_eval_ms", "Cost (ms/request)", "ms", short="Cost (ms)"),
+         Column("r_costly", "Reached top tier (%)", "rate", short="Top (%)"),
+         Column("mean_quality", "Mean quality", "score", short="Quality"),
+         Column("json_fail_rate", "JSON failure rate (%)", "rate", short="JSON fail (%)"),
+         Column("verdict", "Verdict vs baseline", "text", short="Verdict")),
+        # the setting column wraps only in the wide layout: the narrow one names the point (its setting is in
+        # the wide table)
+        narrow=("point_id", "arm", "p95_co_overall_ms", "mean_quality", "verdict"),
+        latex_omit=("status", "p50_e2e_warm_ms", "avg_eval_ms", "r_costly", "json_fail_rate"),
+        row_key=("point_id", "arm"),
+        missing={"p50_e2e_warm_ms": "point not complete: no report", "p95_co_overall_ms": "point not complete: "
+                 "no report", "n": "point not complete: no report"}),
+    "sweep_comparison": Presentation(
+        (Column("point_id", "Point", "text"), Column("setting", "Setting", "text", wrap=0.1),
+         Column("test", "Test", "text"), Column("n_pairs", "Pairs", "count"),
+         Column("estimate", "Estimate", "number", ci=("ci_low", "ci_high")), Column("p_value", "p", "prob"),
+         Column("q_value", "q", "prob"), Column("p_fail", "p (worse)", "prob"),
+         Column("q_fail", "q (worse)", "prob"), Column("decision", "Decision", "text"),
+         Column("flag", "Flag", "text", wrap=0.1)),
+        narrow=("point_id", "test", "q_fail", "decision"),
+        latex_omit=("n_pairs", "p_value", "q_value", "p_fail"), row_key=("point_id", "test"),
+        missing={"ci_low": "one-sided test: no lower bound", "ci_high": "one-sided test: no upper bound",
+                 "estimate": "not compared: see the flag or the point's status"}),
 }
 
 #: headline rows: the label's start as ``tsglab.report.tables.HEADLINE_ROWS`` writes it → (shown label, kind)
