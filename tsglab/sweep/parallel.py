@@ -83,6 +83,13 @@ class _Slot:
             self.pid = self._pids.get()
         return self.pid
 
+    def submit(self, task: PointTask) -> Future:
+        try:
+            return self.pool.submit(run_point, task)
+        except BrokenProcessPool:  # the idle process died since its last point (the OOM killer, a kill)
+            self.rebuild()
+            return self.pool.submit(run_point, task)
+
     def rebuild(self) -> None:
         self.pool.shutdown(wait=False)
         self.pid = None
@@ -124,7 +131,7 @@ class PoolExecutor:
                 for slot in slots:
                     if pending and slot not in busy:
                         task = pending.popleft()
-                        running[slot.pool.submit(run_point, task)] = (slot, task)
+                        running[slot.submit(task)] = (slot, task)
                         if on_start is not None:
                             on_start(task.point_id)
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
