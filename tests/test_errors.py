@@ -35,8 +35,13 @@ def _error_classes() -> list[type]:
 def test_every_class_in_errors_derives_from_the_tsglab_roots():
     classes = _error_classes()
     assert len(classes) >= 20, [c.__name__ for c in classes]  # the tree, not an empty module
-    strays = [c.__name__ for c in classes if not issubclass(c, (TsglabError, TsglabWarning))]
+    # RunInterrupted is a KeyboardInterrupt on purpose: `except Exception` (and `except TsglabError`) must not
+    # swallow a Ctrl-C; it is the one root outside TsglabError/TsglabWarning
+    roots = (TsglabError, TsglabWarning, tsglab.errors.RunInterrupted)
+    strays = [c.__name__ for c in classes if not issubclass(c, roots)]
     assert strays == [], f"classes in tsglab.errors outside TsglabError/TsglabWarning: {strays}"
+    assert issubclass(tsglab.errors.RunInterrupted, KeyboardInterrupt)
+    assert not issubclass(tsglab.errors.RunInterrupted, Exception)
     assert issubclass(TsglabError, Exception)
     assert issubclass(TsglabWarning, UserWarning)
 

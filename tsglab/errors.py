@@ -52,6 +52,11 @@ class RunInterrupted(KeyboardInterrupt):
         self.terminated = terminated
 
 
+class ParameterComplaint(TsglabError):
+    """A notebook parameter rule's complaint: what the value must be. :func:`tsglab.jupyter.params.notebook_params`
+    turns it into an :class:`InvalidArgument` naming the parameter, the value given and the papermill flag."""
+
+
 class MissingDependencyError(TsglabError, ImportError):
     """An optional dependency is not installed (the message names the extra or command)."""
 

@@ -24,6 +24,7 @@ from typing import Any
 
 from tsglab.config.names import check_name
 from tsglab.errors import InvalidArgument, SpecError
+from tsglab.errors import ParameterComplaint as _Bad  # a rule's complaint: what the value must be
 from tsglab.events import MANIFEST_FILE, read_manifest
 from tsglab.paths import resolve_path
 from tsglab.sweep.executors import EXECUTORS
@@ -75,10 +76,6 @@ class NotebookParams:
         if self.spec is not None and self.overrides:  # a notebook that runs a spec
             shown.append(f"  overrides = {self.overrides!r}")
         return "NotebookParams(\n" + ",\n".join(shown) + "\n)"
-
-
-class _Bad(Exception):
-    """A rule's complaint: what the value must be (the caller adds the name, the value and the fix)."""
 
 
 def _is_int(value: Any) -> bool:
