@@ -211,6 +211,44 @@ def test_the_progress_display_hears_the_plan_each_outcome_and_the_end(tmp_path, 
                      ("close", "complete")]
 
 
+def test_an_executor_that_fails_closes_the_display_and_leaves_started_points_resumable(tmp_path, written,
+                                                                                      monkeypatch):
+    heard: list = []
+
+    class Display:
+        def start(self, root, points):
+            heard.append("start")
+
+        def point_done(self, outcome):
+            heard.append(outcome.point_id)
+
+        def close(self, status):
+            heard.append(status)
+
+    class Broken:
+        name, workers = "broken", 1
+
+        def run(self, tasks, on_done, on_start=None):
+            on_start(tasks[0].point_id)  # a point starts, then the scheduler is gone
+            raise ConnectionError("scheduler at tcp://127.0.0.1:1 went away")
+
+    real = driver.make_executor
+    monkeypatch.setattr(driver, "make_executor", lambda *a, **k: Broken())
+    path = _sweep_file(tmp_path, GRID.replace("[0.3, 0.4]", "[0.3]"))
+    with pytest.raises(ConnectionError):
+        run_sweep(path, sweeps_dir=tmp_path / "sweeps", progress=Display)
+    assert heard[0] == "start"
+    assert heard[-1].startswith("failed: ConnectionError: scheduler")
+    root = tmp_path / "sweeps" / load_sweep(path).name
+    states = json.loads((root / "sweep.json").read_text())
+    assert states["status"] == "failed"
+    first = load_sweep(path).points[0]
+    assert _point_json(root, first)["status"] == "incomplete"
+    monkeypatch.setattr(driver, "make_executor", real)
+    run_sweep(path, sweeps_dir=tmp_path / "sweeps", progress=False)  # the lock was released: it runs again
+    assert set(point_states(root).values()) == {"done"}
+
+
 def test_without_the_results_module_the_sweep_returns_its_states(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(driver, "_results_module", lambda: None)
     path = _sweep_file(tmp_path, GRID.replace("[0.3, 0.4]", "[0.3]").replace("[32, 64]", "[32]"))

@@ -87,6 +87,9 @@ def run_sweep(sweep: str | os.PathLike | Sweep, *, sweeps_dir: str | os.PathLike
             runner.run(run.tasks, run.on_done, run.on_start)
         except KeyboardInterrupt as exc:
             run.interrupted(exc)
+        except Exception as exc:  # the executor itself failed (a scheduler gone): say so, keep what finished
+            run.failed(exc)
+            raise
         run.finish()
     finally:
         store.release()
@@ -198,6 +201,17 @@ class _SweepRun:
                                    error="interrupted (Ctrl-C); the next start resumes it")
         terminated = (exc.terminated if isinstance(exc, RunInterrupted) else False) or str(exc) == "SIGTERM"
         self.interruption = RunInterrupted("", terminated=terminated)
+
+    def failed(self, exc: Exception) -> None:
+        """The executor failed: points that were running are marked incomplete (the next start resumes them)
+        and the display closes instead of waiting for points that will not finish."""
+        finished = {o.point_id for o in self.outcomes}
+        for point_id in self.started.keys() - finished:
+            self.store.write_point(self._by_id[point_id].dirname, status=INCOMPLETE, finished=now_iso(),
+                                   error=f"the executor failed: {one_line(exc)}; the next start resumes it")
+        self.store.write_sweep(self.plan, **self._fields, finished=now_iso(), status="failed")
+        if self.display is not None:
+            self.display.close(f"failed: {one_line(exc)}")
 
     def finish(self) -> None:
         plan, store = self.plan, self.store

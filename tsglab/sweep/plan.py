@@ -16,6 +16,7 @@ differs only in ``report.*`` settings reads the run of the first point with its 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import itertools
 import json
@@ -40,7 +41,6 @@ from tsglab.config import (
 )
 from tsglab.config.names import check_name
 from tsglab.errors import SpecError
-from tsglab.report.protocol import ProtocolSettings
 from tsglab.suite import bundled_suite_path
 
 __all__ = ["MODES", "Sweep", "SweepPoint", "load_sweep"]
@@ -55,7 +55,15 @@ _SECTIONS: dict[str, type] = {"prompts": PromptSelection, "load": LoadSpec, "ret
 _SPEC_FIELDS = tuple(f.name for f in dataclasses.fields(ExperimentSpec) if f.name != "source")
 _POLICY_FIELDS = tuple(f.name for f in dataclasses.fields(PolicyConfig))
 _TIER_FIELDS = tuple(f.name for f in dataclasses.fields(TierSpec) if f.name != "name")
-_REPORT_FIELDS = {f.name: f for f in dataclasses.fields(ProtocolSettings)}
+
+
+@functools.cache
+def _report_fields() -> dict[str, dataclasses.Field]:
+    """ProtocolSettings' fields, imported when a sweep is read: the report package is heavy, and a kernel
+    imports this module (through the sweep monitor's registration) on ``import tsglab``."""
+    from tsglab.report.protocol import ProtocolSettings
+
+    return {f.name: f for f in dataclasses.fields(ProtocolSettings)}
 
 
 @dataclass(frozen=True)
@@ -237,9 +245,9 @@ def _check_key(key: Any, base: ExperimentSpec, where: str, section: str) -> None
 
 def _check_report_key(key: str, where: str, section: str) -> None:
     field = key.removeprefix("report.")
-    if field not in _REPORT_FIELDS:
+    if field not in _report_fields():
         raise SpecError(f"{where}: {section}: {key}: {field!r} is not a report setting; known: "
-                        f"{sorted(_REPORT_FIELDS)}.")
+                        f"{sorted(_report_fields())}.")
 
 
 def _combinations(raw: dict[str, Any], base: ExperimentSpec,
@@ -347,7 +355,7 @@ def _spec_seed(raw: dict[str, Any], where: str) -> int:
 def _check_report(report: dict[str, Any], where: str) -> None:
     """The report settings build a :class:`ProtocolSettings` and each value has its default's type."""
     for key, value in report.items():
-        default = _REPORT_FIELDS[key].default
+        default = _report_fields()[key].default
         expected = type(default)
         ok = (isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value) if expected is tuple
               else isinstance(value, (int, float)) and not isinstance(value, bool) if expected is float
@@ -357,6 +365,8 @@ def _check_report(report: dict[str, Any], where: str) -> None:
                             f"{value!r}.")
     values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in report.items()}
     try:
+        from tsglab.report.protocol import ProtocolSettings
+
         ProtocolSettings(**values)
     except SpecError as exc:
         raise SpecError(f"{where}: report: {exc}") from None
