@@ -147,12 +147,15 @@ def test_a_failing_point_is_reported_skipped_and_retried_only_when_asked(tmp_pat
     assert ": scripted server refused to start" in err
     assert "failed: p001 (errors in point.json; retry with --retry-failed)" in err
 
-    run_sweep(path, sweeps_dir=tmp_path / "sweeps")  # not retried without asking
+    # not retried without asking; the command line says so and exits 1 while a point has failed (the result
+    # here is the driver's own status object: the fixture's fake results module has no statuses)
+    monkeypatch.setattr(driver, "_results_module", lambda: None)
+    assert cli.main(["sweep", str(path), "--sweeps-dir", str(tmp_path / "sweeps")]) == 1
     assert "1 failed (skipped; retry with --retry-failed)" in capsys.readouterr().err
     assert _point_json(root, bad)["attempts"] == 1
 
     monkeypatch.setattr(scripted, "from_tier_spec", original)  # the cause fixed: the same point, the same key
-    run_sweep(path, sweeps_dir=tmp_path / "sweeps", retry_failed=True)
+    assert cli.main(["sweep", str(path), "--sweeps-dir", str(tmp_path / "sweeps"), "--retry-failed"]) == 0
     assert point_states(root) == {good.point_id: "done", bad.point_id: "done"}
     assert _point_json(root, bad) | {"attempts": 2, "status": "complete", "error": ""} == _point_json(root, bad)
     assert _point_json(root, good)["attempts"] == 1

@@ -239,6 +239,8 @@ class Command:
     arguments: Callable[[argparse.Namespace], tuple[list, dict]]
     text: Callable[[Any, argparse.Namespace], str]
     value: Callable[[Any, argparse.Namespace], Any] = _unchanged
+    #: the command line's exit status for a result that did not raise (a sweep with failed points: 1)
+    exit_status: Callable[[Any], int] = lambda result: 0
 
     def function(self) -> Callable[..., Any]:
         module, name = self.target
@@ -256,7 +258,8 @@ COMMANDS: dict[str, Command] = {
     "compare": Command(("tsglab.api", "compare"), lambda a: ([a.file], compare_options(a)),
                        lambda result, a: str(result)),
     "sweep": Command(("tsglab.cli", "_sweep"), lambda a: ([a.file, a.dir], sweep_options(a)),
-                     lambda result, a: str(result)),
+                     lambda result, a: str(result), exit_status=lambda result: int(
+                         "failed" in getattr(result, "statuses", {}).values())),
     "models": Command(("tsglab.cli", "_models"), lambda a: ([a.action], {}),
                       lambda listing, a: "\n".join(f"{name}: {what}" for name, what in listing.items())),
 }
@@ -274,7 +277,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command = COMMANDS[args.command]
     try:
-        print(command.text(call(args), args))
+        result = call(args)
+        print(command.text(result, args))
     except TsglabError as exc:
         print(f"tsglab: error: {exc}", file=sys.stderr)
         return 2
@@ -285,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\n{exc}", file=sys.stderr)
             return 143 if exc.terminated else 130
         return 143 if str(exc) == "SIGTERM" else 130
-    return 0
+    return command.exit_status(result)
 
 
 if __name__ == "__main__":

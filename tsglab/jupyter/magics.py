@@ -120,8 +120,9 @@ def tsg(line: str, cell: str | None = None) -> Any:
 
 
 # what a positional argument or a flag's value names, per subcommand: a spec/comparison file, run dirs, a folder
-_POSITIONAL = {"run": "yaml", "compare": "yaml", "report": "run", "ablation": "run", "import-legacy": "dir"}
-_FLAG_VALUES = {"--resume": "run", "--vs": "run", "--runs-dir": "dir"}
+_POSITIONAL = {"run": "yaml", "compare": "yaml", "sweep": "yaml", "report": "run", "ablation": "run",
+               "import-legacy": "dir"}
+_FLAG_VALUES = {"--resume": "run", "--vs": "run", "--runs-dir": "dir", "--sweeps-dir": "dir"}
 
 
 def _complete_path(typed: str, want: str) -> list[str]:
