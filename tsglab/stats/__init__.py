@@ -6,6 +6,13 @@ result objects with ``.to_frame()`` (DESIGN.md §3). Hot loops are numba kernels
 
 from __future__ import annotations
 
+from tsglab.stats.binomial_ci import (
+    BinomialCI,
+    BinomialLimits,
+    clopper_pearson,
+    clopper_pearson_limits,
+    exact_bound_n_needed,
+)
 from tsglab.stats.blocklength import BlockLength, SerialCorrelation, optimal_block_length, serial_correlation_check
 from tsglab.stats.bootstrap import BootstrapChoice, BootstrapCI, bootstrap_quantile_ci, choose_bootstrap
 from tsglab.stats.censoring import (
@@ -46,7 +53,9 @@ from tsglab.stats.resample import ResamplePlan, resample_indices
 from tsglab.stats.tdigest import TDigest
 
 __all__ = [
+    "BinomialCI",
     "BinomialGate",
+    "BinomialLimits",
     "BlockLength",
     "BootstrapCI",
     "BootstrapChoice",
@@ -72,7 +81,10 @@ __all__ = [
     "censoring_summary",
     "choose_bootstrap",
     "choose_resampling",
+    "clopper_pearson",
+    "clopper_pearson_limits",
     "co_latency_ms",
+    "exact_bound_n_needed",
     "harrell_davis",
     "kaplan_meier",
     "km_quantile",
