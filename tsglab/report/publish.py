@@ -246,6 +246,31 @@ PRESENTATIONS: dict[str, Presentation] = {
         latex_omit=("n_pairs", "p_value", "q_value", "p_fail"), row_key=("point_id", "test"),
         missing={"ci_low": "one-sided test: no lower bound", "ci_high": "one-sided test: no upper bound",
                  "estimate": "not compared: see the flag or the point's status"}),
+    # tsglab.report.enforcement: one row per guardian × slice; rates with exact intervals
+    "enforcement": Presentation(
+        (Column("guardian", "Guardian", "text"), Column("slice", "Cases", "text"),
+         Column("n_violating", "Violating", "count", short="Viol."),
+         Column("detection_rate", "Detection (%)", "rate", short="Det. (%)",
+                ci=("detection_rate_ci_low", "detection_rate_ci_high")),
+         Column("n_benign", "Benign", "count"),
+         Column("false_positives", "False positives", "count", short="FP"),
+         Column("fpr", "False-positive rate (%)", "rate", short="FPR (%)", ci=("fpr_ci_low", "fpr_ci_high")),
+         Column("p50_ms", "P50 per check (ms)", "ms", ci=("p50_ci_low", "p50_ci_high")),
+         Column("p95_ms", "P95 per check (ms)", "ms", short="P95 (ms)", ci=("p95_ci_low", "p95_ci_high"))),
+        narrow=("guardian", "slice", "detection_rate", "fpr", "p95_ms"), latex_omit=("false_positives", "p50_ms"),
+        hidden=("note", "detected", "n_checks", "p95_bound_low_ms", "p95_bound_high_ms", "alpha"),
+        row_key=("guardian", "slice"),
+        missing={"detection_rate": "no violating case in this row",
+                 "fpr": "no benign case in this row",
+                 "p50_ms": "fewer than 2 timed checks", "p95_ms": "fewer than 2 timed checks"}),
+    "claims": Presentation(
+        (Column("guardian", "Guardian", "text"), Column("claim", "Claim", "text"),
+         Column("measured", "Measured", "text"), Column("bound", "One-sided bound", "text", short="Bound"),
+         Column("decision", "Decision", "verdict"), Column("n_needed", "Cases needed", "count", short="Need"),
+         Column("sentence", "Why", "text", wrap=0.3)),
+        narrow=("guardian", "claim", "bound", "decision"), latex_omit=("sentence",),
+        hidden=("claim_key", "claimed", "estimate", "bound_value", "n", "alpha"), row_key=("guardian", "claim"),
+        missing={"n_needed": "decided, or no n suffices (see the sentence)"}),
 }
 
 #: headline rows: the label's start as ``tsglab.report.tables.HEADLINE_ROWS`` writes it → (shown label, kind)
