@@ -475,7 +475,7 @@ def claims_note(alpha: float = 0.05) -> str:
     return (f"Each claim is a pair of one-sided tests at α = {alpha:g}: 'supported' when the one-sided "
             f"{(1 - alpha) * 100:g} % bound lies on the claim's side, 'refuted' when the opposite bound lies on "
             "the other side, otherwise 'cannot decide at this n' with the cases needed if the observed rate held "
-            "(latency: a rough guide from the interval's 1/√n shrinkage).")
+            "(latency: a rough guide, the interval narrowing as one over the square root of n).")
 
 
 def write_enforcement(out: Path | str, table: pd.DataFrame, checks: pd.DataFrame | None = None, *,
