@@ -11,6 +11,7 @@ from tsglab.config import ABLATIONS, BASELINE, DEFAULT_TIERS, PAPER_TSG, PolicyC
 from tsglab.policy.checks import CheckResult, check_answer, is_refusal
 from tsglab.policy.executor import NO_RETRY, Execution, execute
 from tsglab.policy.gateway import Handled, handle
+from tsglab.policy.guardians import GUARDIANS, Guardian, GuardVerdict, redact
 from tsglab.policy.ladder import TierLadder
 from tsglab.policy.planner import PlanReport, plan
 from tsglab.policy.router import RouteDecision, route, score_tier
@@ -21,6 +22,9 @@ __all__ = [
     "CheckResult",
     "DEFAULT_TIERS",
     "Execution",
+    "GUARDIANS",
+    "GuardVerdict",
+    "Guardian",
     "Handled",
     "NO_RETRY",
     "PAPER_TSG",
@@ -33,6 +37,7 @@ __all__ = [
     "handle",
     "is_refusal",
     "plan",
+    "redact",
     "route",
     "score_tier",
     "tier_index",

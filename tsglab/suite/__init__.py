@@ -27,12 +27,20 @@ from tsglab.suite.checks import (
     score_answer,
     score_answers,
 )
+from tsglab.suite.enforcement import (
+    ENFORCEMENT_GUARDIANS,
+    EnforcementCase,
+    enforcement_suite_path,
+    load_enforcement_suite,
+)
 from tsglab.suite.panel import NON_ANSWER_KINDS, PanelScore, gold_answer, non_answers, panel_scores, panel_table
 from tsglab.suite.sandbox import SandboxLimits, SandboxResult, run_sandboxed
 
 __all__ = [
     "CHECK_KINDS",
     "ECHO_SHARE",
+    "ENFORCEMENT_GUARDIANS",
+    "EnforcementCase",
     "LANGS",
     "NON_ANSWER_KINDS",
     "PanelScore",
@@ -45,8 +53,10 @@ __all__ = [
     "bundled_suite_path",
     "ctx_bucket",
     "echo_share",
+    "enforcement_suite_path",
     "extract_numbers",
     "gold_answer",
+    "load_enforcement_suite",
     "load_suite",
     "non_answers",
     "normalize_answer",
