@@ -268,6 +268,10 @@ def test_latency_claims():
     refuted = check_one("guardian_latency_ms", 0.5, (100, 100, 100, 0), latency=1.0)
     assert refuted["decision"] == "refuted"
     assert refuted["sentence"].startswith("Refuted")
+    # 100 checks hold 5 values above the P95: too few for its bootstrap bound, whatever the claim
+    small = check_one("guardian_latency_ms", 1000.0, (50, 50, 50, 0), latency=1.0)
+    assert small["decision"] == "cannot decide at this n"
+    assert small["n_needed"] == 200
 
 
 def test_a_plain_number_applies_to_every_guardian_and_the_pooled_row():

@@ -37,6 +37,7 @@ import pandas as pd
 
 from tsglab.errors import DegenerateStatisticWarning, InvalidArgument
 from tsglab.stats import QuantileCI, clopper_pearson, clopper_pearson_limits, exact_bound_n_needed, quantile_ci
+from tsglab.stats.quantile_inference import MIN_TAIL_COUNT
 
 __all__ = [
     "ALL",
@@ -107,6 +108,9 @@ CLAIMS_COLUMNS: dict[str, str] = {
 }
 
 _RESAMPLES = 2000
+# a latency claim is decided only when MIN_TAIL_COUNT checks lie above the P95 (tsglab.stats' rule for
+# a bootstrapped P95: with fewer the bootstrap resamples the sample maximum and its bound is too low)
+_MIN_LATENCY_CHECKS = math.ceil(MIN_TAIL_COUNT / (1 - 0.95))
 
 
 # -------------------------------------------------------------------------------------------------- evaluation
@@ -254,10 +258,8 @@ def enforcement_table(outcomes: pd.DataFrame, *, alpha: float = 0.05, seed: int 
     frame = _validate_outcomes(outcomes)
     latency = frame["latency_ms"] if "latency_ms" in frame else pd.Series(np.nan, index=frame.index)
     frame = frame.assign(latency_ms=pd.to_numeric(latency, errors="coerce"))
-    guardians = [*pd.unique(frame["guardian"]), ALL]
     rows = []
-    for name in guardians:
-        own = frame if name == ALL else frame[frame["guardian"] == name]
+    for name, own in [*frame.groupby("guardian", sort=False), (ALL, frame)]:
         for slice_name, part in _slices(own):
             violating = part["violation"].astype(bool).to_numpy()
             flagged = part["detected"].astype(bool).to_numpy()
@@ -389,6 +391,11 @@ def _latency_claim(row: pd.Series, value: float, alpha: float) -> dict[str, Any]
     if not (math.isfinite(p95) and math.isfinite(low)):
         return base | {"decision": DECISIONS[2], "n_needed": None,
                        "sentence": f"Cannot decide: no latency interval ({n} timed checks)."}
+    if n < _MIN_LATENCY_CHECKS:
+        return base | {"decision": DECISIONS[2], "n_needed": _MIN_LATENCY_CHECKS,
+                       "sentence": f"Cannot decide at n = {n}: a bootstrap bound of the P95 needs at least "
+                                   f"{_MIN_LATENCY_CHECKS} checks ({MIN_TAIL_COUNT} above the P95); below that it "
+                                   "resamples the few largest values and does not hold its level."}
     if math.isfinite(high) and high < value:
         return base | {"decision": DECISIONS[0], "n_needed": None,
                        "sentence": f"Supported: P95 {_ms(p95)}, one-sided {level} upper bound {_ms(high)} is below "
