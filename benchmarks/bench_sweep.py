@@ -154,7 +154,8 @@ def run_points(kind: str, tasks: list[PointTask], workers: int | None, *, dask=N
 
 def overhead_section(say: Callable[[str], None], scratch: Path, *, kinds: list[str], notebook_kinds: list[str],
                      n_points: int, notebook_points: int) -> None:
-    say("### 1. Overhead per point (1 worker, points of one scripted request)")
+    say(f"### 1. Overhead per point (1 worker, points of one scripted request; load average "
+        f"{os.getloadavg()[0]:.1f})")
     say("")
     say("| executor | mode | points | start-up s | cycle ms | point's own run ms | overhead ms/point |")
     say("|---|---|---:|---:|---:|---:|---:|")
@@ -177,7 +178,7 @@ def overhead_section(say: Callable[[str], None], scratch: Path, *, kinds: list[s
 
 def speedup_section(say: Callable[[str], None], scratch: Path, *, kinds: list[str], workers: list[int],
                     n_points: int, sleep_s: float, cpu_requests: int | None) -> None:
-    say(f"### 2. Speed-up with workers ({os.cpu_count()} CPU cores here)")
+    say(f"### 2. Speed-up with workers ({os.cpu_count()} CPU cores here; load average {os.getloadavg()[0]:.1f})")
     say("")
     say("| executor | points | workers | wall s | start-up s | wall − start-up s | speed-up |")
     say("|---|---|---:|---:|---:|---:|---:|")
@@ -198,14 +199,26 @@ def speedup_section(say: Callable[[str], None], scratch: Path, *, kinds: list[st
     say("")
 
 
-def _rss_mb(pids: list[int]) -> float:
+def _uss_mb(pids: list[int]) -> float:
+    """Memory the processes hold of their own (USS: resident memory that is not shared, so not counted twice)."""
     import psutil
 
     total = 0
     for pid in pids:
         with contextlib.suppress(psutil.NoSuchProcess):
-            total += psutil.Process(pid).memory_info().rss
+            total += psutil.Process(pid).memory_full_info().uss
     return total / 2**20
+
+
+def _cpu_s(pids: list[int]) -> float:
+    import psutil
+
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            times = psutil.Process(pid).cpu_times()
+            total += times.user + times.system
+    return total
 
 
 def _available_mb() -> float:
@@ -219,24 +232,37 @@ def simulated_section(say: Callable[[str], None], scratch: Path, *, n_workers: i
     import importlib
     import logging
 
+    import dask
     from distributed import Client, LocalCluster
 
-    say(f"### 3. Simulated cluster: LocalCluster of {n_workers} one-thread worker processes")
+    from tsglab.sweep.parallel import LOCAL_CLUSTER_CONFIG
+
+    say(f"### 3. Simulated cluster: LocalCluster of {n_workers} one-thread worker processes (load average "
+        f"{os.getloadavg()[0]:.1f})")
     say("")
     available_before = _available_mb()
     started = time.monotonic()
-    with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=None, silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+    # the cluster the dask executor would start (its settings), made here to measure it while it is up
+    with dask.config.set(LOCAL_CLUSTER_CONFIG), \
+            LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                         dashboard_address=None, silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
         client.wait_for_workers(n_workers, timeout=900)
         # spawned workers import this script's modules (tsglab among them) while they start: counted in `up`
         client.run(importlib.import_module, "tsglab.load.runner")
         up = time.monotonic() - started
-        pids = list(client.run(os.getpid).values()) + list(client.run(os.getpid, nanny=True).values())
-        rss_idle = _rss_mb(pids)
-        say(f"- cluster up in {up:.1f} s ({n_workers} workers and their nannies, {len(pids)} processes, on "
-            f"{os.cpu_count()} cores); their resident memory {rss_idle:.0f} MiB ({rss_idle / n_workers:.0f} MiB per "
-            f"worker with its nanny); memory available {available_before:.0f} MiB before, {_available_mb():.0f} MiB "
-            f"with the cluster up")
+        # a LocalCluster's nannies live in this process; each worker is a process of its own
+        pids = sorted(set(client.run(os.getpid).values()) - {os.getpid()})
+        own = _uss_mb(pids)
+        say(f"- cluster up in {up:.1f} s ({len(pids)} worker processes on {os.cpu_count()} cores, the scheduler and "
+            f"the nannies in this process); the workers' own memory (USS) {own:.0f} MiB ({own / len(pids):.0f} MiB "
+            f"per worker), this process {_uss_mb([os.getpid()]):.0f} MiB; memory available "
+            f"{available_before:.0f} MiB before, {_available_mb():.0f} MiB with the cluster up")
+
+        idle_before, t_idle = _cpu_s(pids), time.monotonic()
+        time.sleep(3.0)
+        idle = (_cpu_s(pids) - idle_before) / (time.monotonic() - t_idle)
+        say(f"- idle, the {len(pids)} workers use {idle:.2f} cores of {os.cpu_count()} between them (heartbeats, "
+            f"memory monitor, event loops)")
 
         rounds = math.ceil(n_points / n_workers)
         t0 = time.monotonic()
@@ -248,15 +274,22 @@ def simulated_section(say: Callable[[str], None], scratch: Path, *, n_workers: i
                    dask=client)
         folder = Path(tempfile.mkdtemp(prefix="sim-", dir=scratch))
         tasks = make_tasks(folder, n_points, ms=sleep_s * 1e3, sleep=True)
+        cpu_before, driver_before = _cpu_s(pids), time.process_time()
         timeline = run_points("dask", tasks, None, dask=client)
+        cpu = _cpu_s(pids) - cpu_before
+        driver_cpu = time.process_time() - driver_before
         point = timeline.median_point()
         ideal = rounds * point
+        cpu_floor = (cpu + driver_cpu) / (os.cpu_count() or 1)
         say(f"- bare Dask, {n_points} × time.sleep({sleep_s:g}): wall {bare:.2f} s, ideal {rounds * sleep_s:.2f} s "
             f"(ratio {bare / (rounds * sleep_s):.2f})")
         say(f"- tsglab points, {n_points} × one request sleeping {sleep_s:g} s: wall {timeline.wall:.2f} s; median "
             f"point {point:.2f} s in its worker, so ideal {rounds} × {point:.2f} = {ideal:.2f} s (ratio "
-            f"{timeline.wall / ideal:.2f}); the rest, {timeline.wall - ideal:.2f} s, is the executor, the scheduler "
-            f"and {n_workers} runners sharing {os.cpu_count()} cores")
+            f"{timeline.wall / ideal:.2f})")
+        say(f"- CPU during those points: workers {cpu:.1f} s ({cpu / n_points * 1e3:.0f} ms per point), "
+            f"so {os.cpu_count()} cores need at least {cpu_floor:.2f} s; this process (client, executor, scheduler, "
+            f"nannies) {driver_cpu:.2f} s. Wall {timeline.wall:.2f} s against max(ideal, CPU floor) = "
+            f"{max(ideal, cpu_floor):.2f} s")
     say("")
 
 
@@ -266,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--notebook-points", type=int, default=3, help="notebook points per executor (overhead)")
     parser.add_argument("--speed-points", type=int, default=8, help="points per speed-up run")
     parser.add_argument("--sleep-s", type=float, default=1.0, help="how long a sleeping point waits")
-    parser.add_argument("--cpu-requests", type=int, default=40, help="scripted requests of a CPU-bound point")
+    parser.add_argument("--cpu-requests", type=int, default=160, help="scripted requests of a CPU-bound point")
     parser.add_argument("--sim-workers", type=int, default=32)
     parser.add_argument("--sim-points", type=int, default=64)
     parser.add_argument("--sim-sleep-s", type=float, default=1.0)

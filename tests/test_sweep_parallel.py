@@ -21,7 +21,7 @@ from _rundir_helpers import REPO, child_env, event_keys, write_spec
 
 from tsglab import cli
 from tsglab.errors import InvalidArgument
-from tsglab.events.lock import lock_holder
+from tsglab.events.lock import is_locked, lock_holder
 from tsglab.suite import bundled_suite_path
 from tsglab.sweep import driver, load_sweep, run_sweep
 from tsglab.sweep.executors import make_executor
@@ -45,6 +45,15 @@ name: paced
 base: base.yaml
 grid:
   load.period_ms: [0, 1500, 1]
+"""
+
+# the kill test: p001 is killed while p002 (requests 0.6 s apart) runs beside it on the other worker, and
+# p003 can only run on the worker that replaced the dead one
+KILLED = """\
+name: killed
+base: base.yaml
+grid:
+  load.period_ms: [0, 1500, 600, 1]
 """
 
 WAIT_S = 180  # the longest any wait here may take: spawning workers on a busy 2-core machine is slow
@@ -186,9 +195,12 @@ def test_pool_and_local_cluster_match_a_sequential_run(tmp_path, no_results):
                for status, counts in summaries["seq"].values())
 
 
-def _kill_the_slow_point_mid_run(root: Path, slow_dirname: str) -> int:
+def _kill_mid_run(root: Path, slow_dirname: str, beside_dirname: str) -> int:
+    """SIGKILL the process running ``slow_dirname`` once it has recorded a request and ``beside_dirname`` is
+    running on another worker."""
     run_dir = root / "points" / slow_dirname
-    _wait_until(lambda: _events_in(run_dir) >= 1, f"{slow_dirname} recorded a request")
+    _wait_until(lambda: _events_in(run_dir) >= 1 and is_locked(root / "points" / beside_dirname),
+                f"{slow_dirname} recorded a request while {beside_dirname} runs")
     holder = lock_holder(run_dir)
     assert holder is not None
     assert holder["pid"] != os.getpid()
@@ -201,12 +213,12 @@ def _kill_the_slow_point_mid_run(root: Path, slow_dirname: str) -> int:
 def test_a_killed_worker_fails_its_point_only_and_a_retry_finishes_it(tmp_path, no_results, executor):
     import threading
 
-    path = _sweep_file(tmp_path, PACED, name="paced")
+    path = _sweep_file(tmp_path, KILLED, name="killed")
     sweep = load_sweep(path)
-    slow = sweep.points[1]
-    root = tmp_path / "sweeps" / "paced"
+    slow, beside = sweep.points[1], sweep.points[2]
+    root = tmp_path / "sweeps" / "killed"
     killed: list[int] = []
-    killer = threading.Thread(target=lambda: killed.append(_kill_the_slow_point_mid_run(root, slow.dirname)),
+    killer = threading.Thread(target=lambda: killed.append(_kill_mid_run(root, slow.dirname, beside.dirname)),
                               daemon=True)
     killer.start()
     run_sweep(path, sweeps_dir=tmp_path / "sweeps", executor=executor, workers=2, progress=False)
@@ -217,8 +229,9 @@ def test_a_killed_worker_fails_its_point_only_and_a_retry_finishes_it(tmp_path, 
     assert states[slow.point_id]["status"] == "failed"
     assert "died" in states[slow.point_id]["error"]
     assert "\n" not in states[slow.point_id]["error"]
-    assert [states[p.point_id]["status"] for p in sweep.points if p is not slow] == ["complete", "complete"]
+    assert [states[p.point_id]["status"] for p in sweep.points if p is not slow] == ["complete"] * 3
     assert _events_in(root / "points" / slow.dirname) < 6  # it really was stopped in the middle
+    assert states[beside.point_id]["worker"].rsplit(":", 1)[1] != str(killed[0])  # it ran beside, not after
 
     run_sweep(path, sweeps_dir=tmp_path / "sweeps", executor="seq", progress=False)  # failed: skipped
     assert _point_json(root, slow.dirname)["status"] == "failed"

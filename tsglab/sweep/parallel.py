@@ -41,9 +41,16 @@ __all__ = ["DaskExecutor", "PoolExecutor"]
 # how long stopped workers get to mark their runs incomplete (the runner turns SIGTERM into an orderly stop)
 # before they are killed outright
 STOP_GRACE_S = 5.0
-# the scheduler's allowed-failures for a LocalCluster we start: a point whose worker dies fails at once
-# (Dask's default, 3, would run a point that kills its worker on three more workers first)
-LOCAL_ALLOWED_FAILURES = 0
+# Dask settings of a LocalCluster the sweep starts (its workers inherit them)
+LOCAL_CLUSTER_CONFIG = {
+    # a point whose worker dies fails at once (Dask's default, 3, would run it on three more workers first)
+    "distributed.scheduler.allowed-failures": 0,
+    # one point per one-thread worker: none waits in a queue on a worker that may die
+    "distributed.scheduler.worker-saturation": 1.0,
+    # the statistical profiler feeds the dashboard, which we do not start; idle, it costs each worker about
+    # 2 % of a core (measured in benchmarks/bench_sweep.py), a lot with 32 workers on a small machine
+    "distributed.worker.profile.enabled": False,
+}
 
 
 def _default_workers() -> int:
@@ -276,9 +283,7 @@ class DaskExecutor:
 
         import dask
 
-        with dask.config.set({"distributed.scheduler.allowed-failures": LOCAL_ALLOWED_FAILURES,
-                              # one point per one-thread worker: none waits in a queue on a worker that may die
-                              "distributed.scheduler.worker-saturation": 1.0}):
+        with dask.config.set(LOCAL_CLUSTER_CONFIG):
             cluster = distributed.LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
                                                host="127.0.0.1", dashboard_address=None,
                                                silence_logs=logging.ERROR)
