@@ -57,7 +57,7 @@ def coverage_section(reps: int, rng: np.random.Generator) -> tuple[pd.DataFrame,
         x = rng.binomial(n, p, size=reps)
         limits = clopper_pearson_limits(x, np.full(reps, n), confidence=1 - ALPHA)
         covered = float(((limits.ci_low <= p) & (p <= limits.ci_high)).mean())
-        rows.append({"n": n, "p": p, "coverage": covered, "se": se(covered, reps), "reps": reps})
+        rows.append({"n": n, "p": f"{p:g}", "coverage": covered, "se": se(covered, reps), "reps": reps})
     frame = pd.DataFrame(rows)
     ok = bool((frame["coverage"] >= 1 - ALPHA - 3 * frame["se"]).all())
     return frame, ok
@@ -94,7 +94,7 @@ def claims_section(reps: int, rng: np.random.Generator, quick: bool) -> tuple[pd
         checks = claims_check(table, {claim: {f"g{i}": value for i in range(reps)}}, alpha=ALPHA)
         shares = checks["decision"].value_counts(normalize=True)
         supported, refuted = float(shares.get("supported", 0.0)), float(shares.get("refuted", 0.0))
-        rows.append({"claim": claim, "claimed": value, "n": n, "truth": truth, "scenario": what,
+        rows.append({"claim": claim, "claimed": f"{value:g}", "n": n, "truth": f"{truth:g}", "scenario": what,
                      "supported": supported, "supported_se": se(supported, reps), "refuted": refuted,
                      "refuted_se": se(refuted, reps), "reps": reps})
     frame = pd.DataFrame(rows)
@@ -105,7 +105,8 @@ def claims_section(reps: int, rng: np.random.Generator, quick: bool) -> tuple[pd
 
 
 def needed_section() -> pd.DataFrame:
-    return pd.DataFrame([{"claimed_fpr": claim, "benign_needed_0_fp": exact_bound_n_needed(0.0, claim, alpha=ALPHA),
+    return pd.DataFrame([{"claimed_fpr": f"{claim:.2%}",
+                          "benign_needed_0_fp": exact_bound_n_needed(0.0, claim, alpha=ALPHA),
                           "benign_needed_half_claim": exact_bound_n_needed(claim / 2, claim, alpha=ALPHA)}
                          for claim in (0.01, 0.005, 0.001, 0.0005)])
 
