@@ -65,6 +65,11 @@ SEED = 20261122
 COINCIDE_NS = 5_000_000
 GUARD_FRACTION = 0.25
 COINCIDES = "reference coincides with samples: this comparison measures nothing"
+# NVML's counter value moves only every 100 ms, and on the H200 run only at every 2nd read of a 20 Hz
+# sampler: a read in the 100 ms after the sampler's refreshing read returns that very value. So the
+# reference's period is drawn at random among the sampler periods of one refresh interval, not always
+# the same one (which gave exactly zero error on every window, by value rather than by time).
+REFRESH_NS = 100_000_000
 PYNVML_MISSING = (
     "energy_gpu_check: the python module pynvml is not installed here, so NVML cannot be read.\n"
     "Carry the nvidia-ml-py wheel (pure Python): on a machine with internet run\n"
@@ -135,7 +140,8 @@ class RandomOffsetReader(threading.Thread):
 
     The sampler reads at absolute deadlines ``start + k * period``, so its first sample's stamp fixes its
     grid; a read placed at grid + offset with the offset in the middle of the period stays clear of the
-    sampler's reads for the whole run (checked afterwards with :func:`nearest_gaps_ns`)."""
+    sampler's reads for the whole run (checked afterwards with :func:`nearest_gaps_ns`). Which period of
+    a counter refresh interval (``REFRESH_NS``) it lands in is random too."""
 
     def __init__(self, read, sampler, every_s: float = 1.0, seed: int = SEED) -> None:
         super().__init__(name="random-offset-reader", daemon=True)
@@ -154,10 +160,12 @@ class RandomOffsetReader(threading.Thread):
         origin = int(self._sampler.samples().t_ns[0])
         period_ns = round(1e9 / self._sampler.sample_hz)
         periods_per_read = max(1, round(self._every_ns / period_ns))
+        periods_per_refresh = max(1, round(REFRESH_NS / period_ns))
         k = 0
         while True:
             k += 1
-            target = origin + k * periods_per_read * period_ns + random_offsets(1, period_ns, self._rng)[0]
+            period = k * periods_per_read + self._rng.randrange(periods_per_refresh)
+            target = origin + period * period_ns + random_offsets(1, period_ns, self._rng)[0]
             wait_s = (target - time.monotonic_ns()) / 1e9
             if wait_s < 0:  # fell behind (a stall): skip the slot rather than read at an unplanned time
                 self.skipped += 1
@@ -225,7 +233,7 @@ def window_errors(trace, boundaries: list[tuple[int, float]], every: int, *, sam
     for coinciding with a sample (closer than ``COINCIDE_NS``): ``n_coincident`` of ``n_refs``."""
     t_lo, t_hi = int(trace.t_ns[0]), int(trace.t_ns[-1])
     inside = [(t, e) for t, e in boundaries if t_lo <= t <= t_hi]
-    errors, signed, energies, used = [], [], [], set()
+    errors, signed, energies, used, exact = [], [], [], set(), 0
     for i in range(0, len(inside) - every, every):
         (ta, ea), (tb, eb) = inside[i], inside[i + every]
         reference = eb - ea
@@ -234,11 +242,12 @@ def window_errors(trace, boundaries: list[tuple[int, float]], every: int, *, sam
         estimate = float(trace.energy_at([tb])[0] - trace.energy_at([ta])[0])
         signed.append((estimate - reference) / reference)
         errors.append(abs(signed[-1]))
+        exact += estimate == reference
         energies.append(reference)
         used.update((ta, tb))
     row = {"n": len(errors), **distribution(errors), "bias": statistics.fmean(signed) if signed else math.nan,
            "window_j": statistics.median(energies) if energies else math.nan,
-           "n_refs": len(used), "n_coincident": None, "min_gap_ms": math.nan}
+           "n_refs": len(used), "n_coincident": None, "min_gap_ms": math.nan, "n_exact": exact}
     if sample_t_ns is not None and used:
         gaps = nearest_gaps_ns(sorted(used), sample_t_ns)
         row.update(n_coincident=sum(1 for g in gaps if g < COINCIDE_NS), min_gap_ms=min(gaps) / 1e6)
@@ -246,8 +255,12 @@ def window_errors(trace, boundaries: list[tuple[int, float]], every: int, *, sam
 
 
 def coincides(row: dict) -> bool:
-    """Whether any reference read of a window row coincides with a sample of the trace under test."""
-    return bool(row.get("n_coincident"))
+    """Whether a window row's reference coincides with the trace under test: in time (a read closer than
+    ``COINCIDE_NS`` to a sample) or in value (every window exactly equal, so the reference reads returned
+    what the trace already held)."""
+    if row.get("n_coincident") is None:
+        return False
+    return bool(row["n_coincident"]) or (row["n"] > 0 and row["n_exact"] == row["n"])
 
 
 def reference_note(row: dict) -> str:
@@ -258,6 +271,9 @@ def reference_note(row: dict) -> str:
         return COINCIDES
     if bad:
         return f"{bad} of {n} reads coincide with samples: INVALID"
+    if coincides(row):
+        return (f"reference equals the trace in every window (exactly zero error, reads >= {row['min_gap_ms']:.1f} "
+                "ms from samples returned the samples' values): this comparison measures nothing")
     return f"random offsets, >= {row['min_gap_ms']:.1f} ms from samples"
 
 
@@ -284,13 +300,37 @@ def counter_cadence(trace) -> dict:
             "step_median_j": statistics.median(nonzero) if nonzero else math.nan}
 
 
-def request_boundary_rows(result, reads: dict, phase_of: dict, idle_w: float, step_j: float) -> list[dict]:
+def equal_to_preceding_sample(boundaries: list[tuple[int, float]], trace) -> tuple[int, int]:
+    """How many reference reads returned exactly the value of the trace's last sample before them (of how
+    many inside the trace): all of them means the counter moved only on the sampler's own reads."""
+    t, e = trace.t_ns.tolist(), trace.energy_j.tolist()
+    hits = inside = 0
+    for t_ref, e_ref in boundaries:
+        i = bisect.bisect_left(t, t_ref) - 1
+        if 0 <= i < len(t) - 1:
+            inside += 1
+            hits += e_ref == e[i]
+    return hits, inside
+
+
+def step_during(trace, spans: list[tuple[int, int]]) -> float:
+    """Median non-zero counter change between successive samples inside the given spans."""
+    t, e = trace.t_ns.tolist(), trace.energy_j.tolist()
+    steps = []
+    for a, b in spans:
+        lo, hi = bisect.bisect_left(t, a), bisect.bisect_right(t, b)
+        steps += [y - x for x, y in itertools.pairwise(e[lo:hi]) if y > x]
+    return statistics.median(steps) if steps else math.nan
+
+
+def request_boundary_rows(result, reads: dict, phase_of: dict, idle_w: float, trace) -> list[dict]:
     """Each request's apportioned energy against the counter read at its start and end, per phase.
 
     ``reads[request_id] = ((t_start, e_start), (t_end, e_end))``; the direct net energy is
     ``e_end - e_start - idle_w * duration``. Errors are in joules and relative to the request's direct
     gross energy (net can be near zero); ``within_step`` is the share of requests off by less than one
-    counter step, and ``total_err`` the phase's summed apportioned energy against its summed direct net."""
+    counter step of that phase (its median non-zero change between samples, from ``trace``), and
+    ``total_err`` the phase's summed apportioned energy against its summed direct net."""
     rows = []
     for phase in dict.fromkeys(phase_of.values()):
         abs_j, rel, signed, appo_sum, direct_sum, gross = [], [], [], 0.0, 0.0, []
@@ -310,9 +350,11 @@ def request_boundary_rows(result, reads: dict, phase_of: dict, idle_w: float, st
             direct_sum += direct_net
         if not abs_j:
             continue
-        rows.append({"phase": phase, "n": len(abs_j), "gross_median_j": statistics.median(gross),
+        step_j = step_during(trace, [(reads[r][0][0], reads[r][1][0]) for r, p in phase_of.items()
+                                     if p == phase and r in reads])
+        rows.append({"phase": phase, "n": len(abs_j), "gross_median_j": statistics.median(gross), "step_j": step_j,
                      "abs_j": distribution(abs_j), "rel": distribution(rel), "bias_j": statistics.fmean(signed),
-                     "within_step": sum(1 for a in abs_j if a < step_j) / len(abs_j),
+                     "within_step": sum(1 for a in abs_j if a < step_j) / len(abs_j) if step_j > 0 else math.nan,
                      "apportioned_j": appo_sum, "direct_net_j": direct_sum,
                      "total_err": (appo_sum - direct_sum) / direct_sum if direct_sum > 0 else math.nan})
     return rows
@@ -405,15 +447,17 @@ def render_report(r: dict) -> str:
         "",
         ("Apportioned (1-s windows, idle subtracted, shared by tokens in flight) minus direct (counter delta "
          "over the request less idle power x duration); relative errors are of the request's direct gross "
-         f"energy. Counter step {_num(step_j)} J."),
+         "energy; 'within one step' counts requests off by less than the phase's median counter step."),
         "",
-        ("| phase | requests | direct gross J (median) | abs. err J: median | p95 | max | rel. err: median | p95 "
-        "| max | mean signed err J | within one step | phase total: apportioned vs direct net |"),
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        ("| phase | requests | direct gross J (median) | counter step J | abs. err J: median | p95 | max "
+         "| rel. err: median | p95 | max | mean signed err J | within one step "
+         "| phase total: apportioned vs direct net |"),
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in r["request_rows"]:
         lines.append(
-            f"| {row['phase']} | {row['n']} | {_num(row['gross_median_j'])} | {_num(row['abs_j']['median'])} | "
+            f"| {row['phase']} | {row['n']} | {_num(row['gross_median_j'])} | {_num(row['step_j'])} | "
+            f"{_num(row['abs_j']['median'])} | "
             f"{_num(row['abs_j']['p95'])} | {_num(row['abs_j']['max'])} | {_pct(row['rel']['median'])} | "
             f"{_pct(row['rel']['p95'])} | {_pct(row['rel']['max'])} | {_num(row['bias_j'])} | "
             f"{_pct(row['within_step'])} | {_num(row['apportioned_j'])} J vs {_num(row['direct_net_j'])} J "
@@ -561,6 +605,7 @@ def run_check(args) -> dict:
     conservation_ok = abs(result.conservation_error_j) <= 1e-9 * scale_j
     request_reads_t = [t for first, last in reads.values() for t in (first[0], last[0])]
     request_gaps = nearest_gaps_ns(request_reads_t, traces["counter"].t_ns)
+    stale = equal_to_preceding_sample(reader.points, traces["counter"])
 
     handle = pynvml.nvmlDeviceGetHandleByIndex(args.gpu_index)
     driver = pynvml.nvmlSystemGetDriverVersion()
@@ -586,8 +631,9 @@ def run_check(args) -> dict:
                       f"(seed {args.seed}) in the middle half of a counter-sampler period "
                       f"({reader.skipped} slots skipped after stalls); request bounds: {2 * len(reads)} direct "
                       f"reads, {sum(1 for g in request_gaps if g < COINCIDE_NS)} of them within "
-                      f"{COINCIDE_NS / 1e6:g} ms of a sample"),
-        "request_rows": request_boundary_rows(result, reads, phase_of, idle_w, cadence["step_j"]),
+                      f"{COINCIDE_NS / 1e6:g} ms of a sample; {stale[0]} of {stale[1]} reference reads returned "
+                      "exactly the value of the counter sampler's preceding read"),
+        "request_rows": request_boundary_rows(result, reads, phase_of, idle_w, traces["counter"]),
         "selftest_passed": self_ok,
         "n_requests": len(requests), "n_windows": result.n_windows,
         "unattributed_windows": result.unattributed_windows, "clipped_windows": result.clipped_windows,
@@ -705,7 +751,7 @@ def replay_check(samples_csv: Path, report_md: Path, seed: int = SEED) -> dict:
         "reference": (f"{n_refs} counter readings held out of the thinned traces, one drawn at random (seed "
                       f"{seed}) inside the thinned period holding each 1-s mark; request bounds: "
                       f"{2 * len(reads)} held-out readings (apportioned over the 10 Hz trace)"),
-        "request_rows": request_boundary_rows(result, reads, phase_of, idle_w, cadence["step_j"]),
+        "request_rows": request_boundary_rows(result, reads, phase_of, idle_w, trace),
         "selftest_passed": self_ok,
         "n_requests": len(requests), "n_windows": result.n_windows,
         "unattributed_windows": result.unattributed_windows, "clipped_windows": result.clipped_windows,
