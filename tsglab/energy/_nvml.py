@@ -12,8 +12,11 @@ Notes on NVML's readings (checked against NVIDIA's NVML reference, 2024-25):
   the 1-s average (``nvmlDeviceGetPowerUsage``) only otherwise; ``domain`` says which one was used.
 
 Measured with benchmarks/energy_gpu_check.py (H100 80GB HBM3 and H200, driver 580.159.04, 2026-11):
-the counter's value changes every 100 ms, so 20 Hz sampling sees every step and 1-s windows from the
-interpolated trace agree with direct counter reads to a median 0.03 % (max 0.7-2.1 %, one 100-ms step);
+the counter's value changes every 100 ms, so 20 Hz sampling sees every step. Against direct counter reads
+at random offsets (H200, 2026-12), 1-s windows from the interpolated trace err by a median 2.8 %, P95
+6.1 %, max 7.7 %, 5-s windows by 0.8 / 2.2 / 2.2 %: every error below one 100-ms counter step (8.5 % of a
+1-s window's energy), so the trace is as good as the counter's resolution allows (an earlier check that
+read the reference on the sampler's own reads reported 0.03 % and measured nothing);
 one counter read costs ~3.3 ms of CPU in the driver (the power field ~5 us), which is why reads are
 stamped at the midpoint of the call; integrating instantaneous power is off by a median 1.5 % per 1-s
 window (max ~17 %), the 1-s average by 1.5-2.2 % (max 31-41 %).
