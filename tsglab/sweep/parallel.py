@@ -9,9 +9,9 @@ worker slot, started with ``spawn`` (the runner uses threads and numba, which ``
 safely). A pool whose process dies marks *every* future it holds as broken, so with one shared pool a
 single crash would fail the points running beside it and nobody could say which point was to blame; with a
 pool per slot the dead process's point is the one that fails, and only that slot is rebuilt. Worker
-processes are reused across points (starting a fresh interpreter and importing tsglab costs about a second
-per point, measured in ``benchmarks/bench_sweep.py``; every point already has its own run directory and its
-own runner state).
+processes are reused across points: a fresh interpreter that imports tsglab costs 2-4 s on a 2-core machine,
+against a few milliseconds per point for a reused worker (``benchmarks/results/sweep.md``), and every point
+already has its own run directory and its own runner state.
 
 **Dask** (:class:`DaskExecutor`): a ``LocalCluster`` of one-thread worker processes on 127.0.0.1 by
 default, or a running scheduler (an address such as ``tcp://10.0.0.5:8786``) or a ``distributed.Client``
