@@ -274,8 +274,10 @@ def run(args) -> tuple[Measurement, list[str]]:
                            do_sample=False, pad_token_id=0)
         torch.cuda.synchronize()
 
-    for batch in args.batch_sizes:  # warm up each shape's kernels before anything is measured
-        generate(batch, 4)
+    # warm up each shape with a full-length call: a short warm-up left the first measured call at a batch
+    # 2-3x slower than the others (its KV-cache sizes and kernels were not seen yet)
+    for batch in args.batch_sizes:
+        generate(batch, args.new_tokens)
     build_s = time.monotonic() - started
     idle_w = energy.Sampler(counter, sample_hz=20).measure_idle(args.idle_seconds)
     matmul_flop, matmul_s, matmul_j = matmul_energy(torch, call_counter, device, args.matmul_seconds)
