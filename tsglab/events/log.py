@@ -65,6 +65,7 @@ __all__ = [
     "EventWriter",
     "append_energy",
     "read_energy",
+    "write_json_atomic",
     "read_events",
     "read_manifest",
     "split_torn_tail",
@@ -417,15 +418,21 @@ def read_energy(run_dir: str | os.PathLike) -> dict[str, Any]:
 
 
 def write_manifest(run_dir: str | os.PathLike, manifest: dict[str, Any]) -> None:
-    """Atomically replace ``run.json``: write a temp file of this process and thread (two writers never share
-    one: a rename would steal the other's), fsync it, then rename it over ``run.json``. On an error the temp
-    file is removed and the ``OSError`` propagates (the runner turns it into one line naming the path)."""
-    path = Path(run_dir) / MANIFEST_FILE
-    tmp = path.with_name(f"{MANIFEST_FILE}.{os.getpid()}.{threading.get_ident()}.tmp")
-    data = (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    """Atomically replace ``run.json`` (:func:`write_json_atomic`). On an error the ``OSError`` propagates
+    (the runner turns it into one line naming the path)."""
+    write_json_atomic(Path(run_dir) / MANIFEST_FILE, manifest)
+
+
+def write_json_atomic(path: Path, data: dict[str, Any], *, default: Any = None) -> None:
+    """Replace the JSON file ``path`` atomically: write a temp file of this process and thread (two writers
+    never share one: a rename would steal the other's), fsync it, then rename it over ``path``. A reader
+    sees the old file or the new one, never half of one; on an error the temp file is removed and the
+    ``OSError`` propagates. ``default`` is json.dumps' (e.g. ``str`` for paths and dates)."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    payload = (json.dumps(data, indent=2, ensure_ascii=False, default=default) + "\n").encode("utf-8")
     try:
         with tmp.open("wb") as handle:
-            handle.write(data)
+            handle.write(payload)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)

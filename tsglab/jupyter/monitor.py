@@ -41,9 +41,7 @@ from __future__ import annotations
 
 import html
 import json
-import sys
 import threading
-import uuid
 import warnings
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -56,13 +54,13 @@ import numpy as np
 
 from tsglab.events import EVENTS_FILE, Event
 from tsglab.events.log import split_torn_tail
+from tsglab.jupyter.live import LiveHTML, ending_status, thread_parent
 
 __all__ = ["ArmFigures", "EventTail", "RunMonitor", "monitor_factory"]
 
 #: fewest answered requests before a running quantile is shown ("n < k" until then): below these a
 #: P95 or P99 is little more than the sample maximum
 MIN_N = {0.5: 5, 0.95: 20, 0.99: 100}
-_WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 _DECODER = msgspec.json.Decoder(Event)
 _JOIN_TIMEOUT_S = 10.0
 
@@ -245,15 +243,11 @@ class RunMonitor:
         self.planned_per_arm = planned_per_arm
         self.arms: dict[str, ArmFigures] = {arm: ArmFigures(arm, planned_per_arm) for arm in arms}
         self.status = "running"
-        self.renders = 0  # widget updates made (the throttle's test counts them)
-        self.display_updates = 0  # update_display messages sent
         self.error: BaseException | None = None  # what stopped the owner thread early, if anything
-        self._show = show
-        self._display_id = f"tsglab-monitor-{uuid.uuid4().hex}"
+        self.live = LiveHTML("tsglab-monitor", show=show)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._ending: str | None = None
-        self._root: Any = None  # the widget (an ipywidgets HTML) while the run goes
 
     # -- the session's progress interface --------------------------------------------------------------
 
@@ -268,13 +262,7 @@ class RunMonitor:
         handled, if any (the session closes its progress display inside the run's ``with`` block)."""
         if self._thread is None or self._ending is not None:
             return
-        exc = sys.exc_info()[1]
-        if exc is None:
-            self._ending = "complete"
-        elif isinstance(exc, KeyboardInterrupt):
-            self._ending = "interrupted"
-        else:
-            self._ending = f"failed: {type(exc).__name__}: {exc}"
+        self._ending = ending_status()
         self._stop.set()
         self._thread.join(_JOIN_TIMEOUT_S)
         if self._thread.is_alive():
@@ -285,43 +273,26 @@ class RunMonitor:
 
     def start(self) -> RunMonitor:
         """Build and display the widgets (in the calling cell's thread), then start the owner thread."""
-        parent = None
-        if self._show:
-            from IPython import get_ipython
-            from IPython.display import display
-
-            self._build_widgets()
-            display(self._bundle(final=False), raw=True, display_id=self._display_id)
-            shell = get_ipython()
-            parent = shell.get_parent() if hasattr(shell, "get_parent") else None
+        parent = self.live.show(self.to_text(), self.to_html())
         self._thread = threading.Thread(target=self._own, args=(parent,), name=f"tsglab-monitor {self.run_id}",
                                         daemon=True)
         self._thread.start()
         return self
 
     def _own(self, parent: dict | None) -> None:
-        shell, tokens = None, None
-        if parent is not None:
-            from IPython import get_ipython
-
-            shell = get_ipython()
-            if hasattr(shell, "set_thread_parent"):
-                tokens = shell.set_thread_parent(parent)
-        try:
-            ticks_per_text = max(1, round(self.text_interval_s / self.interval_s))
-            tick = 0
-            while not self._stop.wait(self.interval_s):
-                tick += 1
-                if self._refresh() or tick % ticks_per_text == 0:
-                    self._render(send_text=tick % ticks_per_text == 0)
-            self._refresh()
-            self.status = self._ending or "complete"
-            self._render(send_text=True, final=True)
-        except Exception as exc:  # noqa: BLE001 (a broken display must never stop the run; close() reports it)
-            self.error = exc
-        finally:
-            if tokens is not None and shell is not None:
-                shell.reset_thread_parent(tokens)
+        with thread_parent(parent):
+            try:
+                ticks_per_text = max(1, round(self.text_interval_s / self.interval_s))
+                tick = 0
+                while not self._stop.wait(self.interval_s):
+                    tick += 1
+                    if self._refresh() or tick % ticks_per_text == 0:
+                        self._render(send_text=tick % ticks_per_text == 0)
+                self._refresh()
+                self.status = self._ending or "complete"
+                self._render(send_text=True, final=True)
+            except Exception as exc:  # noqa: BLE001 (a broken display must never stop the run; close() reports it)
+                self.error = exc
 
     def _refresh(self) -> bool:
         """Read the events appended since last time; True when there were any."""
@@ -381,42 +352,18 @@ class RunMonitor:
                 f"<tbody>{''.join(rows)}</tbody></table></div>"
                 f"<div><small>{html.escape(_caption(self.status) + unreadable)}</small></div></div>")
 
-    def _bundle(self, *, final: bool) -> dict[str, Any]:
-        bundle: dict[str, Any] = {"text/plain": self.to_text(), "text/html": self.to_html()}
-        if not final and self._root is not None:
-            bundle[_WIDGET_MIME] = self._root._repr_mimebundle_()[_WIDGET_MIME]
-        return bundle
+    @property
+    def renders(self) -> int:
+        """Display updates made (the throttle's test counts them)."""
+        return self.live.renders
 
-    def _build_widgets(self) -> None:
-        import ipywidgets as w  # type: ignore[import-untyped]
-
-        # one HTML widget holding the table: one comm message per update, and the live view is the very
-        # HTML of the final summary (no second layout to keep in step)
-        self._root = w.HTML(self.to_html())
+    @property
+    def display_updates(self) -> int:
+        return self.live.display_updates
 
     def _render(self, *, send_text: bool, final: bool = False) -> None:
         """Owner thread only: push the figures to the widget, and (``send_text``) the text summaries."""
-        self.renders += 1
-        if not self._show:
-            return
-        from IPython.display import update_display
-
-        self._root.value = self.to_html()
-        if send_text:
-            update_display(self._bundle(final=final), raw=True, display_id=self._display_id)
-            self.display_updates += 1
-        if final:
-            _close_widget(self._root)
-
-
-def _close_widget(widget: Any) -> None:
-    """Close a widget and the widgets it holds (layout, style): the saved notebook then holds no state of a
-    dead view."""
-    for name in ("layout", "style"):
-        held = getattr(widget, name, None)
-        if held is not None and hasattr(held, "close"):
-            held.close()
-    widget.close()
+        self.live.update(self.to_text(), self.to_html(), send_text=send_text, final=final)
 
 
 def monitor_factory(run_dir: Any, total: int, initial: int) -> RunMonitor:

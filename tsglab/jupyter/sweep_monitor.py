@@ -26,10 +26,8 @@ from __future__ import annotations
 
 import datetime as dt
 import html
-import sys
 import threading
 import time
-import uuid
 import warnings
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +35,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from tsglab.events import EVENTS_FILE
+from tsglab.jupyter.live import LiveHTML, ending_status, thread_parent
 from tsglab.jupyter.monitor import ArmFigures, EventTail
 from tsglab.sweep.store import (
     DONE,
@@ -58,7 +57,6 @@ RUNNING = "running"
 
 #: the states shown, in this order: the store's (done, incomplete, failed, pending) and running
 STATES = (DONE, RUNNING, FAILED, INCOMPLETE, PENDING)
-_WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 _JOIN_TIMEOUT_S = 10.0
 _TABLE_CAPTION = ("running figures of each finished point's events (exact quantiles, no CIs): the sweep's "
                   "results table gives the report's numbers with CIs")
@@ -234,20 +232,16 @@ class SweepMonitor:
         self.name = ""
         self.points: list[PointState] = []
         self.status = "running"
-        self.renders = 0  # widget updates made
         self.table_builds = 0  # results-table rebuilds (the throttle's test counts them)
-        self.display_updates = 0
         self.error: BaseException | None = None  # what stopped the owner thread early, if anything
         self._locked_at_start = False  # the driver held the sweep's lock when the monitor started
         self._table = _Table()
         self._clock = clock
-        self._show = show
-        self._display_id = f"tsglab-sweep-{uuid.uuid4().hex}"
+        self.live = LiveHTML("tsglab-sweep", show=show)
         self._wake = threading.Event()
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._ending: str | None = None
-        self._root_widget: Any = None
 
     # -- the driver's interface --------------------------------------------------------------------------
 
@@ -260,17 +254,7 @@ class SweepMonitor:
         self._locked_at_start = is_running(self.root)
         self._refresh()
         self._build_table(force=True)
-        parent = None
-        if self._show:
-            import ipywidgets as w  # type: ignore[import-untyped]
-            from IPython import get_ipython
-            from IPython.display import display
-
-            # one HTML widget: one comm message per update, and the live view is the final summary's HTML
-            self._root_widget = w.HTML(self.to_html())
-            display(self._bundle(final=False), raw=True, display_id=self._display_id)
-            shell = get_ipython()
-            parent = shell.get_parent() if hasattr(shell, "get_parent") else None
+        parent = self.live.show(self.to_text(), self.to_html())
         self._thread = threading.Thread(target=self._own, args=(parent,), name=f"tsglab-sweep {self.name}",
                                         daemon=True)
         self._thread.start()
@@ -286,9 +270,7 @@ class SweepMonitor:
         if self._thread is None or self._ending is not None:
             return
         if status is None:
-            exc = sys.exc_info()[1]
-            status = ("complete" if exc is None else "interrupted" if isinstance(exc, KeyboardInterrupt)
-                      else f"failed: {type(exc).__name__}: {exc}")
+            status = ending_status()
         self._ending = status
         self._stopping = True
         self._wake.set()
@@ -300,41 +282,32 @@ class SweepMonitor:
     # -- the owner thread --------------------------------------------------------------------------------
 
     def _own(self, parent: dict | None) -> None:
-        shell, tokens = None, None
-        if parent is not None:
-            from IPython import get_ipython
-
-            shell = get_ipython()
-            if hasattr(shell, "set_thread_parent"):
-                tokens = shell.set_thread_parent(parent)
         assert self.root is not None
-        try:
-            last_text = self._clock()
-            while True:
-                self._wake.wait(self.interval_s)
-                self._wake.clear()
-                if self._stopping:
-                    break
-                if self._locked_at_start and not is_running(self.root):  # the driver ended without close()
-                    self._ending = self._ending or "stopped"
-                    break
-                changed = self._refresh()
-                changed = self._build_table(force=False) or changed
-                now = self._clock()
-                send_text = now - last_text >= self.text_interval_s
-                if changed or send_text:  # send_text: once a second, so the running points' elapsed times move
-                    self._render(send_text=send_text)
-                    if send_text:
-                        last_text = now
-            self._refresh()
-            self._build_table(force=True)
-            self.status = self._ending or "complete"
-            self._render(send_text=True, final=True)
-        except Exception as exc:  # noqa: BLE001 (a broken display must never stop the sweep; close() reports it)
-            self.error = exc
-        finally:
-            if tokens is not None and shell is not None:
-                shell.reset_thread_parent(tokens)
+        with thread_parent(parent):
+            try:
+                last_text = self._clock()
+                while True:
+                    self._wake.wait(self.interval_s)
+                    self._wake.clear()
+                    if self._stopping:
+                        break
+                    if self._locked_at_start and not is_running(self.root):  # the driver ended without close()
+                        self._ending = self._ending or "stopped"
+                        break
+                    changed = self._refresh()
+                    changed = self._build_table(force=False) or changed
+                    now = self._clock()
+                    send_text = now - last_text >= self.text_interval_s
+                    if changed or send_text:  # send_text: once a second, so running points' elapsed times move
+                        self._render(send_text=send_text)
+                        if send_text:
+                            last_text = now
+                self._refresh()
+                self._build_table(force=True)
+                self.status = self._ending or "complete"
+                self._render(send_text=True, final=True)
+            except Exception as exc:  # noqa: BLE001 (a broken display must never stop the sweep; close() reports it)
+                self.error = exc
 
     def _refresh(self) -> bool:
         """Read every point's state; True when one changed."""
@@ -447,27 +420,18 @@ class SweepMonitor:
         parts.append("</div>")
         return "".join(parts)
 
-    def _bundle(self, *, final: bool) -> dict[str, Any]:
-        bundle: dict[str, Any] = {"text/plain": self.to_text(), "text/html": self.to_html()}
-        if not final and self._root_widget is not None:
-            bundle[_WIDGET_MIME] = self._root_widget._repr_mimebundle_()[_WIDGET_MIME]
-        return bundle
+    @property
+    def renders(self) -> int:
+        """Display updates made."""
+        return self.live.renders
+
+    @property
+    def display_updates(self) -> int:
+        return self.live.display_updates
 
     def _render(self, *, send_text: bool, final: bool = False) -> None:
         """Owner thread only: push the state to the widget, and (``send_text``) the text summaries."""
-        self.renders += 1
-        if not self._show:
-            return
-        from IPython.display import update_display
-
-        self._root_widget.value = self.to_html()
-        if send_text:
-            update_display(self._bundle(final=final), raw=True, display_id=self._display_id)
-            self.display_updates += 1
-        if final:
-            for held in (self._root_widget.layout, self._root_widget.style):  # no state of a dead view is saved
-                held.close()
-            self._root_widget.close()
+        self.live.update(self.to_text(), self.to_html(), send_text=send_text, final=final)
 
 
 def sweep_monitor_factory() -> SweepMonitor:

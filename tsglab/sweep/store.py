@@ -21,12 +21,10 @@ releases it when the driver exits however it exits, and :func:`is_running` asks 
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
 import socket
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +34,7 @@ from tsglab._version import __version__
 from tsglab.errors import RunError
 from tsglab.events import MANIFEST_FILE
 from tsglab.events.lock import LOCK_FILE, RunLock, is_locked, lock_holder
+from tsglab.events.log import write_json_atomic
 from tsglab.load.rundir import now_iso
 from tsglab.sweep.plan import Sweep, SweepPoint
 
@@ -56,20 +55,8 @@ def sweep_root(sweeps_dir: str | os.PathLike, name: str) -> Path:
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Replace ``path`` atomically: a temp file of this process and thread, fsync, rename. A reader sees the
-    old file or the new one, never half of one; a crash leaves at most a stale temp file."""
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    payload = (json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n").encode("utf-8")
-    try:
-        with tmp.open("wb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
+    """Replace ``path`` atomically (:func:`tsglab.events.log.write_json_atomic`; paths and dates as text)."""
+    write_json_atomic(path, data, default=str)
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
