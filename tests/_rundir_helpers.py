@@ -82,3 +82,15 @@ def wait_for_events(run_dir: Path, n: int, *, timeout_s: float = 60.0) -> None:
 
 def event_keys(run_dir: Path) -> Counter:
     return Counter((e.arm, e.prompt_id) for e in read_events(run_dir))
+
+
+def small_suite(folder: Path, n: int = 6) -> Path:
+    """``n`` items of the bundled suite without a JSON Schema, as a suite file in ``folder``: loading the whole
+    suite checks 100+ schemas (seconds in every fresh process), which is not what sweep tests are about."""
+    from tsglab.suite import bundled_suite_path
+
+    lines = [line for line in bundled_suite_path().read_text(encoding="utf-8").splitlines()
+             if line.startswith("{") and '"json_schema"' not in line]
+    path = folder / "small.jsonl"
+    path.write_text("\n".join(lines[:n]) + "\n", encoding="utf-8")
+    return path

@@ -9,13 +9,12 @@ import re
 import types
 
 import pytest
-from _rundir_helpers import InterruptAt, event_keys, write_spec
+from _rundir_helpers import InterruptAt, event_keys, small_suite, write_spec
 
 from tsglab import cli
 from tsglab.backends import scripted
 from tsglab.backends.scripted import ScriptedBackend
 from tsglab.errors import BackendError, RunError, RunInterrupted
-from tsglab.suite import bundled_suite_path
 from tsglab.sweep import driver, load_sweep, run_sweep
 from tsglab.sweep.store import SweepStore, point_states
 
@@ -38,18 +37,8 @@ def written(monkeypatch):
     return calls
 
 
-def _small_suite(tmp_path):
-    """Six items of the bundled suite without a JSON Schema: loading the whole suite checks 100+ schemas, which
-    would be most of these tests' time."""
-    lines = [line for line in bundled_suite_path().read_text(encoding="utf-8").splitlines()
-             if line.startswith("{") and '"json_schema"' not in line]
-    path = tmp_path / "small.jsonl"
-    path.write_text("\n".join(lines[:6]) + "\n", encoding="utf-8")
-    return path
-
-
 def _sweep_file(tmp_path, body=GRID, limit=3):
-    write_spec(tmp_path, name="base", limit=limit, suite=_small_suite(tmp_path))
+    write_spec(tmp_path, name="base", limit=limit, suite=small_suite(tmp_path))
     path = tmp_path / "grid.sweep.yaml"
     path.write_text(body, encoding="utf-8")
     return path

@@ -17,12 +17,11 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from _rundir_helpers import REPO, child_env, event_keys, write_spec
+from _rundir_helpers import REPO, child_env, event_keys, small_suite, write_spec
 
 from tsglab import cli
 from tsglab.errors import InvalidArgument
 from tsglab.events.lock import is_locked, lock_holder
-from tsglab.suite import bundled_suite_path
 from tsglab.sweep import driver, load_sweep, run_sweep
 from tsglab.sweep.executors import make_executor
 from tsglab.sweep.notebook import _cell_error, _socket_dir, run_notebook_point
@@ -65,19 +64,9 @@ def no_results(monkeypatch):
     monkeypatch.setattr(driver, "_results_module", lambda: None)
 
 
-def _small_suite(folder: Path) -> Path:
-    """Six bundled items without a JSON Schema (checking the bundled suite's 100+ schemas costs seconds in
-    every fresh worker and kernel, which is not what these tests are about)."""
-    lines = [line for line in bundled_suite_path().read_text(encoding="utf-8").splitlines()
-             if line.startswith("{") and '"json_schema"' not in line]
-    path = folder / "small.jsonl"
-    path.write_text("\n".join(lines[:6]) + "\n", encoding="utf-8")
-    return path
-
-
 def _sweep_file(folder: Path, body: str = GRID, *, limit: int = 3, name: str = "grid") -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    write_spec(folder, name="base", limit=limit, suite=_small_suite(folder))
+    write_spec(folder, name="base", limit=limit, suite=small_suite(folder))
     path = folder / f"{name}.sweep.yaml"
     path.write_text(body, encoding="utf-8")
     return path
