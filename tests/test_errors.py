@@ -275,6 +275,8 @@ RESULT_FACTORIES = {
     "Equivalence": lambda: tsglab.stats.paired_tost(_G, _B, low=-0.1, high=0.1, n_resamples=200),
     "MultipleTestResult": lambda: tsglab.stats.benjamini_hochberg([0.01, 0.2, np.nan]),
     "BinomialGate": lambda: tsglab.stats.binomial_gate(1, 500),
+    "BinomialCI": lambda: tsglab.stats.clopper_pearson(3, 40),
+    "BinomialLimits": lambda: tsglab.stats.clopper_pearson_limits([0, 3], [10, 40]),
     "QualityTest": lambda: tsglab.stats.quality_noninferiority(_G, _B, margin=0.1),
     "QuantileCI": lambda: tsglab.stats.quantile_ci(_SERIES, n_resamples=200),
     "QuantileRatioTest": lambda: tsglab.stats.quantile_ratio_test(_SERIES[:120], _SERIES[30:], n_resamples=200),

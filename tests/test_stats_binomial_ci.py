@@ -79,7 +79,8 @@ def test_array_form_equals_scalar_form():
             one = clopper_pearson(xi, ni, confidence=0.9, alternative=alternative)
             assert (limits.ci_low[i], limits.ci_high[i]) == pytest.approx((one.ci_low, one.ci_high), rel=1e-12)
     frame = clopper_pearson_limits(x, n).to_frame()
-    assert list(frame.columns) == ["successes", "n", "estimate", "ci_low", "ci_high"]
+    assert list(frame.columns) == ["successes", "n", "estimate", "ci_low", "ci_high", "confidence", "alternative",
+                                   "method"]
     assert len(frame) == len(COUNTS)
 
 

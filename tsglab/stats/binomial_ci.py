@@ -81,11 +81,13 @@ class BinomialLimits:
         return f"BinomialLimits(size={self.n.size}, confidence={self.confidence:g}, alternative={self.alternative!r})"
 
     def to_frame(self) -> pd.DataFrame:
-        """One row per proportion: successes, n, estimate, ci_low, ci_high."""
+        """One row per proportion: successes, n, estimate, ci_low, ci_high, and the confidence, alternative
+        and method on every row (the columns are the field names, as every result's frame)."""
         import pandas as pd  # imported here: `import tsglab` stays cheap
 
         return pd.DataFrame({"successes": self.successes, "n": self.n, "estimate": self.estimate,
-                             "ci_low": self.ci_low, "ci_high": self.ci_high})
+                             "ci_low": self.ci_low, "ci_high": self.ci_high, "confidence": self.confidence,
+                             "alternative": self.alternative, "method": self.method})
 
 
 def _check_alternative(alternative: object) -> str:
