@@ -37,5 +37,31 @@ def explore(run_dir: str | os.PathLike, **options: Any) -> Any:
     return ReportExplorer(run_dir, **options)
 
 
+def _figure_png(figure: Any) -> bytes | None:
+    from IPython.core.pylabtools import print_figure
+
+    return print_figure(figure, "png", bbox_inches="tight")
+
+
+def show_figures_inline() -> None:
+    """In a kernel, display matplotlib figures as PNG unless something already does (the inline backend,
+    once pyplot is imported): ``report.plot(...)`` returns a plain ``Figure``, made without pyplot so that
+    nothing is shown or kept open by accident, and the last line of a cell should still show it. Registered
+    by the class's name, so nothing imports matplotlib until a figure is displayed."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is None or getattr(shell, "kernel", None) is None:
+        return
+    png = shell.display_formatter.formatters["image/png"]
+    known = ("matplotlib.figure", "Figure") in png.deferred_printers or any(
+        f"{t.__module__}.{t.__name__}" == "matplotlib.figure.Figure" for t in png.type_printers)
+    if not known:
+        png.for_type_by_name("matplotlib.figure", "Figure", _figure_png)
+
+
 set_notebook_progress(monitor_factory)
 set_sweep_progress(sweep_monitor_factory)
+show_figures_inline()
