@@ -7,7 +7,6 @@ and every error message."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -16,6 +15,7 @@ from scipy import stats
 
 import tsglab.report.enforcement as enforcement
 from tsglab.errors import InvalidArgument
+from tsglab.policy.guardians import GuardVerdict
 from tsglab.report.enforcement import (
     ALL,
     HARD_NEGATIVES,
@@ -30,16 +30,9 @@ from tsglab.report.enforcement import (
 )
 from tsglab.report.publish import to_latex, to_markdown
 from tsglab.stats import BinomialCI, quantile_ci
+from tsglab.suite.enforcement import EnforcementCase
 
 # ------------------------------------------------------------------------------------------- fakes
-
-
-@dataclass(frozen=True)
-class Verdict:
-    guardian: str
-    violated: bool
-    category: str = ""
-    spans: tuple[tuple[int, int], ...] = ()
 
 
 class KeywordGuardian:
@@ -48,36 +41,29 @@ class KeywordGuardian:
     def __init__(self, name: str, word: str) -> None:
         self.name, self.word, self.calls = name, word, 0
 
-    def check(self, text: str) -> Verdict:
+    def check(self, text: str) -> GuardVerdict:
         self.calls += 1
-        return Verdict(self.name, self.word in text)
+        return GuardVerdict(self.name, self.word in text, "", ())
 
 
-@dataclass(frozen=True)
-class Case:
-    id: str
-    guardian: str
-    lang: str
-    violation: bool
-    hard_negative: bool
-    category: str
-    text: str
-    note: str = ""
+def case(*fields) -> EnforcementCase:
+    """A labelled case with no note (id, guardian, lang, violation, hard_negative, category, text)."""
+    return EnforcementCase(*fields, note="")
 
 
-def hand_made_cases() -> list[Case]:
+def hand_made_cases() -> list[EnforcementCase]:
     """Violating texts hold the keyword unless marked as a miss; benign ones lack it unless a false alarm."""
     cases = []
     for i in range(40):
         lang = "en" if i % 2 else "zh"
         miss = i in (3, 17)  # two violating texts the keyword guardian cannot see
-        cases.append(Case(f"s{i}", "secret", lang, True, False, "key", "nothing" if miss else f"token SECRET {i}"))
+        cases.append(case(f"s{i}", "secret", lang, True, False, "key", "nothing" if miss else f"token SECRET {i}"))
     for i in range(60):
         hard = i % 3 == 0
         alarm = i in (0, 9)  # two hard negatives that mention the keyword
-        cases.append(Case(f"b{i}", "secret", "en" if i % 2 else "zh", False, hard, "prose",
+        cases.append(case(f"b{i}", "secret", "en" if i % 2 else "zh", False, hard, "prose",
                           "the word SECRET in prose" if alarm else f"plain text {i}"))
-    cases += [Case(f"q{i}", "sql", "en", i < 10, False, "drop", "DROP TABLE t" if i < 10 else "SELECT 1")
+    cases += [case(f"q{i}", "sql", "en", i < 10, False, "drop", "DROP TABLE t" if i < 10 else "SELECT 1")
               for i in range(30)]
     return cases
 
