@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from tsglab.config._fields import check_fields, check_value, describe
+from tsglab.config.guard import GuardConfig, check_claims
 from tsglab.config.names import check_name
 from tsglab.config.policy import DEFAULT_TIERS, PolicyConfig
 from tsglab.config.secrets import REDACTED, redact_options, redact_url
@@ -44,7 +45,7 @@ __all__ = [
 ]
 
 _TOP_KEYS = {"name", "description", "suite", "prompts", "arms", "tiers", "load", "retry", "energy", "seed",
-             "on_error", "preflight"}
+             "on_error", "preflight", "claims"}
 ON_ERROR = ("record", "stop")
 ARRIVALS = ("constant", "poisson", "gamma")
 RETRYABLE_KINDS = ("connect_error", "http_5xx", "http_429", "stream_interrupted", "malformed_response")
@@ -287,6 +288,8 @@ class ExperimentSpec:
     #: check every tier's server (model served or installed, model file present) before the schedule
     #: starts; ``false`` skips it (CLI: ``tsglab run --no-preflight``)
     preflight: bool = True
+    #: published claims the report checks against the measured figures (:data:`tsglab.config.guard.CLAIM_NAMES`)
+    claims: dict[str, Any] = field(default_factory=dict)
     source: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
@@ -346,6 +349,10 @@ class ExperimentSpec:
         if self.on_error == "record":  # the default: left out so hashes of specs written before it stay
             payload.pop("on_error")
         payload.pop("preflight")  # a check before the run, not part of what the run measures
+        payload.pop("claims")  # what the report checks the figures against, not what the run measures
+        for arm, config in self.arms.items():  # arms without guardians keep the hashes they had before them
+            if config.guard == GuardConfig():
+                payload["arms"][arm].pop("guard")
         # how many processes send the schedule changes no request: left out, so a run resumes with another count
         payload["load"].pop("processes")
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:12]
@@ -450,7 +457,8 @@ def spec_from_dict(raw: dict[str, Any], *, where: str = "<spec>", base_dir: Path
     return ExperimentSpec(name=str(raw["name"]), suite=suite, arms=arms, tiers=tiers, prompts=prompts, load=load,
                           retry=retry, energy=energy, seed=raw.get("seed", 0),
                           description=raw.get("description", ""), on_error=raw.get("on_error", "record"),
-                          preflight=raw.get("preflight", True), source=where)
+                          preflight=raw.get("preflight", True), claims=check_claims(raw.get("claims"), where=f"{where}: claims"),
+                          source=where)
 
 
 def load_spec(path: str | os.PathLike, overrides: dict[str, Any] | None = None) -> ExperimentSpec:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from tsglab.config._fields import check_fields
+from tsglab.config.guard import GuardConfig
 from tsglab.errors import SpecError
 
 __all__ = [
@@ -56,7 +57,9 @@ class PolicyConfig:
     ``scorer="paper"`` is the paper's complexity score; ``scorer="length"`` (ablation E) uses
     ``chars/200`` only. ``thr_std`` / ``thr_enh`` pick rung 0 / 1 / 2 of the ladder (see
     :func:`tsglab.policy.router.score_tier`); ``json_floor``, ``code_floor``, ``def_floor`` and
-    ``baseline_tier`` name rungs of the ladder (the defaults name the default ladder's).
+    ``baseline_tier`` name rungs of the ladder (the defaults name the default ladder's). ``guard`` is the
+    arm's runtime enforcement (:class:`~tsglab.config.guard.GuardConfig`); it applies to baseline arms too
+    (one tier + guardians is the enforcement-only arm).
     """
 
     kind: Literal["tsg", "baseline"] = "tsg"
@@ -80,6 +83,8 @@ class PolicyConfig:
     min_answer_chars: int = 1
     check_refusal: bool = True
     baseline_tier: str = "enh"
+    # runtime enforcement (guardians and their actions); the default enforces nothing
+    guard: GuardConfig = GuardConfig()
     # free-form label for tables
     label: str = field(default="", compare=False)
 
@@ -109,6 +114,9 @@ class PolicyConfig:
                             "empty answers.")
         if self.chars_per_unit <= 0 or self.marks_per_unit <= 0:
             raise SpecError("policy.chars_per_unit and policy.marks_per_unit must be > 0.")
+        if not isinstance(self.guard, GuardConfig):
+            raise SpecError(f"policy.guard must be a GuardConfig (build it with GuardConfig.from_dict); got "
+                            f"{type(self.guard).__name__}.")
 
     def check_ladder(self, ladder: Sequence[str], *, arm: str = "") -> None:
         """Raise :class:`SpecError` unless every tier-valued field names a rung of ``ladder``.
@@ -122,6 +130,10 @@ class PolicyConfig:
             if value not in ladder:
                 raise SpecError(f"{where}.{name} is {value!r}, which is not a rung of the ladder {list(ladder)}; "
                                 f"set {where}.{name} to one of them (the tiers are named in the spec's `tiers:`).")
+        judge = self.guard.judge_tier
+        if judge and judge not in ladder:
+            raise SpecError(f"{where}.guard.judge_tier is {judge!r}, which is not a rung of the ladder {list(ladder)}; "
+                            "name one of them, or leave it empty for the lowest rung.")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any] | None) -> PolicyConfig:
@@ -131,10 +143,11 @@ class PolicyConfig:
         unknown = sorted(set(values) - known)
         if unknown:
             raise SpecError(f"unknown policy parameter(s) {unknown}; known: {sorted(known)}.")
+        guard = GuardConfig.from_dict(values.pop("guard", None), where="guard")
         # Strict types (no "no" -> True, no 2.5 for a count, finite numbers) where a spec is read; the
         # constructor stays lenient so the planner's own guards can be tested on odd values.
         check_fields(cls, values, "policy")
-        return cls(**values)
+        return cls(**values, guard=guard)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -142,6 +155,8 @@ class PolicyConfig:
     def config_hash(self) -> str:
         """Stable short hash of the decision-relevant parameters (label excluded)."""
         payload = {k: v for k, v in self.to_dict().items() if k != "label"}
+        if not self.guard.enabled and self.guard == GuardConfig():
+            del payload["guard"]  # an arm without enforcement keeps the hash it had before guardians existed
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
 
 

@@ -175,6 +175,50 @@ class Attempt(_Part):
 
 
 @dataclass(frozen=True)
+class GuardCheck(_Part):
+    """One guardian's check of one text: the request (``stage="input"``, ``attempt`` −1) or the answer of
+    ``attempts[attempt]`` (``stage="output"``). ``latency_ms`` is the check's own wall time (for the judge,
+    its model call included); ``score`` is the judge's risk score in [0, 1] (null for rule guardians);
+    ``error`` says why a check could not decide (a judge call that failed counts as a violation: fail
+    closed)."""
+
+    guardian: str
+    stage: Literal["input", "output"]
+    attempt: Int64
+    violated: bool
+    category: str = ""
+    latency_ms: Duration = 0.0
+    score: float | None = None
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class Enforcement(_Part):
+    """What runtime enforcement did for one request (present only on arms with guardians).
+
+    ``checks`` are every guardian verdict in order; ``calls`` the model calls enforcement made besides the
+    answer attempts: judge calls (``kind="judge"``) and speculative attempts of parallel mode that were
+    cancelled because the answer passed (``kind="speculative"``, ``check_reason="cancelled"``); their cost
+    is part of the event's ``latency.cost_ms``. ``steps`` are the remedies taken (``repair``, ``upgrade``),
+    ``outcome`` what the user got: ``pass`` (the answer, no check flagged it), ``block`` / ``input_block``
+    (the block message), ``redact`` (the answer with findings masked) or ``deliver`` (a flagged answer let
+    through). ``delivered_violation`` is true when the delivered text is still flagged by a configured
+    guardian. ``check_ms`` is the time the request waited on guardians; ``wasted_tokens`` the completion
+    tokens of cancelled speculative attempts."""
+
+    mode: Literal["blocking", "parallel"]
+    checks: tuple[GuardCheck, ...] = ()
+    calls: tuple[Attempt, ...] = ()
+    steps: tuple[str, ...] = ()
+    outcome: Literal["pass", "block", "input_block", "redact", "deliver"] = "pass"
+    violated: bool = False
+    delivered_violation: bool = False
+    check_ms: Duration = 0.0
+    wasted_tokens: Int64 = 0
+    cancelled: Int64 = 0
+
+
+@dataclass(frozen=True)
 class Schedule(_Part):
     """Monotonic-clock stamps (ns): when the request was due, sent and completed."""
 
@@ -201,13 +245,15 @@ class Latency(_Part):
     overhead_ms: Duration | None
 
     @classmethod
-    def from_stamps(cls, schedule: Schedule, attempts: Sequence[Attempt], overhead_ms: float | None = None) -> Latency:
+    def from_stamps(cls, schedule: Schedule, attempts: Sequence[Attempt], overhead_ms: float | None = None,
+                    side_calls: Sequence[Attempt] = ()) -> Latency:
         """The latency of a recorded request: durations from the schedule stamps, eval / prompt-eval summed
-        over the attempts, cost by the module docstring's rule."""
+        over the attempts, cost by the module docstring's rule; ``side_calls`` (enforcement's judge calls and
+        cancelled speculative attempts) add their cost."""
         raw_ms = (schedule.completed_ns - schedule.dispatched_ns) / 1e6
         cost_source: Literal["attempts", "elapsed"]
         if attempts:
-            cost_ms, cost_source = sum(a.cost_ms for a in attempts), "attempts"
+            cost_ms, cost_source = sum(a.cost_ms for a in (*attempts, *side_calls)), "attempts"
         else:  # no attempt record survived: the request ran for raw_ms
             cost_ms, cost_source = raw_ms, "elapsed"
         return cls(raw_ms, (schedule.completed_ns - schedule.intended_start_ns) / 1e6,
@@ -337,6 +383,7 @@ class Event(_Part):
     energy: Energy
     fingerprint: Fingerprint
     tsglab_version: str
+    enforcement: Enforcement | None = None  # null on arms without guardians
 
     @classmethod
     def answered(
@@ -364,6 +411,7 @@ class Event(_Part):
         energy: Energy | None = None,
         request_id: str | None = None,
         latency: Latency | None = None,
+        enforcement: Enforcement | None = None,
     ) -> Event:
         """A request the gateway handled: an answer, or a timeout / backend error the executor recorded
         with its attempts. Latency (:meth:`Latency.from_stamps`), ``tiers_touched`` and ``cold_start`` are
@@ -372,7 +420,8 @@ class Event(_Part):
         ``<run_id>/<arm>/<prompt_id>``."""
         attempts = tuple(attempts)
         if latency is None:
-            latency = Latency.from_stamps(schedule, attempts, overhead_ms)
+            latency = Latency.from_stamps(schedule, attempts, overhead_ms,
+                                          enforcement.calls if enforcement is not None else ())
         touched = tuple(sorted({a.tier for a in attempts}))
         if route.tiers_touched != touched:
             route = dataclasses.replace(route, tiers_touched=touched)
@@ -400,6 +449,7 @@ class Event(_Part):
             energy=energy or _NO_METER,
             fingerprint=fingerprint,
             tsglab_version=__version__,
+            enforcement=enforcement,
         )
 
     @classmethod
