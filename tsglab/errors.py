@@ -120,6 +120,21 @@ class BackendTimeout(BackendError):
         self.elapsed_ms = elapsed_ms
 
 
+class BackendCancelled(BackendError):
+    """The caller cancelled a completion (a speculative attempt whose answer was no longer needed).
+
+    ``completion_tokens`` is how many tokens were generated before the cancellation took effect (wasted
+    work), ``elapsed_ms`` how long the attempt ran."""
+
+    error_kind = "cancelled"
+
+    def __init__(self, message: str, *, elapsed_ms: float, completion_tokens: int = 0, prompt_tokens: int = 0) -> None:
+        super().__init__(message)
+        self.elapsed_ms = elapsed_ms
+        self.completion_tokens = completion_tokens
+        self.prompt_tokens = prompt_tokens
+
+
 class ServerStartError(TsglabError, RuntimeError):
     """A local server exited or did not answer in time (the message names its log file)."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
@@ -18,7 +19,12 @@ class Message:
 
 @dataclass(frozen=True)
 class CompletionRequest:
-    """What a backend is asked to do. ``json_schema`` set means: constrain decoding to that schema."""
+    """What a backend is asked to do. ``json_schema`` set means: constrain decoding to that schema.
+
+    ``cancel``, when given, is an event the caller sets to stop the generation early (a speculative attempt
+    of parallel enforcement); a backend checks it between tokens and raises
+    :class:`~tsglab.errors.BackendCancelled` with the tokens generated so far. A backend that cannot stop
+    mid-generation may finish and then raise it."""
 
     messages: tuple[Message, ...]
     max_tokens: int
@@ -26,6 +32,10 @@ class CompletionRequest:
     timeout_s: float | None = None
     temperature: float = 0.0
     seed: int = 0
+    cancel: threading.Event | None = field(default=None, compare=False, repr=False)
+
+    def cancelled(self) -> bool:
+        return self.cancel is not None and self.cancel.is_set()
 
 
 @dataclass(frozen=True)

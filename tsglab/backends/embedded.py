@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 from tsglab.backends._http import chunk_timing
 from tsglab.backends.base import Completion, CompletionRequest
 from tsglab.backends.models import MODELS, resolve_model
-from tsglab.errors import BackendContextOverflow, BackendError, BackendTimeout, MissingDependencyError
+from tsglab.errors import BackendCancelled, BackendContextOverflow, BackendError, BackendTimeout, MissingDependencyError
 
 _CACHE: dict[tuple, tuple] = {}
 _CACHE_LOCK = threading.Lock()
@@ -184,6 +184,8 @@ class EmbeddedBackend:
         messages = [{"role": m.role, "content": m.content} for m in request.messages]
         with lock:
             started = time.perf_counter_ns()
+            if request.cancelled():  # cancelled while waiting for the model: nothing was generated
+                raise BackendCancelled(f"{self.name}: cancelled before it started", elapsed_ms=0.0)
             first_token_ns = None
             pieces: list[str] = []
             piece_ns: list[int] = []
@@ -214,13 +216,17 @@ class EmbeddedBackend:
                     if choice.get("finish_reason"):
                         finish_reason = choice["finish_reason"]
                     elapsed_s = (time.perf_counter_ns() - started) / 1e9
+                    if request.cancelled():
+                        stream.close()
+                        raise BackendCancelled(f"{self.name}: cancelled after {len(piece_ns)} tokens",
+                                               elapsed_ms=elapsed_s * 1e3, completion_tokens=len(piece_ns))
                     if request.timeout_s is not None and elapsed_s > request.timeout_s:
                         stream.close()
                         raise BackendTimeout(
                             f"{self.name}: no answer within {request.timeout_s:g} s",
                             elapsed_ms=elapsed_s * 1e3,
                         )
-            except BackendTimeout:
+            except (BackendTimeout, BackendCancelled):
                 raise
             except (RuntimeError, ValueError) as exc:
                 if _PENDING_INTERRUPTS:  # the decode was aborted for a Ctrl-C or SIGTERM, not for an error

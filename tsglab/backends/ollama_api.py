@@ -37,6 +37,7 @@ from tsglab.backends._http import (
 )
 from tsglab.backends.base import Completion, CompletionRequest, Message
 from tsglab.errors import (
+    BackendCancelled,
     BackendConnectError,
     BackendError,
     BackendHTTPError,
@@ -240,6 +241,9 @@ class OllamaBackend:
                     return part
                 if deadline_ns is not None and now > deadline_ns:
                     raise self._timeout_error(request.timeout_s, started_ns)
+                if request.cancelled():  # leaving the stream closes the connection: the server stops generating
+                    raise BackendCancelled(f"{self.name}: cancelled after {len(pieces)} chunks",
+                                           elapsed_ms=(now - started_ns) / 1e6, completion_tokens=len(pieces))
         return None
 
     def _classify(self, exc: Exception, limits: Any, timeout_s: float | None, started_ns: int,

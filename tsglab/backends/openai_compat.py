@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -44,6 +45,7 @@ from tsglab.backends._http import (
 )
 from tsglab.backends.base import Completion, CompletionRequest
 from tsglab.errors import (
+    BackendCancelled,
     BackendConnectError,
     BackendError,
     BackendHTTPError,
@@ -205,7 +207,7 @@ class OpenAICompatBackend:
             if content_type.startswith("text/html"):
                 page = read_capped(response, _ERROR_BODY_BYTES).decode("utf-8", errors="replace")
                 raise self._malformed_body(state, f"an HTML page (Content-Type {content_type})", page)
-            self._read_events(response, state, deadline_ns, request.timeout_s)
+            self._read_events(response, state, deadline_ns, request.timeout_s, cancel=request.cancel)
 
     def _classify(self, exc: Exception, state: _StreamState, limits: Any, timeout_s: float | None) -> BackendError:
         """The backend error for an exception of httpx (or of a parser meeting an answer it cannot read)."""
@@ -292,7 +294,8 @@ class OpenAICompatBackend:
             "check that the server is running and healthy."
         )
 
-    def _read_events(self, response, state: _StreamState, deadline_ns: int | None, timeout_s: float | None) -> None:
+    def _read_events(self, response, state: _StreamState, deadline_ns: int | None, timeout_s: float | None, *,
+                     cancel: threading.Event | None = None) -> None:
         """Parse the SSE stream: ``data:`` lines joined per event, comments and other fields ignored.
 
         Lines are split here, on bytes, so a line is capped at ``max_line_bytes`` while it arrives and
@@ -305,6 +308,10 @@ class OpenAICompatBackend:
             if deadline_ns is not None and time.perf_counter_ns() > deadline_ns:
                 response.close()
                 raise self._timeout_error(timeout_s, self._elapsed_ms(state))
+            if cancel is not None and cancel.is_set() and not state.done:
+                response.close()  # the server sees the client go away and stops generating
+                raise BackendCancelled(f"{self.name}: cancelled after {len(state.pieces)} content chunks",
+                                       elapsed_ms=self._elapsed_ms(state), completion_tokens=len(state.pieces))
             if state.done:
                 continue
             if len(state.head) < 512:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from tsglab.backends.base import Completion, CompletionRequest
 from tsglab.errors import (
+    BackendCancelled,
     BackendConnectError,
     BackendError,
     BackendHTTPError,
@@ -89,7 +90,15 @@ class ScriptedBackend:
                 time.sleep(request.timeout_s)
             raise BackendTimeout(f"{self.name}: no answer within {request.timeout_s:g} s",
                                  elapsed_ms=request.timeout_s * 1e3)
-        if self.sleep:
+        if request.cancel is not None:  # sleep token by token so a cancellation stops it part-way
+            started = time.perf_counter()
+            if request.cancel.wait(self.prompt_ms / 1e3 if self.sleep else 0.0):
+                raise BackendCancelled(f"{self.name}: cancelled", elapsed_ms=(time.perf_counter() - started) * 1e3)
+            for done in range(tokens):
+                if request.cancel.wait(self.eval_ms_per_token / 1e3 if self.sleep else 0.0):
+                    raise BackendCancelled(f"{self.name}: cancelled after {done} tokens", completion_tokens=done,
+                                           elapsed_ms=(time.perf_counter() - started) * 1e3)
+        elif self.sleep:
             time.sleep(total_ms / 1e3)
         prompt_tokens = sum(len(m.content.split()) for m in request.messages)
         return Completion(

@@ -457,7 +457,8 @@ def spec_from_dict(raw: dict[str, Any], *, where: str = "<spec>", base_dir: Path
     return ExperimentSpec(name=str(raw["name"]), suite=suite, arms=arms, tiers=tiers, prompts=prompts, load=load,
                           retry=retry, energy=energy, seed=raw.get("seed", 0),
                           description=raw.get("description", ""), on_error=raw.get("on_error", "record"),
-                          preflight=raw.get("preflight", True), claims=check_claims(raw.get("claims"), where=f"{where}: claims"),
+                          preflight=raw.get("preflight", True),
+                          claims=check_claims(raw.get("claims"), where=f"{where}: claims"),
                           source=where)
 
 

@@ -57,7 +57,7 @@ class GuardConfig:
     mode: Literal["blocking", "parallel"] = "blocking"
     judge_tier: str = ""  # the rung that serves the LLM judge; "" = the lowest rung
     judge_threshold: float = 0.5  # the judge flags an answer whose risk score is >= this (0..1)
-    judge_max_tokens: int = 4
+    judge_max_tokens: int = 12  # room for {"risk": n} under the JSON Schema
     block_message: str = "I can't share that answer: it failed a safety check."
     json_decoding: Literal["tier", "constrained", "validate"] = "tier"
 

@@ -84,7 +84,7 @@ class PolicyConfig:
     check_refusal: bool = True
     baseline_tier: str = "enh"
     # runtime enforcement (guardians and their actions); the default enforces nothing
-    guard: GuardConfig = GuardConfig()
+    guard: GuardConfig = field(default_factory=GuardConfig)
     # free-form label for tables
     label: str = field(default="", compare=False)
 

@@ -117,7 +117,7 @@ class Recorder:
             quality=Quality(quality.score, quality.json_ok, ex.refusal, quality.detail, ex.ok), answer=ex.text,
             error=ErrorInfo(ex.error_kind, ex.error) if ex.error_kind else None, timed_out=ex.timed_out,
             timeout_s=self.spec.load.timeout_s, overhead_ms=handled.overhead_ms, in_warmup=in_warmup,
-            fingerprint=self.fingerprints[work.arm], energy=self.energy)
+            fingerprint=self.fingerprints[work.arm], energy=self.energy, enforcement=ex.enforcement)
 
     def _failed(self, work: WorkItem, intended_ns: int, dispatched_ns: int, completed_ns: int, in_warmup: bool, *,
                 kind: str, message: str, timed_out: bool = False) -> Event:

@@ -6,6 +6,7 @@ backends (that is :func:`tsglab.backends.build_backends`, called by the runner):
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 
 from tsglab.backends.base import Backend, Completion, CompletionRequest, Message
@@ -55,8 +56,14 @@ class TierLadder:
         timeout_s: float | None,
         repair_of: tuple[str, str] | None = None,
         seed: int = 0,
+        constrain: bool | None = None,
+        cancel: threading.Event | None = None,
     ) -> Completion:
-        """One attempt at ``tier``. ``repair_of=(previous_answer, failure_detail)`` makes it a repair turn."""
+        """One attempt at ``tier``. ``repair_of=(previous_answer, failure_detail)`` makes it a repair turn.
+
+        ``constrain`` overrides the tier's ``constrained_json`` for a json task (an arm's
+        ``guard.json_decoding``); ``cancel`` lets the caller stop a speculative attempt (see
+        :class:`~tsglab.backends.base.CompletionRequest`)."""
         spec = self.specs[tier]
         messages: list[Message] = []
         if spec.system_prompt:
@@ -67,14 +74,15 @@ class TierLadder:
             fix = f" {JSON_HINT}" if task == "json" else ""
             messages.append(Message("assistant", previous))
             messages.append(Message("user", f"That answer failed a check ({detail}). Answer again.{fix}"))
-        constrain = spec.constrained_json and task == "json"
-        schema = (json_schema or {"type": "object"}) if constrain else None
+        constrained = (spec.constrained_json if constrain is None else constrain) and task == "json"
+        schema = (json_schema or {"type": "object"}) if constrained else None
         request = CompletionRequest(
             messages=tuple(messages),
             max_tokens=spec.max_tokens,
             json_schema=schema,
             timeout_s=timeout_s,
             seed=seed,
+            cancel=cancel,
         )
         return self.backends[tier].complete(request)
 
