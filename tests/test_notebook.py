@@ -26,6 +26,7 @@ SCRIPTED_COMPARISON = "tests/fixtures/notebooks/comparison.yaml"
 EXPECTED_PARAMETERS = {
     "quickstart": {"spec", "run_id", "runs_dir", "resume", "prompts_limit", "seed", "overrides"},
     "backends": {"spec", "run_id", "runs_dir", "prompts_limit", "seed", "variants", "overrides"},
+    "enforcement": {"spec", "run_id", "runs_dir", "resume", "prompts_limit", "seed", "overrides"},
     "bootstrap": {"run_dir", "arm", "column", "n_resamples", "seed"},
     "sweep": {"sweep_file", "executor", "workers", "dask", "sweeps_dir", "retry_failed"},
 }
