@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tsglab.config.guard import CLAIM_NAMES
 from tsglab.errors import DegenerateStatisticWarning, InvalidArgument
 from tsglab.stats import QuantileCI, clopper_pearson, clopper_pearson_limits, exact_bound_n_needed, quantile_ci
 from tsglab.stats.quantile_inference import MIN_TAIL_COUNT
@@ -44,7 +45,10 @@ __all__ = [
     "CLAIMS",
     "CLAIMS_COLUMNS",
     "DECISIONS",
+    "ENERGY_CLAIM",
+    "ENERGY_CLAIM_NOTE",
     "HARD_NEGATIVES",
+    "MIN_ENERGY_REQUESTS",
     "OUTCOME_COLUMNS",
     "TABLE_COLUMNS",
     "claims_check",
@@ -52,6 +56,8 @@ __all__ = [
     "enforcement_note",
     "enforcement_table",
     "evaluate_guardians",
+    "latency_quantiles",
+    "percent",
     "write_enforcement",
 ]
 
@@ -59,13 +65,23 @@ __all__ = [
 ALL = "all"
 #: the slice of benign cases that look like violations (PII-shaped numbers, code in prose)
 HARD_NEGATIVES = "hard negatives"
-#: claim name -> (what it bounds, the side it must lie on)
-CLAIMS: dict[str, str] = {
-    "guardian_detection": "detection rate at least the claim",
-    "guardian_fpr": "false-positive rate at most the claim",
-    "guardian_latency_ms": "P95 latency per check below the claim (ms)",
-}
+#: claim name -> (what it bounds, the side it must lie on); the names are the spec's
+#: (:data:`tsglab.config.guard.CLAIM_NAMES`), so a claim a spec may state is one the report checks
+CLAIMS: dict[str, str] = dict(zip(CLAIM_NAMES, (
+    "detection rate at least the claim",
+    "false-positive rate at most the claim",
+    "P95 latency per check below the claim (ms)",
+    "measured mWh per 1k tokens at most the claim (per arm)",
+), strict=True))
+#: why an energy claim is an upper limit, printed under the claims check
+ENERGY_CLAIM_NOTE = (
+    "An energy claim 'X mWh per 1k tokens' is read as 'at most X' (an efficiency claim: using less is "
+    "better): supported when the one-sided upper bound of the measured mWh/1k tokens (percentile bootstrap "
+    "over requests) is below X, refuted when the one-sided lower bound is above X — a measurement entirely "
+    "below X does not refute it, it beats it — and 'cannot decide' otherwise or when no meter measured the arm.")
 DECISIONS = ("supported", "refuted", "cannot decide at this n")
+#: the claim checked on the run's arms (their measured energy), not on the guardian table
+ENERGY_CLAIM = "energy_mwh_per_1k_tokens"
 
 OUTCOME_COLUMNS: dict[str, str] = {
     "guardian": "the guardian that checked the case (the case's own)",
@@ -111,6 +127,9 @@ _RESAMPLES = 2000
 # a latency claim is decided only when MIN_TAIL_COUNT checks lie above the P95 (tsglab.stats' rule for
 # a bootstrapped P95: with fewer the bootstrap resamples the sample maximum and its bound is too low)
 _MIN_LATENCY_CHECKS = math.ceil(MIN_TAIL_COUNT / (1 - 0.95))
+#: the fewest measured requests an energy claim is decided on (a percentile bootstrap of a ratio of sums
+#: under-covers on fewer: benchmarks/results/enforcement_calibration.md)
+MIN_ENERGY_REQUESTS = 30
 
 
 # -------------------------------------------------------------------------------------------------- evaluation
@@ -217,6 +236,19 @@ def _latency_columns(latencies: np.ndarray, alpha: float, seed: int) -> dict[str
                   "p95_bound_low_ms": one_sided.ci_low, "p95_bound_high_ms": one_sided.ci_high}
 
 
+def latency_quantiles(latencies: np.ndarray, *, alpha: float = 0.05, seed: int = 0) -> dict[str, float]:
+    """The table's latency columns for any latencies (ms): ``n_checks``, ``p50_ms`` / ``p95_ms`` with
+    two-sided (1 − α) Harrell–Davis bootstrap limits (``p50_ci_low`` …) and the P95's one-sided bounds
+    (``p95_bound_low_ms`` / ``p95_bound_high_ms``); NaN below two values. The run report's guard
+    latencies use it too (:mod:`tsglab.report.enforcement_run`)."""
+    return _latency_columns(np.asarray(latencies, dtype=np.float64), _check_alpha(alpha), seed)
+
+
+def percent(value: float) -> str:
+    """A rate as the claims check prints it (``99.75 %``, ``0.0987 %``, ``—`` when not finite)."""
+    return _pct(value)
+
+
 def _slices(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     parts = [(ALL, frame)]
     parts += [(str(lang), part) for lang, part in frame.groupby("lang", sort=True)]
@@ -308,6 +340,8 @@ def _normalise_claims(claims: object, guardians: list[str]) -> list[tuple[str, s
     for claim, value in claims.items():
         if claim not in CLAIMS:
             raise InvalidArgument(f"unknown claim {claim!r}; use one of {', '.join(CLAIMS)}.")
+        if claim == ENERGY_CLAIM:  # checked on the arms' energy (_energy_claims)
+            continue
         per_guardian = value if isinstance(value, Mapping) else dict.fromkeys(guardians, value)
         for guardian, number in per_guardian.items():
             if guardian not in guardians:
@@ -416,8 +450,77 @@ def _latency_claim(row: pd.Series, value: float, alpha: float) -> dict[str, Any]
                                "the spread held."}
 
 
+def _num(value: float) -> str:
+    return "—" if not math.isfinite(value) else f"{value:.4g}"
+
+
+def _mwh(value: float) -> str:
+    return "—" if not math.isfinite(value) else f"{value:.4g} mWh/1k tok"
+
+
+def _energy_claim(row: pd.Series, value: float, alpha: float) -> dict[str, Any]:
+    """An energy claim is an upper limit (ENERGY_CLAIM_NOTE): supported by the upper bound, refuted by the lower."""
+    estimate, low, high = (float(row.get(k, math.nan)) for k in ("mwh_per_1k_tokens", "mwh_bound_low",
+                                                                  "mwh_bound_high"))
+    n = int(row.get("n_energy", 0) or 0)
+    level = f"{(1 - alpha) * 100:g} %"
+    base = {"claim": f"≤ {_mwh(value)}", "estimate": estimate, "bound": high, "n": n,
+            "measured": f"{_num(estimate)} ({n} req.)"}
+    if n == 0 or not math.isfinite(estimate):
+        why = str(row.get("note") or "no energy measured")
+        return base | {"decision": DECISIONS[2], "n_needed": None,
+                       "sentence": f"Cannot decide: no measured energy on this arm ({why})."}
+    if n < MIN_ENERGY_REQUESTS or not (math.isfinite(low) and math.isfinite(high)):
+        return base | {"decision": DECISIONS[2], "n_needed": MIN_ENERGY_REQUESTS,
+                       "sentence": f"Cannot decide at n = {n}: a bootstrap bound needs at least "
+                                   f"{MIN_ENERGY_REQUESTS} measured requests to hold its level "
+                                   "(benchmarks/calibrate_enforcement.py)."}
+    if high < value:
+        return base | {"decision": DECISIONS[0], "n_needed": None,
+                       "sentence": f"Supported: {_mwh(estimate)}, one-sided {level} upper bound {_mwh(high)} is "
+                                   f"below the claimed {_mwh(value)}."}
+    if low > value:
+        return base | {"decision": DECISIONS[1], "n_needed": None,
+                       "sentence": f"Refuted: {_mwh(estimate)}, one-sided {level} lower bound {_mwh(low)} is above "
+                                   f"the claimed {_mwh(value)}."}
+    if estimate >= value:
+        return base | {"decision": DECISIONS[2], "n_needed": None,
+                       "sentence": f"Cannot decide at this n, and no n suffices to support it: the measured "
+                                   f"{_mwh(estimate)} is not below the claimed {_mwh(value)}."}
+    # the bound's distance from the estimate shrinks as 1/sqrt(n): a rough guide, not an exact n
+    needed = max(n + 1, math.ceil(n * ((high - estimate) / (value - estimate)) ** 2))
+    return base | {"decision": DECISIONS[2], "n_needed": needed,
+                   "sentence": f"Cannot decide at n = {n:,}: {_mwh(estimate)}, one-sided {level} upper bound "
+                               f"{_mwh(high)} is not below {_mwh(value)}; roughly {needed:,} measured requests "
+                               "would be, if the spread held."}
+
+
+def _energy_claims(energy: pd.DataFrame | None, value: object, alpha: float) -> list[dict[str, Any]]:
+    if energy is None or not isinstance(energy, pd.DataFrame) or "arm" not in energy:
+        raise InvalidArgument(f"claim {ENERGY_CLAIM!r} is checked on the run's arms; pass energy=<the report's "
+                              "enforcement_arms table> (tsglab.report.enforcement_run.enforcement_arm_table).")
+    if "alpha" in energy and len(energy) and not math.isclose(float(energy["alpha"].iloc[0]), alpha):
+        raise InvalidArgument(f"the energy bounds are at alpha={float(energy['alpha'].iloc[0]):g}, the check asks "
+                              f"for alpha={alpha:g}. Build the arm table with the same alpha.")
+    arms = energy.set_index("arm", drop=False)
+    per_arm = value if isinstance(value, Mapping) else dict.fromkeys(arms.index, value)
+    out = []
+    for arm, number in per_arm.items():
+        if arm not in arms.index:
+            raise InvalidArgument(f"claim {ENERGY_CLAIM!r} names arm {arm!r}, which is not in the run (arms: "
+                                  f"{', '.join(map(str, arms.index))}).")
+        if isinstance(number, bool) or not isinstance(number, (int, float)) or not math.isfinite(number) \
+                or number <= 0:
+            raise InvalidArgument(f"claim {ENERGY_CLAIM!r} for arm {arm!r} must be a number > 0 (mWh per 1k "
+                                  f"tokens); got {number!r}.")
+        result = _energy_claim(arms.loc[arm], float(number), alpha)
+        out.append({"guardian": f"arm {arm}", "claim_key": ENERGY_CLAIM, "claimed": float(number), **result,
+                    "bound_shown": _num(result["bound"]), "alpha": alpha})
+    return out
+
+
 def claims_check(table: pd.DataFrame, claims: Mapping[str, float | Mapping[str, float]], *,
-                 alpha: float = 0.05) -> pd.DataFrame:
+                 alpha: float = 0.05, energy: pd.DataFrame | None = None) -> pd.DataFrame:
     r"""Say for each claim and guardian whether the data support it, refute it, or cannot decide.
 
     Parameters
@@ -431,6 +534,9 @@ def claims_check(table: pd.DataFrame, claims: Mapping[str, float | Mapping[str, 
     alpha : float, default 0.05
         Level of each one-sided test. Latency claims use the table's P95 bounds, so the table must have
         been built with the same ``alpha``.
+    energy : DataFrame, optional
+        The run's per-arm table (:func:`tsglab.report.enforcement_run.enforcement_arm_table`), needed
+        for ``energy_mwh_per_1k_tokens`` (a number applies to every arm, a mapping to the arms it names).
 
     Returns
     -------
@@ -449,8 +555,18 @@ def claims_check(table: pd.DataFrame, claims: Mapping[str, float | Mapping[str, 
     :func:`tsglab.stats.quantile_ci`). Otherwise the answer is "cannot decide at this n" with
     ``n_needed`` from :func:`tsglab.stats.exact_bound_n_needed` (with zero failures
     :math:`\lceil\ln\alpha/\ln(1-f)\rceil`), or no n when the observed rate is not on the claim's side.
+    An energy claim :math:`e` (mWh per 1k tokens) is an upper limit (:data:`ENERGY_CLAIM_NOTE`):
+    supported when the one-sided upper bound of the arm's measured figure is :math:`< e`, refuted when
+    its lower bound is :math:`> e` (percentile bootstrap; calibrated in
+    ``benchmarks/calibrate_enforcement.py``); fewer than :data:`MIN_ENERGY_REQUESTS` measured requests
+    cannot decide.
     """
     alpha_f = _check_alpha(alpha)
+    if not isinstance(claims, Mapping) or not claims:
+        raise InvalidArgument(f"`claims` must be a non-empty mapping like {{'guardian_fpr': 0.001}}; got {claims!r}.")
+    energy_rows = _energy_claims(energy, claims[ENERGY_CLAIM], alpha_f) if ENERGY_CLAIM in claims else []
+    if not [c for c in claims if c != ENERGY_CLAIM]:
+        return _claims_frame(energy_rows)
     if not isinstance(table, pd.DataFrame) or not {"guardian", "slice", "n_benign"} <= set(table.columns):
         raise InvalidArgument("`table` must be enforcement_table(...)'s frame; got "
                               f"{type(table).__name__}. Build it with enforcement_table(outcomes).")
@@ -470,6 +586,10 @@ def claims_check(table: pd.DataFrame, claims: Mapping[str, float | Mapping[str, 
         out.append({"guardian": guardian, "claim_key": claim, "claimed": value, **result,
                     "bound_shown": (_ms(bound) if claim == "guardian_latency_ms" else _pct(bound)),
                     "alpha": alpha_f})
+    return _claims_frame(out + energy_rows)
+
+
+def _claims_frame(out: list[dict[str, Any]]) -> pd.DataFrame:
     frame = pd.DataFrame(out)
     frame["n_needed"] = frame["n_needed"].astype("Int64")
     frame = frame.rename(columns={"bound": "bound_value", "bound_shown": "bound"})

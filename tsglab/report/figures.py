@@ -7,6 +7,8 @@ draw (a run where every request failed has no latency to plot).
   (right-censored at their elapsed time) are not counted as answers at that time; they are ``+`` marks;
 * :func:`km_figure` — Kaplan–Meier survival P(latency > t) with pointwise 95 % bands;
 * :func:`cost_quality_figure` — cost per request against mean quality, CIs in both directions;
+* :func:`enforcement_tradeoff` — per arm, CO P95 against the violation rate reaching the user, and
+  energy per request (runs with guardians or claims only);
 * :func:`load_timeline` — latency and dispatch lag against the intended start, where a stall or a
   backlog shows as a ramp in CO latency that raw latency does not have.
 
@@ -42,7 +44,8 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 __all__ = ["FIGURES", "FLOOR_MS", "FORMATS", "KMBand", "OKABE_ITO", "cost_quality_figure", "cost_quality_points",
-           "ecdf_figure", "km_band", "km_figure", "load_timeline", "p95_views_figure", "save_figure"]
+           "ecdf_figure", "enforcement_tradeoff", "km_band", "km_figure", "load_timeline", "p95_views_figure",
+           "save_figure"]
 
 FLOOR_MS = 1e-3  # the smallest value a log axis shows
 Size = Literal["column", "page"]
@@ -534,12 +537,98 @@ def _timeline_legend(figure: Figure, styles: Mapping[str, Mapping[str, Any]], *,
 
 
 #: every figure by name (the report writes ``figures/<name>.{pdf,svg,png}``); each is ``fn(report, size=...)``
+def _tradeoff_points(data: Any) -> pd.DataFrame:
+    """Per arm: CO P95 with its CI (the report's p95_views row "CO / Overall" where the arm is there, else the
+    enforcement table's), violation rate reaching the user with its exact CI, and energy J/request with its CI."""
+    section = getattr(data, "enforcement", None)
+    arms = getattr(section, "arms", data)
+    if not isinstance(arms, pd.DataFrame):
+        raise InvalidArgument(f"enforcement_tradeoff needs a RunReport (with an enforcement section) or its "
+                              f"enforcement_arms table; got {type(data).__name__}.")
+    points = arms[["arm", "p95_co_ms", "p95_co_ms_ci_low", "p95_co_ms_ci_high", "violation_rate",
+                   "violation_rate_ci_low", "violation_rate_ci_high", "j_per_request", "j_per_request_ci_low",
+                   "j_per_request_ci_high"]].copy()
+    views = getattr(data, "p95_views", None)
+    if isinstance(views, pd.DataFrame) and len(views):
+        co = views[views["view"] == "CO / Overall"].set_index("arm")
+        for i, arm in points["arm"].items():
+            if arm in co.index:
+                row = co.loc[arm]
+                points.loc[i, ["p95_co_ms", "p95_co_ms_ci_low", "p95_co_ms_ci_high"]] = \
+                    [row["p95_ms"], row["p95_ci_low"], row["p95_ci_high"]]
+    return points.reset_index(drop=True)
+
+
+def _whisker(estimate: float, low: float, high: float) -> list[list[float]] | None:
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return None
+    return [[max(estimate - low, 0.0)], [max(high - estimate, 0.0)]]
+
+
+def enforcement_tradeoff(data: Any, *, size: Size = "column") -> Figure | None:
+    """What enforcement buys and costs, per arm: CO P95 latency (x, log scale, 95 % bootstrap CI) against
+    the violation rate reaching the user (y, in %, exact 95 % CI) on the left, and energy per request
+    (J, 95 % bootstrap CI) on the right; an arm without measured energy is named there instead of drawn.
+    None when the report has no enforcement section."""
+    if getattr(data, "enforcement", "absent") is None:
+        return None
+    points = _tradeoff_points(data)
+    if not len(points):
+        return None
+    styles = _arm_styles(points["arm"])
+    with _style():
+        figure, axes = _new_figure(size, {"column": 2.6, "page": 2.6}, 1, 2, width_ratios=(3, 2))
+        ax, energy_ax = axes[0, 0], axes[0, 1]
+        no_latency, no_energy = [], []
+        for y, row in enumerate(points.itertuples(index=False)):
+            style = styles[row.arm]
+            rate = 100 * row.violation_rate
+            if np.isfinite(row.p95_co_ms) and np.isfinite(rate):
+                x = float(_floor(row.p95_co_ms))
+                xerr = _whisker(x, float(_floor(row.p95_co_ms_ci_low)), float(_floor(row.p95_co_ms_ci_high))) \
+                    if np.isfinite(row.p95_co_ms_ci_low) else None
+                yerr = _whisker(rate, 100 * row.violation_rate_ci_low, 100 * row.violation_rate_ci_high)
+                ax.errorbar(x, rate, xerr=xerr, yerr=yerr, marker=style["marker"], color=style["color"],
+                            linestyle="none", markersize=4).lines[0].set_gid(f"arm:{row.arm}")
+            else:
+                no_latency.append(row.arm)
+            if np.isfinite(row.j_per_request):
+                xerr = _whisker(row.j_per_request, row.j_per_request_ci_low, row.j_per_request_ci_high)
+                energy_ax.errorbar(row.j_per_request, y, xerr=xerr, marker=style["marker"], color=style["color"],
+                                   linestyle="none", markersize=4).lines[0].set_gid(f"energy:{row.arm}")
+            else:
+                no_energy.append(row.arm)
+        _log_scale(ax)
+        ax.set_xlabel("CO P95 latency (ms, log scale)")
+        ax.set_ylabel("violations reaching the user (%)")
+        ax.set_ylim(bottom=0)
+        ax.margins(x=0.3, y=0.15)
+        ax.grid(color="#e5e5e5", linewidth=0.5)
+        ax.set_axisbelow(True)
+        if no_latency:
+            _note(ax, "not drawn (no P95 or no delivered text): " + ", ".join(map(str, no_latency)))
+        energy_ax.set_yticks(range(len(points)), [str(a) for a in points["arm"]])
+        energy_ax.set_ylim(-0.6, len(points) - 0.4)
+        energy_ax.invert_yaxis()
+        energy_ax.set_xlabel("energy per request (J)")
+        energy_ax.grid(axis="x", color="#e5e5e5", linewidth=0.5)
+        if no_energy:
+            _note(energy_ax, "energy not measured:\n" + ", ".join(map(str, no_energy)), y=0.02 + 0.0)
+            energy_ax.texts[-1].set_va("bottom")
+        if len(no_energy) == len(points):
+            energy_ax.set_xticks([])
+        figure.legend(handles=_legend_handles(styles, lines=False), loc="outside upper center",
+                      ncol=min(len(styles), 4), handletextpad=0.3, columnspacing=0.9)
+    return figure
+
+
 FIGURES: dict[str, Callable[..., Figure | None]] = {
     "p95_views": p95_views_figure,
     "latency_ecdf": ecdf_figure,
     "km_survival": km_figure,
     "cost_quality": cost_quality_figure,
     "load_timeline": load_timeline,
+    "enforcement_tradeoff": enforcement_tradeoff,
 }
 
 

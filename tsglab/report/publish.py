@@ -122,6 +122,7 @@ class Presentation:
 ARM = Column("arm", "Arm", "text")
 N = Column("n", "Requests", "count", short="N")
 _NO_REQUESTS = "no request in this row"
+_NO_GUARD_REASON = "no guardians on this arm"
 
 PRESENTATIONS: dict[str, Presentation] = {
     "outcomes": Presentation(
@@ -263,6 +264,54 @@ PRESENTATIONS: dict[str, Presentation] = {
         missing={"detection_rate": "no violating case in this row",
                  "fpr": "no benign case in this row",
                  "p50_ms": "fewer than 2 timed checks", "p95_ms": "fewer than 2 timed checks"}),
+    # tsglab.report.enforcement_run: one row per arm (guard cells empty on an arm without guardians, its note
+    # says so) and one per guarded arm × guardian × stage
+    "enforcement_arms": Presentation(
+        (ARM, Column("guardians", "Guardians", "text", wrap=0.12), N,
+         Column("n_delivered", "Delivered", "count", short="Deliv."),
+         Column("flagged_rate", "Flagged (%)", "rate", ci=("flagged_rate_ci_low", "flagged_rate_ci_high")),
+         Column("violations", "Violations", "count", short="Viol."),
+         Column("violation_rate", "Violations reaching user (%)", "rate", short="Viol. (%)",
+                ci=("violation_rate_ci_low", "violation_rate_ci_high")),
+         Column("blocked_rate", "Blocked (%)", "rate", ci=("blocked_rate_ci_low", "blocked_rate_ci_high")),
+         Column("redacted_rate", "Redacted (%)", "rate", ci=("redacted_rate_ci_low", "redacted_rate_ci_high")),
+         Column("delivered_flagged_rate", "Delivered flagged (%)", "rate",
+                ci=("delivered_flagged_rate_ci_low", "delivered_flagged_rate_ci_high")),
+         Column("remedy_steps_per_req", "Remedy steps per request", "number", short="Steps/req"),
+         Column("check_p50_ms", "Guard wait P50 (ms)", "ms", ci=("check_p50_ms_ci_low", "check_p50_ms_ci_high")),
+         Column("check_p95_ms", "Guard wait P95 (ms)", "ms", short="Wait P95 (ms)",
+                ci=("check_p95_ms_ci_low", "check_p95_ms_ci_high")),
+         Column("added_tokens_per_req", "Added tokens per request", "number", short="Tok./req"),
+         Column("wasted_tokens", "Wasted tokens", "count"), Column("cancelled", "Cancelled", "count"),
+         Column("p95_co_ms", "P95 CO (ms)", "ms", ci=("p95_co_ms_ci_low", "p95_co_ms_ci_high")),
+         Column("n_energy", "Measured requests", "count", short="N meas."),
+         Column("j_per_request", "Energy per request (J)", "number", short="J/req",
+                ci=("j_per_request_ci_low", "j_per_request_ci_high")),
+         Column("mwh_per_1k_tokens", "Energy per 1k tokens (mWh)", "number", short="mWh/1k tok",
+                ci=("mwh_per_1k_tokens_ci_low", "mwh_per_1k_tokens_ci_high"))),
+        narrow=("arm", "violation_rate", "remedy_steps_per_req", "mwh_per_1k_tokens"),
+        latex_omit=("guardians", "n_delivered", "flagged_rate", "violations", "redacted_rate",
+                    "delivered_flagged_rate", "remedy_steps_per_req", "check_p50_ms", "added_tokens_per_req",
+                    "wasted_tokens", "cancelled", "p95_co_ms", "n_energy", "j_per_request"),
+        hidden=("note", "guarded", "mwh_bound_low", "mwh_bound_high", "alpha"),
+        missing={"flagged_rate": _NO_GUARD_REASON, "blocked_rate": _NO_GUARD_REASON,
+                 "redacted_rate": _NO_GUARD_REASON, "delivered_flagged_rate": _NO_GUARD_REASON,
+                 "remedy_steps_per_req": _NO_GUARD_REASON, "check_p50_ms": _NO_GUARD_REASON,
+                 "check_p95_ms": _NO_GUARD_REASON, "added_tokens_per_req": _NO_GUARD_REASON,
+                 "wasted_tokens": _NO_GUARD_REASON, "cancelled": _NO_GUARD_REASON,
+                 "violation_rate": "no delivered text", "j_per_request": "energy not measured",
+                 "mwh_per_1k_tokens": "energy not measured"}),
+    "enforcement_checks": Presentation(
+        (ARM, Column("guardian", "Guardian", "text"), Column("stage", "Stage", "text"),
+         Column("checks", "Checks", "count"),
+         Column("checks_per_req", "Checks per request", "number", short="Per req."),
+         Column("flag_rate", "Flagged (%)", "rate", ci=("flag_rate_ci_low", "flag_rate_ci_high")),
+         Column("errors", "Errors", "count"),
+         Column("p50_ms", "P50 per check (ms)", "ms", ci=("p50_ci_low", "p50_ci_high")),
+         Column("p95_ms", "P95 per check (ms)", "ms", short="P95 (ms)", ci=("p95_ci_low", "p95_ci_high"))),
+        narrow=("arm", "guardian", "stage", "checks", "p95_ms"), latex_omit=("errors", "checks_per_req", "p50_ms"),
+        row_key=("arm", "guardian", "stage"),
+        missing={"p50_ms": "fewer than 2 checks", "p95_ms": "fewer than 2 checks"}),
     "claims": Presentation(
         (Column("guardian", "Guardian", "text"), Column("claim", "Claim", "text"),
          Column("measured", "Measured", "text"), Column("bound", "One-sided bound", "text", short="Bound"),

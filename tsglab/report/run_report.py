@@ -11,7 +11,7 @@ import os
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import pandas as pd
 
@@ -30,6 +30,9 @@ from tsglab.report.tables import (
     task_table,
     tier_table,
 )
+
+if TYPE_CHECKING:
+    from tsglab.report.enforcement_run import EnforcementSection
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,9 @@ class RunReport:
     manifests: tuple[dict, ...] = field(default=(), repr=False)
     #: identical-routing warnings recorded in the runs' run.json (tsglab.load.dry_route), shown under the verdict
     routing_warnings: tuple[str, ...] = ()
+    #: runtime enforcement per arm, the guardians' suite table and the claims check (build_report adds it when
+    #: the spec has guardians or claims, or the events carry enforcement; tsglab.report.enforcement_run)
+    enforcement: EnforcementSection | None = field(default=None, repr=False)
     # set by build_report: where the files went, or why they could not be written (the report is complete)
     written_to: Path | None = None
     write_error: str = ""
@@ -87,6 +93,8 @@ class RunReport:
             "routing": ("Routing and cost breakdown", self.routing),
             "load": ("Load generator: dispatch lag and how requests ended", self.load),
             "energy": ("Energy per request", self.energy),
+            # enforcement_arms, enforcement_checks, enforcement (the suite) and claims, when the run enforces
+            **(self.enforcement.tables() if self.enforcement is not None else {}),
         }
 
     def footnotes(self) -> dict[str, dict[str, str]]:
@@ -243,14 +251,18 @@ class RunReport:
         title = f"tsglab report — {self.run_dir.name}: {self.gateway} vs {self.baseline}{status}"
         if self.written_to is not None and self.written_to != self.run_dir:
             title += f"\n(written to {self.written_to})"
-        head = "\n".join(line for line in (title, self.verdict_line(), self.routing_line(), self.outcome_line())
-                         if line)
+        head = "\n".join(line for line in (title, self.verdict_line(), self.routing_line(), self.outcome_line(),
+                                            self.claims_line()) if line)
         tail = f"\n{self.write_error}" if self.write_error else ""
         return f"{head}\n\n{self.to_markdown()}{tail}"
 
     def routing_line(self) -> str:
         """One line per pair of arms that the routing replay found identical (else "")."""
         return "\n".join(f"WARNING: {message}" for message in self.routing_warnings)
+
+    def claims_line(self) -> str:
+        """One line per claim of the spec: supported / refuted / cannot decide at this n (else "")."""
+        return "\n".join(self.enforcement.claims_lines()) if self.enforcement is not None else ""
 
     def outcome_line(self) -> str:
         """One line when an arm has no answered request: its counts and error kinds (else "")."""
@@ -304,6 +316,9 @@ def build_report(
     manifest = pair.manifest
     settings = settings or ProtocolSettings(seed=int(manifest.get("seed") or 0))
     report = compute_report(pair, settings)
+    from tsglab.report.enforcement_run import attach_enforcement
+
+    report = attach_enforcement(report, pair)  # unchanged (nothing read) for a run without guardians or claims
     if not write:
         return report
     from tsglab.report.writing import write_report
