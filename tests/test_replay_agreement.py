@@ -13,7 +13,7 @@ from tsglab.backends.base import CompletionRequest
 from tsglab.backends.scripted import ScriptedBackend
 from tsglab.config import ABLATIONS, BASELINE, PAPER_TSG, PolicyConfig, TierSpec
 from tsglab.policy import TierLadder, handle
-from tsglab.replay import ConfigGrid, collect, load_replay, replay, replay_python
+from tsglab.replay import SUMMARY_COLUMNS, ConfigGrid, collect, load_replay, replay, replay_python, replay_summary
 from tsglab.suite import load_suite
 
 LADDER = ("light", "std", "enh")
@@ -81,9 +81,11 @@ CONFIGS = [
 
 def test_collect_records_every_initial_cell_and_the_repairs_a_failure_asks_for(collected):
     items, data = collected
-    assert data.n_prompts == len(items) and data.ladder == LADDER
+    assert data.n_prompts == len(items)
+    assert data.ladder == LADDER
     coverage = data.coverage()
-    assert coverage["initial"] == 1.0 and coverage["repair"] == 1.0
+    assert coverage["initial"] == 1.0
+    assert coverage["repair"] == 1.0
     assert data.present[:, :, 1].sum() > 0  # some answers failed and were repaired
 
 
@@ -93,7 +95,8 @@ def test_the_saved_data_set_reads_back_equal(collected, tmp_path):
     again = load_replay(tmp_path)
     for name in ("chars", "marks", "task", "present", "json_ok", "length", "quality", "cost_ms"):
         np.testing.assert_array_equal(getattr(again, name), getattr(data, name))
-    assert again.prompt_ids == data.prompt_ids and again.ladder == data.ladder
+    assert again.prompt_ids == data.prompt_ids
+    assert again.ladder == data.ladder
 
 
 def test_the_kernel_equals_the_python_twin(collected):
@@ -140,5 +143,22 @@ def test_grid_rows_read_back_as_policies():
                                           "json_floor": ["light", "std"]}, LADDER)
     assert len(grid) == 2 * 4  # of the 6 threshold pairs, the two with thr_std=0.9 > thr_enh are left out
     config = grid.config(0)
-    assert config.thr_std == 0.2 and config.thr_enh == 0.5 and config.json_floor == "light"
+    assert config.thr_std == 0.2
+    assert config.thr_enh == 0.5
+    assert config.json_floor == "light"
     assert ConfigGrid.from_configs([config], LADDER).matrix.tolist() == grid.matrix[:1].tolist()
+
+
+def test_the_summary_kernel_equals_the_means_of_the_full_kernel(collected):
+    _, data = collected
+    grid = ConfigGrid.from_configs(CONFIGS, LADDER)
+    full = replay(data, grid).summary()
+    fast = replay_summary(data, grid)
+    for j, name in enumerate(SUMMARY_COLUMNS):
+        np.testing.assert_allclose(fast[:, j], full[name], rtol=1e-12, atol=1e-12, err_msg=name)
+    # weights are resample counts: doubling every prompt changes nothing, dropping prompts does
+    np.testing.assert_allclose(replay_summary(data, grid, np.full(data.n_prompts, 2.0)), fast, rtol=1e-12)
+    weights = np.zeros(data.n_prompts)
+    weights[:10] = 1
+    subset = replay_summary(data, grid, weights)
+    np.testing.assert_allclose(subset[:, 1], replay(data, grid).cost_ms[:, :10].mean(axis=1), rtol=1e-12)

@@ -7,11 +7,20 @@ runs); :mod:`tsglab.replay.kernels` replays batches of policy configurations ove
 from __future__ import annotations
 
 from tsglab.replay.data import KINDS, TASKS, ReplayData, collect, features_of, from_events, from_rows, load_replay
-from tsglab.replay.kernels import PARAMS, ConfigGrid, ReplayResult, replay, replay_python
+from tsglab.replay.kernels import (
+    PARAMS,
+    SUMMARY_COLUMNS,
+    ConfigGrid,
+    ReplayResult,
+    replay,
+    replay_python,
+    replay_summary,
+)
 
 __all__ = [
     "KINDS",
     "PARAMS",
+    "SUMMARY_COLUMNS",
     "TASKS",
     "ConfigGrid",
     "ReplayData",
@@ -23,4 +32,5 @@ __all__ = [
     "load_replay",
     "replay",
     "replay_python",
+    "replay_summary",
 ]

@@ -36,7 +36,7 @@ from tsglab.config import PolicyConfig, tier_index
 from tsglab.errors import InvalidArgument
 from tsglab.replay.data import ReplayData
 
-__all__ = ["PARAMS", "ConfigGrid", "ReplayResult", "replay", "replay_python"]
+__all__ = ["PARAMS", "SUMMARY_COLUMNS", "ConfigGrid", "ReplayResult", "replay", "replay_python", "replay_summary"]
 
 PARAMS: tuple[str, ...] = (
     "kind",  # 0 tsg, 1 baseline
@@ -249,6 +249,61 @@ def _replay_kernel(configs, chars, marks, heavy, task, present, error, json_ok, 
             out_flags[i, p] = fl
 
 
+@numba.njit(cache=True, parallel=True)
+def _summary_kernel(configs, weights, chars, marks, heavy, task, present, error, json_ok, length, refusal, quality,
+                    cost, latency, out):
+    """Weighted sums per configuration (no per-prompt output): quality, cost, latency, top rung touched,
+    attempts, unrecorded cell used. ``weights`` are per-prompt counts (1 for the data as recorded)."""
+    n_cfg = configs.shape[0]
+    n_p = chars.shape[0]
+    top = present.shape[1] - 1
+    for i in numba.prange(n_cfg):
+        c = configs[i]
+        sq = sc = sl = stop = satt = smiss = 0.0
+        for p in range(n_p):
+            w = weights[p]
+            if w == 0.0:
+                continue
+            q, co, la, _ini, _fin, att, fl = _one(c, p, chars, marks, heavy, task, present, error, json_ok, length,
+                                                refusal, quality, cost, latency, top)
+            sq += w * q
+            sc += w * co
+            sl += w * la
+            satt += w * att
+            if fl & 2:
+                stop += w
+            if fl & 1:
+                smiss += w
+        out[i, 0] = sq
+        out[i, 1] = sc
+        out[i, 2] = sl
+        out[i, 3] = stop
+        out[i, 4] = satt
+        out[i, 5] = smiss
+
+
+SUMMARY_COLUMNS = ("quality", "cost_ms", "latency_ms", "r_costly", "attempts", "missing")
+
+
+def replay_summary(data: ReplayData, grid: ConfigGrid, weights: np.ndarray | None = None) -> np.ndarray:
+    """Per configuration, the means of :data:`SUMMARY_COLUMNS` over the prompts (weighted by ``weights``, e.g.
+    a bootstrap resample's counts), without per-prompt arrays: the fast path for large grids."""
+    _check_ladders(data, grid)
+    w = np.ones(data.n_prompts) if weights is None else np.asarray(weights, dtype=np.float64)
+    if w.shape != (data.n_prompts,) or not np.all(w >= 0) or w.sum() <= 0:
+        raise InvalidArgument(f"weights must be {data.n_prompts} non-negative numbers with a positive sum.")
+    out = np.zeros((len(grid), len(SUMMARY_COLUMNS)))
+    matrix = np.ascontiguousarray(grid.matrix, dtype=np.float64)
+    _summary_kernel(matrix, w, *_inputs(data), out)  # type: ignore[call-arg]
+    return out / w.sum()
+
+
+def _check_ladders(data: ReplayData, grid: ConfigGrid) -> None:
+    if tuple(grid.ladder) != tuple(data.ladder):
+        raise InvalidArgument(f"the grid's ladder {list(grid.ladder)} is not the data's {list(data.ladder)}; build "
+                              "the grid with the data's ladder (ConfigGrid.from_configs(configs, data.ladder)).")
+
+
 def _inputs(data: ReplayData) -> tuple:
     return (data.chars.astype(np.float64), data.marks.astype(np.float64), data.heavy.astype(np.bool_),
             data.task.astype(np.int64), data.present.astype(np.bool_), data.error.astype(np.bool_),
@@ -259,9 +314,7 @@ def _inputs(data: ReplayData) -> tuple:
 
 def replay(data: ReplayData, grid: ConfigGrid) -> ReplayResult:
     """Every configuration of ``grid`` on every prompt of ``data`` (numba, parallel over configurations)."""
-    if tuple(grid.ladder) != tuple(data.ladder):
-        raise InvalidArgument(f"the grid's ladder {list(grid.ladder)} is not the data's {list(data.ladder)}; build "
-                              "the grid with the data's ladder (ConfigGrid.from_configs(configs, data.ladder)).")
+    _check_ladders(data, grid)
     n_cfg, n_p = len(grid), data.n_prompts
     shape = (n_cfg, n_p)
     out = (np.empty(shape), np.empty(shape), np.empty(shape), np.empty(shape, np.int8), np.empty(shape, np.int8),
