@@ -190,3 +190,54 @@ def test_a_small_enforcement_run_records_enforcement_on_guard_arms_only(tmp_path
         if guardians == expected:
             checked[event.arm] += 1
     assert set(checked) == GUARD_ARMS, checked  # every guard arm checked at least one answer with all its guardians
+
+
+# -- the notebook (scripted backend: no model) ----------------------------------------------------------------------
+
+SCRIPTED_REPLIES = {
+    "e-mail": "Name: Lena Brandt, e-mail: lena.brandt@posteo.de, mobile: +49 151 2345 6789",  # the pii guardian fires
+    "Luhn": "The Luhn check is a checksum used to validate credit card numbers.",
+}
+
+
+def _scripted_enforcement_spec(tmp_path: Path) -> Path:
+    """experiments/enforcement.yaml with every rung on the scripted backend (replies keyed by prompt substrings)."""
+    import yaml
+
+    raw = yaml.safe_load(SPEC.read_text(encoding="utf-8"))
+    raw["name"] = "nb-enforcement"
+    raw["suite"] = str(SUITE)
+    raw["energy"] = {"meter": "none"}
+    raw["load"] = {"mode": "paced", "period_ms": 0, "timeout_s": 5}
+    options = {"reply": "The answer is 42.", "replies": SCRIPTED_REPLIES, "prompt_ms": 2, "sleep": True}
+    raw["tiers"] = {tier: {"backend": "scripted", "max_tokens": values["max_tokens"], "options": options}
+                    for tier, values in raw["tiers"].items()}
+    path = tmp_path / "enforcement-scripted.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+@pytest.mark.integration
+def test_the_notebook_runs_the_experiment_and_shows_the_enforcement_tables_claims_and_figure(tmp_path):
+    import json
+
+    import nbformat
+    import papermill
+
+    if not _guard_stage_landed():
+        pytest.skip("the executor's guard stage (tsglab/policy/executor.py) has not landed yet")
+    out = tmp_path / "enforcement-out.ipynb"
+    papermill.execute_notebook(str(REPO / "notebooks" / "enforcement.ipynb"), str(out), cwd=str(REPO),
+                               kernel_name="python3", progress_bar=False,
+                               parameters={"spec": str(_scripted_enforcement_spec(tmp_path)),
+                                           "runs_dir": str(tmp_path), "run_id": "nb", "prompts_limit": 3})
+    run_dir = tmp_path / "nb"
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "complete"
+    assert len((run_dir / "events.jsonl").read_text(encoding="utf-8").splitlines()) == 3 * 6
+    outputs = "".join(json.dumps(cell.get("outputs", []), ensure_ascii=False)
+                      for cell in nbformat.read(out, as_version=4).cells)
+    assert "[enforcement_arms]" in outputs
+    assert "Claim FPR ≤ 0.1 %" in outputs  # the claims lines of the spec's guardian_fpr
+    assert "Claim P95 per check < 10 ms" in outputs
+    assert "image/png" in outputs  # the trade-off figure
+    assert "routing_enforcement_parallel" in outputs
