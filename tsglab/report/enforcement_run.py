@@ -423,7 +423,9 @@ def _run_claims(claims: Mapping[str, Any], suite: pd.DataFrame, arms: pd.DataFra
             kept[claim] = inside
     checked = _table.claims_check(suite, kept, alpha=alpha, energy=arms) if kept else pd.DataFrame()
     if missing:
-        checked = pd.concat([checked, pd.DataFrame(missing)], ignore_index=True)
+        columns = list(checked.columns) if len(checked) else list(missing[0])
+        # one frame from the records (a concat with all-NA columns changes dtype rules in pandas 3)
+        checked = pd.DataFrame(checked.to_dict("records") + missing, columns=columns)
         checked["n_needed"] = checked["n_needed"].astype("Int64")
     return checked
 
