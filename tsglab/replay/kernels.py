@@ -36,7 +36,8 @@ from tsglab.config import PolicyConfig, tier_index
 from tsglab.errors import InvalidArgument
 from tsglab.replay.data import ReplayData
 
-__all__ = ["PARAMS", "SUMMARY_COLUMNS", "ConfigGrid", "ReplayResult", "replay", "replay_python", "replay_summary"]
+__all__ = ["PARAMS", "SUMMARY_COLUMNS", "ConfigGrid", "ReplayResult", "prepare", "replay", "replay_python",
+           "replay_summary"]
 
 PARAMS: tuple[str, ...] = (
     "kind",  # 0 tsg, 1 baseline
@@ -153,9 +154,7 @@ class ReplayResult:
 
 
 @numba.njit(cache=True, inline="always")
-def _ok(task, json_ok, length, refusal, error, min_chars, check_refusal) -> bool:
-    if error:
-        return False
+def _ok(task, json_ok, length, refusal, min_chars, check_refusal) -> bool:
     if task == 1 and json_ok != 1:
         return False
     if length < min_chars:
@@ -163,22 +162,17 @@ def _ok(task, json_ok, length, refusal, error, min_chars, check_refusal) -> bool
     return not (check_refusal and refusal)
 
 
-@numba.njit(cache=True)
-def _one(c, p, chars, marks, heavy, task, present, error, json_ok, length, refusal, quality, cost, latency, top):
-    """(quality, cost, latency, initial rung, final rung, attempts, flags) of configuration ``c`` on prompt ``p``."""
-    if c[0] != 0.0:  # baseline: one attempt at baseline_tier, no checks
-        rung = int(c[17])
-        flags = 0
-        if not present[p, rung, 0]:
-            flags |= 1
-        if rung == top:
-            flags |= 2
-        q = 0.0 if error[p, rung, 0] else quality[p, rung, 0]
-        return q, cost[p, rung, 0], latency[p, rung, 0], rung, rung, 1, flags
-    raw = chars[p] / c[2]
+@numba.njit(cache=True, inline="always")
+def _score(c, chars, marks, heavy):
+    raw = chars / c[2]
     if c[1] == 0.0:
-        raw += marks[p] / c[3] + (c[4] if heavy[p] else 0.0)
-    score = min(max(raw, 0.0), c[5])
+        raw += marks / c[3] + (c[4] if heavy else 0.0)
+    return min(max(raw, 0.0), c[5])
+
+
+@numba.njit(cache=True, inline="always")
+def _route(c, score, chars, task, top):
+    """The router's initial rung for a TSG configuration ``c`` (baseline configurations do not route)."""
     if score < c[6]:
         by_score = 0
     elif score < c[7]:
@@ -186,13 +180,16 @@ def _one(c, p, chars, marks, heavy, task, present, error, json_ok, length, refus
     else:
         by_score = 2
     by_score = min(by_score, top)
-    t = task[p]
-    floor = int(c[8]) if t == 1 else (int(c[9]) if t == 2 else int(c[10]))
-    fast = t == 0 and c[11] > 0 and chars[p] <= c[11] and score <= c[12]
+    floor = int(c[8]) if task == 1 else (int(c[9]) if task == 2 else int(c[10]))
+    fast = task == 0 and c[11] > 0 and chars <= c[11] and score <= c[12]
     rung = 0 if fast else by_score
-    if floor > rung:
-        rung = floor
-    initial = rung
+    return max(rung, floor)
+
+
+@numba.njit(cache=True)
+def _cascade(rung, repair, max_upgrades, min_chars, check_refusal, p, task, present, error, json_ok, length,
+             refusal, quality, cost, latency, top):
+    """The executor from ``rung``: (quality, cost, latency, final rung, attempts, flags)."""
     kind = 0
     repaired = False
     upgrades = 0
@@ -200,8 +197,6 @@ def _one(c, p, chars, marks, heavy, task, present, error, json_ok, length, refus
     total_latency = 0.0
     attempts = 0
     flags = 0
-    min_chars = c[15]
-    check_refusal = c[16] != 0.0
     while True:
         attempts += 1
         if not present[p, rung, kind]:
@@ -211,22 +206,36 @@ def _one(c, p, chars, marks, heavy, task, present, error, json_ok, length, refus
         total_cost += cost[p, rung, kind]
         total_latency += latency[p, rung, kind]
         if error[p, rung, kind]:
-            return 0.0, total_cost, total_latency, initial, rung, attempts, flags
-        passed = present[p, rung, kind] and _ok(t, json_ok[p, rung, kind], length[p, rung, kind],
-                                                 refusal[p, rung, kind], False, min_chars, check_refusal)
-        if passed:
-            return quality[p, rung, kind], total_cost, total_latency, initial, rung, attempts, flags
-        if c[13] != 0.0 and not repaired:
+            return 0.0, total_cost, total_latency, rung, attempts, flags
+        if present[p, rung, kind] and _ok(task, json_ok[p, rung, kind], length[p, rung, kind], refusal[p, rung, kind],
+                                          min_chars, check_refusal):
+            return quality[p, rung, kind], total_cost, total_latency, rung, attempts, flags
+        if repair and not repaired:
             repaired = True
             kind = 1
             continue
-        if upgrades < c[14] and rung < top:
+        if upgrades < max_upgrades and rung < top:
             rung += 1
             upgrades += 1
             kind = 0
             continue
         q = quality[p, rung, kind] if present[p, rung, kind] else 0.0
-        return q, total_cost, total_latency, initial, rung, attempts, flags
+        return q, total_cost, total_latency, rung, attempts, flags
+
+
+@numba.njit(cache=True)
+def _one(c, p, chars, marks, heavy, task, present, error, json_ok, length, refusal, quality, cost, latency, top):
+    """(quality, cost, latency, initial rung, final rung, attempts, flags) of configuration ``c`` on prompt ``p``."""
+    if c[0] != 0.0:  # baseline: one attempt at baseline_tier, no checks
+        rung = int(c[17])
+        flags = (0 if present[p, rung, 0] else 1) | (2 if rung == top else 0)
+        q = 0.0 if error[p, rung, 0] else quality[p, rung, 0]
+        return q, cost[p, rung, 0], latency[p, rung, 0], rung, rung, 1, flags
+    score = _score(c, chars[p], marks[p], heavy[p])
+    initial = _route(c, score, chars[p], task[p], top)
+    q, co, la, final, attempts, flags = _cascade(initial, c[13] != 0.0, c[14], c[15], c[16] != 0.0, p, task[p],
+                                                 present, error, json_ok, length, refusal, quality, cost, latency, top)
+    return q, co, la, initial, final, attempts, flags
 
 
 @numba.njit(cache=True, parallel=True)
@@ -250,52 +259,123 @@ def _replay_kernel(configs, chars, marks, heavy, task, present, error, json_ok, 
 
 
 @numba.njit(cache=True, parallel=True)
-def _summary_kernel(configs, weights, chars, marks, heavy, task, present, error, json_ok, length, refusal, quality,
-                    cost, latency, out):
-    """Weighted sums per configuration (no per-prompt output): quality, cost, latency, top rung touched,
-    attempts, unrecorded cell used. ``weights`` are per-prompt counts (1 for the data as recorded)."""
+def _outcome_table(executors, task, present, error, json_ok, length, refusal, quality, cost, latency):
+    """Per distinct executor setting (same_tier_repair, max_upgrades, min_answer_chars, check_refusal; row −1
+    of ``executors`` stands for a baseline's single unchecked attempt), prompt and starting rung: quality, cost,
+    latency, attempts, top touched, unrecorded cell used."""
+    n_e = executors.shape[0]
+    n_p = task.shape[0]
+    n_t = present.shape[1]
+    top = n_t - 1
+    table = np.empty((n_e, n_p, n_t, 6))
+    for e in numba.prange(n_e):
+        x = executors[e]
+        for p in range(n_p):
+            for rung in range(n_t):
+                if x[0] < 0:  # baseline: one attempt, no checks
+                    q = 0.0 if error[p, rung, 0] else quality[p, rung, 0]
+                    co, la, att = cost[p, rung, 0], latency[p, rung, 0], 1
+                    fl = (0 if present[p, rung, 0] else 1) | (2 if rung == top else 0)
+                else:
+                    q, co, la, _fin, att, fl = _cascade(rung, x[0] != 0.0, x[1], x[2], x[3] != 0.0, p, task[p],
+                                                        present, error, json_ok, length, refusal, quality, cost,
+                                                        latency, top)
+                table[e, p, rung, 0] = q
+                table[e, p, rung, 1] = co
+                table[e, p, rung, 2] = la
+                table[e, p, rung, 3] = 1.0 if fl & 2 else 0.0
+                table[e, p, rung, 4] = att
+                table[e, p, rung, 5] = 1.0 if fl & 1 else 0.0
+    return table
+
+
+@numba.njit(cache=True, parallel=True)
+def _summary_kernel(configs, executor_of, planner_of, scores, table, weights, chars, task, out):
+    """Weighted sums per configuration of the outcome table's columns, at each prompt's initial rung: the
+    planner's score comes from ``scores[planner_of[i]]`` and the cascade from ``table[executor_of[i]]``."""
     n_cfg = configs.shape[0]
     n_p = chars.shape[0]
-    top = present.shape[1] - 1
+    top = table.shape[2] - 1
     for i in numba.prange(n_cfg):
         c = configs[i]
-        sq = sc = sl = stop = satt = smiss = 0.0
+        e = executor_of[i]
+        s = scores[planner_of[i]]
+        acc = np.zeros(6)
+        baseline = c[0] != 0.0
         for p in range(n_p):
             w = weights[p]
             if w == 0.0:
                 continue
-            q, co, la, _ini, _fin, att, fl = _one(c, p, chars, marks, heavy, task, present, error, json_ok, length,
-                                                refusal, quality, cost, latency, top)
-            sq += w * q
-            sc += w * co
-            sl += w * la
-            satt += w * att
-            if fl & 2:
-                stop += w
-            if fl & 1:
-                smiss += w
-        out[i, 0] = sq
-        out[i, 1] = sc
-        out[i, 2] = sl
-        out[i, 3] = stop
-        out[i, 4] = satt
-        out[i, 5] = smiss
+            rung = int(c[17]) if baseline else _route(c, s[p], chars[p], task[p], top)
+            for j in range(6):
+                acc[j] += w * table[e, p, rung, j]
+        for j in range(6):
+            out[i, j] = acc[j]
+
+
+@numba.njit(cache=True)
+def _scores(planners, chars, marks, heavy):
+    out = np.empty((planners.shape[0], chars.shape[0]))
+    for u in range(planners.shape[0]):
+        for p in range(chars.shape[0]):
+            out[u, p] = _score(planners[u], chars[p], marks[p], heavy[p])
+    return out
 
 
 SUMMARY_COLUMNS = ("quality", "cost_ms", "latency_ms", "r_costly", "attempts", "missing")
+_EXECUTOR_COLS = [13, 14, 15, 16]
+_PLANNER_COLS = [0, 1, 2, 3, 4, 5]
 
 
-def replay_summary(data: ReplayData, grid: ConfigGrid, weights: np.ndarray | None = None) -> np.ndarray:
+@dataclass(frozen=True, eq=False)
+class _Prepared:
+    """A grid's distinct planner and executor settings and the tables built from them."""
+
+    executor_of: np.ndarray
+    planner_of: np.ndarray
+    scores: np.ndarray
+    table: np.ndarray
+
+
+def _prepare(data: ReplayData, grid: ConfigGrid) -> _Prepared:
+    m = grid.matrix
+    executors = m[:, _EXECUTOR_COLS].copy()
+    executors[m[:, 0] != 0.0] = -1.0  # every baseline shares one unchecked single-attempt row
+    unique_e, executor_of = np.unique(executors, axis=0, return_inverse=True)
+    planners = m[:, _PLANNER_COLS].copy()
+    unique_p, planner_of = np.unique(planners, axis=0, return_inverse=True)
+    inputs = _inputs(data)
+    chars, marks, heavy, task = inputs[:4]
+    table = _outcome_table(np.ascontiguousarray(unique_e), task, *inputs[4:])
+    scores = _scores(np.ascontiguousarray(unique_p), chars, marks, heavy)
+    return _Prepared(executor_of.astype(np.int64).ravel(), planner_of.astype(np.int64).ravel(), scores, table)
+
+
+def replay_summary(data: ReplayData, grid: ConfigGrid, weights: np.ndarray | None = None, *,
+                   prepared: _Prepared | None = None) -> np.ndarray:
     """Per configuration, the means of :data:`SUMMARY_COLUMNS` over the prompts (weighted by ``weights``, e.g.
-    a bootstrap resample's counts), without per-prompt arrays: the fast path for large grids."""
+    a bootstrap resample's counts), without per-prompt arrays: the fast path for large grids.
+
+    The cascade depends on the executor's settings only through the starting rung, so its outcome is tabled
+    once per distinct executor setting, prompt and rung, and the planner's score once per distinct planner
+    setting and prompt; each configuration then costs a route and a table lookup per prompt. ``prepared``
+    (from :func:`prepare`) reuses the tables across calls with other weights."""
     _check_ladders(data, grid)
     w = np.ones(data.n_prompts) if weights is None else np.asarray(weights, dtype=np.float64)
     if w.shape != (data.n_prompts,) or not np.all(w >= 0) or w.sum() <= 0:
         raise InvalidArgument(f"weights must be {data.n_prompts} non-negative numbers with a positive sum.")
+    prepared = prepared if prepared is not None else _prepare(data, grid)
     out = np.zeros((len(grid), len(SUMMARY_COLUMNS)))
     matrix = np.ascontiguousarray(grid.matrix, dtype=np.float64)
-    _summary_kernel(matrix, w, *_inputs(data), out)  # type: ignore[call-arg]
+    _summary_kernel(matrix, prepared.executor_of, prepared.planner_of, prepared.scores,
+                    prepared.table, w, data.chars.astype(np.float64), data.task.astype(np.int64), out)
     return out / w.sum()
+
+
+def prepare(data: ReplayData, grid: ConfigGrid) -> _Prepared:
+    """The tables :func:`replay_summary` builds for ``grid`` on ``data``, to reuse across resamples."""
+    _check_ladders(data, grid)
+    return _prepare(data, grid)
 
 
 def _check_ladders(data: ReplayData, grid: ConfigGrid) -> None:
