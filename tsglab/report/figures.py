@@ -630,6 +630,8 @@ FIGURES: dict[str, Callable[..., Figure | None]] = {
     "load_timeline": load_timeline,
     "enforcement_tradeoff": enforcement_tradeoff,
 }
+ENFORCEMENT_FIGURES: tuple[str, ...] = ("enforcement_tradeoff",)
+"""Figures drawn only for runs with guardians (None for the others)."""
 
 
 def save_figure(fig: Figure, path_stem: str | Path, formats: Iterable[str] = FORMATS, dpi: int = 300) -> list[Path]:
