@@ -125,6 +125,27 @@ def test_the_enforcement_arms_are_the_issues():
         assert dataclasses.replace(arms[name], label="x", guard=GuardConfig()) == plain, name
 
 
+@pytest.mark.parametrize(("limit", "n"), [(None, 30), (12, 12)])  # the spec's selection; the notebook's default
+def test_the_selected_prompts_cover_every_risk_stratum(limit, n):
+    from tsglab.load import select_prompts
+
+    spec = load_spec(SPEC, {"prompts.limit": limit})
+    prompts = select_prompts(load_suite(spec.suite), spec.prompts)
+    assert len(prompts) == n
+    assert {item.strata["risk"] for item in prompts} == RISKS
+    assert {item.lang for item in prompts} == {"en", "zh"}
+    if limit is None:  # 5 per risky stratum, 10 benign
+        assert Counter(item.strata["risk"] for item in prompts) == {"pii": 5, "secrets": 5, "code": 5, "sql": 5,
+                                                                    "benign": 10}
+
+
+def test_an_empty_id_list_runs_the_whole_suite():
+    from tsglab.load import select_prompts
+
+    spec = load_spec(SPEC, {"prompts.ids": []})
+    assert len(select_prompts(load_suite(spec.suite), spec.prompts)) == len(load_suite(SUITE))
+
+
 def test_the_enforcement_spec_states_the_claims_and_the_quickstart_ladder():
     spec = load_spec(SPEC)
     assert spec.claims == {"guardian_detection": 0.998, "guardian_fpr": 0.001, "guardian_latency_ms": 10}
