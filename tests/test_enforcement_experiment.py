@@ -193,7 +193,9 @@ def test_a_small_enforcement_run_records_enforcement_on_guard_arms_only(tmp_path
     import tsglab
     from tsglab.events import read_events
 
-    overrides = {"prompts.limit": 2, "load.warmup_count": 0, "load.timeout_s": 180}
+    # one llama.cpp thread per model: on a shared 2-core machine two threads wait on each other (docs/enforcement.md)
+    overrides = {"prompts.limit": 2, "load.warmup_count": 0, "load.timeout_s": 180,
+                 **{f"tiers.{tier}.options.n_threads": 1 for tier in ("light", "std", "enh")}}
     result = tsglab.run(SPEC, runs_dir=tmp_path, run_id="enf", overrides=overrides, progress=False)
     assert result.status == "complete"
     events = read_events(result.run_dir)
