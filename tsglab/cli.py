@@ -59,6 +59,34 @@ def _sweep(target: str, directory: str | None = None, **options: Any) -> Any:
     return api.sweep(target, **options)
 
 
+def frontier_options(args: argparse.Namespace) -> dict:
+    """The keyword arguments of :func:`_frontier` that a parsed ``frontier`` command asks for."""
+    return {"grid": args.grid, "out": args.out, "n_resamples": args.resamples, "limit": args.limit}
+
+
+def _frontier(target: str, spec: str | None = None, *, grid: str | None = None, out: str | None = None,
+              n_resamples: int = 1000, limit: int | None = None) -> Any:
+    """``tsglab frontier DIR`` computes and writes the frontier of a replay folder or run directory;
+    ``tsglab frontier collect SPEC --out DIR`` collects the replay data of a spec first."""
+    from tsglab.errors import InvalidArgument
+    from tsglab.replay import collect_spec, frontier_report
+
+    if target == "collect":
+        if spec is None or out is None:
+            raise InvalidArgument("`tsglab frontier collect` needs the spec and --out, e.g. tsglab frontier collect "
+                                  "experiments/replay.yaml --out runs/replay.")
+        if grid is not None:
+            raise InvalidArgument("--grid belongs to `tsglab frontier DIR`, not to `collect`; collect first, then "
+                                  "run `tsglab frontier DIR --grid FILE`.")
+        return collect_spec(spec, out=out, limit=limit)
+    if spec is not None:
+        raise InvalidArgument(f"`tsglab frontier {target}` takes one folder; got a second argument {spec!r}. To "
+                              "collect replay data write `tsglab frontier collect SPEC --out DIR`.")
+    if limit is not None:
+        raise InvalidArgument("--limit belongs to `tsglab frontier collect`; drop it here.")
+    return frontier_report(target, grid=grid, out=out, n_resamples=n_resamples)
+
+
 def parse_overrides(pairs: list[str]) -> dict:
     """``["prompts.limit=20", ...]`` (the ``--set`` values) → ``{"prompts.limit": 20}``.
 
@@ -173,6 +201,18 @@ def _parser_and_subcommands() -> tuple[argparse.ArgumentParser, Any]:
     swp.add_argument("--retry-failed", action="store_true", help="run failed points again")
     swp.add_argument("--quiet", action="store_true", help="no line per point")
 
+    fr = sub.add_parser("frontier", help="cost-quality frontier with CIs from replay data, or `frontier collect SPEC`")
+    fr.add_argument("target", metavar="DIR", help="replay folder (replay.npz / replay.jsonl) or run directory; or "
+                                                  "the word `collect` followed by a spec")
+    fr.add_argument("spec", nargs="?", default=None, metavar="SPEC", help="after `collect`: the experiment spec")
+    fr.add_argument("--grid", default=None, metavar="FILE",
+                    help="grid file (YAML: base: {policy params}, grid: {param: [values]}); default: thresholds x "
+                         "floors x fast lane x repair x upgrades")
+    fr.add_argument("--out", default=None, metavar="DIR", help="output folder (default: DIR/frontier); for collect: "
+                                                               "where the replay data go")
+    fr.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (default: 1000)")
+    fr.add_argument("--limit", type=int, default=None, help="collect: at most this many prompts (prompts.limit)")
+
     models = sub.add_parser("models", help="embedded models")
     models.add_argument("action", choices=["install", "list"])
     return parser, sub
@@ -260,6 +300,10 @@ COMMANDS: dict[str, Command] = {
     "sweep": Command(("tsglab.cli", "_sweep"), lambda a: ([a.file, a.dir], sweep_options(a)),
                      lambda result, a: str(result), exit_status=lambda result: int(
                          "failed" in getattr(result, "statuses", {}).values())),
+    "frontier": Command(("tsglab.cli", "_frontier"), lambda a: ([a.target, a.spec], frontier_options(a)),
+                        lambda result, a: repr(result) if a.target != "collect" else
+                        f"replay data: {result.n_prompts} prompts x {len(result.ladder)} tiers, coverage "
+                        f"{result.coverage()} in {a.out}"),
     "models": Command(("tsglab.cli", "_models"), lambda a: ([a.action], {}),
                       lambda listing, a: "\n".join(f"{name}: {what}" for name, what in listing.items())),
 }

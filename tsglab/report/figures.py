@@ -9,6 +9,8 @@ draw (a run where every request failed has no latency to plot).
 * :func:`cost_quality_figure` — cost per request against mean quality, CIs in both directions;
 * :func:`enforcement_tradeoff` — per arm, CO P95 against the violation rate reaching the user, and
   energy per request (runs with guardians or claims only);
+* :func:`frontier_figure` — a replay frontier: every configuration, the Pareto set with its band, the
+  default with its interval cross (drawn by ``tsglab.replay.Frontier.plot``, not part of a run report);
 * :func:`load_timeline` — latency and dispatch lag against the intended start, where a stall or a
   backlog shows as a ramp in CO latency that raw latency does not have.
 
@@ -44,8 +46,8 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 __all__ = ["FIGURES", "FLOOR_MS", "FORMATS", "KMBand", "OKABE_ITO", "cost_quality_figure", "cost_quality_points",
-           "ecdf_figure", "enforcement_tradeoff", "km_band", "km_figure", "load_timeline", "p95_views_figure",
-           "save_figure"]
+           "ecdf_figure", "enforcement_tradeoff", "frontier_figure", "km_band", "km_figure", "load_timeline",
+           "p95_views_figure", "save_figure"]
 
 FLOOR_MS = 1e-3  # the smallest value a log axis shows
 Size = Literal["column", "page"]
@@ -632,6 +634,52 @@ FIGURES: dict[str, Callable[..., Figure | None]] = {
 }
 ENFORCEMENT_FIGURES: tuple[str, ...] = ("enforcement_tradeoff",)
 """Figures drawn only for runs with guardians (None for the others)."""
+
+
+def frontier_figure(points: pd.DataFrame, frontier: pd.DataFrame, band: pd.DataFrame, default: pd.DataFrame, *,
+                    ax: Axes | None = None, size: Size = "column", current: tuple[float, float] | None = None,
+                    confidence: float = 0.95) -> Figure:
+    """A replay frontier (:class:`tsglab.replay.Frontier`'s frames): every configuration as a faint dot, the
+    Pareto set as a step line with its points, the pointwise band of the frontier curve, the references (lowest
+    and top tier alone) labelled, the paper's default with its interval cross, and ``current=(cost_ms, quality)``
+    as a star. Draws into ``ax`` when given (its figure is returned)."""
+    with _style():
+        if ax is None:
+            figure, axes = _new_figure(size, {"column": 2.6, "page": 3.2})
+            ax = axes[0, 0]
+        else:
+            root = ax.get_figure(root=True)
+            if root is None:
+                raise InvalidArgument("`ax` must belong to a figure; make it with Figure().subplots().")
+            figure = root
+        blue, vermillion, grey = OKABE_ITO["blue"], OKABE_ITO["vermillion"], _GREY
+        ax.scatter(points["cost_ms"], points["quality"], s=3, color=grey, alpha=0.25, linewidths=0,
+                   rasterized=len(points) > 2000, label="configurations", gid="points")
+        defined = band[np.isfinite(band["low"]) & np.isfinite(band["high"])]
+        ax.fill_between(defined["cost_ms"], defined["low"], defined["high"], step="post", color=OKABE_ITO["sky blue"],
+                        alpha=0.35, linewidth=0, label=f"frontier {confidence:.0%} band", gid="band")
+        ax.step(frontier["cost_ms"], frontier["quality"], where="post", color=blue, linewidth=1.0, gid="frontier")
+        ax.plot(frontier["cost_ms"], frontier["quality"], "o", color=blue, markersize=2.5, label="frontier")
+        for row in points[points["label"].isin([lab for lab in points["label"].unique()
+                                                 if lab.endswith(" alone")])].itertuples():
+            ax.plot(row.cost_ms, row.quality, "D", color=OKABE_ITO["black"], markersize=3)
+            ax.annotate(row.label, (row.cost_ms, row.quality), xytext=(3, -8), textcoords="offset points",
+                        fontsize=_SMALL_PT - 1, color=OKABE_ITO["black"])
+        for row in default.itertuples():
+            ax.errorbar(row.cost_ms, row.quality,
+                        xerr=[[row.cost_ms - row.cost_ci_low], [row.cost_ci_high - row.cost_ms]],
+                        yerr=[[row.quality - row.quality_ci_low], [row.quality_ci_high - row.quality]], marker="s",
+                        color=vermillion, linestyle="none", markersize=3.5, label="default",
+                        ).lines[0].set_gid("default")
+        if current is not None:
+            ax.plot(current[0], current[1], "*", color=OKABE_ITO["orange"], markersize=8,
+                    markeredgecolor=OKABE_ITO["black"], markeredgewidth=0.4, label="selected", gid="current")
+        ax.set_xlabel("cost: eval ms per request (all attempts)")
+        ax.set_ylabel("mean quality")
+        ax.grid(color="#e5e5e5", linewidth=0.5)
+        ax.set_axisbelow(True)
+        ax.legend(loc="center right", fontsize=_SMALL_PT - 1, markerscale=1.2)
+    return figure
 
 
 def save_figure(fig: Figure, path_stem: str | Path, formats: Iterable[str] = FORMATS, dpi: int = 300) -> list[Path]:

@@ -320,6 +320,29 @@ PRESENTATIONS: dict[str, Presentation] = {
         narrow=("guardian", "claim", "bound", "decision"), latex_omit=("sentence",),
         hidden=("claim_key", "claimed", "estimate", "bound_value", "n", "alpha"), row_key=("guardian", "claim"),
         missing={"n_needed": "decided, or no n suffices (see the sentence)"}),
+    # tsglab.replay: the frontier (Pareto set and references), its metrics and the calibrated configuration
+    "frontier": Presentation(
+        (Column("role", "Role", "text"), Column("config", "Config", "count"),
+         Column("quality", "Mean quality", "score", short="Quality", ci=("quality_ci_low", "quality_ci_high")),
+         Column("cost_ms", "Cost (ms/request)", "ms", short="Cost (ms)", ci=("cost_ci_low", "cost_ci_high")),
+         Column("r_costly", "Reached top tier (%)", "rate", short="Top (%)"),
+         Column("missing", "Unrecorded cells (%)", "rate", short="Unrec. (%)")),
+        narrow=("role", "quality", "cost_ms", "r_costly"), latex_omit=("missing",), row_key=("role", "config")),
+    "frontier_metrics": Presentation(
+        (Column("metric", "Metric", "text"), Column("estimate", "Estimate", "number", ci=("ci_low", "ci_high")),
+         Column("cost_axis", "Cost axis", "text")),
+        row_key=("metric",), missing={"estimate": "undefined: the top tier alone is not better than the lowest"}),
+    "calibration": Presentation(
+        (Column("config", "Chosen configuration", "text", wrap=0.25), Column("n_heldout", "Held out", "count"),
+         Column("quality", "Quality (held out)", "score", short="Quality", ci=("quality_ci_low", "quality_ci_high")),
+         Column("baseline_quality", "Quality top tier", "score", short="Q top"),
+         Column("cost_ms", "Cost (ms/request)", "ms", short="Cost (ms)", ci=("cost_ci_low", "cost_ci_high")),
+         Column("cost_saving", "Cost saved (%)", "rate", short="Saved (%)"),
+         Column("mean_diff", "Mean difference", "score", short="Diff."), Column("diff_ci_low", "Lower bound", "score"),
+         Column("p_value", "p", "prob"), Column("decision", "Decision", "verdict"),
+         Column("under_escalation_upper", "Under-escalation bound (%)", "rate", short="Under-esc. (%)")),
+        narrow=("config", "quality", "cost_ms", "decision"), row_key=("config",),
+        latex_omit=("baseline_quality", "diff_ci_low", "under_escalation_upper")),
 }
 
 #: headline rows: the label's start as ``tsglab.report.tables.HEADLINE_ROWS`` writes it → (shown label, kind)
