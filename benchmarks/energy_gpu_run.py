@@ -123,6 +123,22 @@ def ladder_of(backend_for, model: str):
                       {t: backend_for(t) for t in TIERS})
 
 
+def check_energy(events, totals: dict) -> tuple[list[str], list[str]]:
+    """Every event measured, and conservation: the events' joules plus the unattributed energy equal the
+    net energy of the windows (``totals`` from run.json's ``energy``). (markdown lines, failures)"""
+    failures = []
+    measured = [e for e in events if e.energy.available]
+    if len(measured) != len(events):
+        failures.append(f"{len(events) - len(measured)} events without measured energy")
+    joules = sum(e.energy.joules for e in measured)
+    conservation = joules + totals.get("unattributed_j", float("nan")) - totals.get("net_j", float("nan"))
+    lines = [(f"- conservation: events {joules:.2f} J + unattributed {totals.get('unattributed_j', 0):.2f} J "
+              f"- net {totals.get('net_j', 0):.2f} J = {conservation:.2e} J")]
+    if not abs(conservation) < 1e-6 * max(1.0, totals.get("net_j", 1.0)):
+        failures.append("conservation broken")
+    return lines, failures
+
+
 def run_and_check(spec, ladder, *, read_counter_j, energy_meter=None, device: str, stack: str,
                   workload: str) -> tuple[str, list[str]]:
     """Run ``spec`` through ``run_experiment``, read the events back, check them; (markdown, failures)."""
@@ -150,17 +166,10 @@ def run_and_check(spec, ladder, *, read_counter_j, energy_meter=None, device: st
         f"- totals: {json.dumps(energy.get('totals'))}",
         "",
     ]
-    failures = []
-    measured = [e for e in events if e.energy.available]
-    if len(measured) != len(events):
-        failures.append(f"{len(events) - len(measured)} events without measured energy")
     totals = energy.get("totals") or {}
-    joules = sum(e.energy.joules for e in measured)
-    conservation = joules + totals.get("unattributed_j", float("nan")) - totals.get("net_j", float("nan"))
-    lines.append(f"- conservation: events {joules:.2f} J + unattributed {totals.get('unattributed_j', 0):.2f} J "
-                 f"- net {totals.get('net_j', 0):.2f} J = {conservation:.2e} J")
-    if not abs(conservation) < 1e-6 * max(1.0, totals.get("net_j", 1.0)):
-        failures.append("conservation broken")
+    check_lines, failures = check_energy(events, totals)
+    lines += check_lines
+    measured = [e for e in events if e.energy.available]
     # the counter delta spans the idle measurement and the run; the trace covers only the run
     lines.append(f"- NVML counter over the whole call (idle measurement + run, {wall_s:.1f} s): "
                  f"{counter_after - counter_before:.1f} J; trace gross {totals.get('gross_j', 0):.1f} J over "
