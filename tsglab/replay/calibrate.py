@@ -256,8 +256,9 @@ def simulate_replay(n_prompts: int, *, seed: int = 0, ladder: Sequence[str] = ("
 
     Each prompt draws a task (general 60 %, json 25 %, code 15 %), a length (log-normal, median 180 chars), marks
     (Poisson 1.5) and a heavy keyword (25 %); its difficulty ``d ∈ (0, 1)`` rises with the planner's score
-    (logistic of ``score − 0.8`` plus noise; with ``serial > 0`` the noise is an AR(1) series in prompt order and
-    ``source`` is ``"events"``, as for logged runs). Tier ``t`` (0 = lowest) answers with quality
+    (logistic of ``2.5 (score − 0.8) + 0.8 ε``, ε standard normal; with ``serial > 0`` ε is an AR(1) series in prompt
+    order with weight 2.5, costs carry the same drift (× exp(0.5 ε)) and ``source`` is ``"events"``, as for logged
+    runs). Tier ``t`` (0 = lowest) answers with quality
     Bernoulli(``1 − d·(0.85 − 0.3 t)``), passes its check with probability ``0.5 + 0.5 × quality`` (json: the
     contract), a repair redraws both; cost is log-normal around ``(1 + 3 t)·chars/10`` ms. Prompts are iid (or a
     stationary series), so a configuration's true expected quality and cost are the means over a very large draw.
@@ -277,7 +278,8 @@ def simulate_replay(n_prompts: int, *, seed: int = 0, ladder: Sequence[str] = ("
             noise[i] = serial * noise[i - 1] + math.sqrt(1 - serial**2) * rng.normal()
     else:
         noise = rng.normal(size=n)
-    difficulty = 1 / (1 + np.exp(-(2.5 * (score - 0.8) + 0.8 * noise)))
+    weight = 2.5 if serial > 0 else 0.8  # a serial drift dominates the prompt's own difficulty
+    difficulty = 1 / (1 + np.exp(-(2.5 * (score - 0.8) + weight * noise)))
     shape = (n, tiers, len(KINDS))
     p_good = np.clip(1 - difficulty[:, None, None] * (0.85 - 0.3 * np.arange(tiers))[None, :, None], 0, 1)
     quality = (rng.random(shape) < np.broadcast_to(p_good, shape)).astype(np.float64)
@@ -287,6 +289,8 @@ def simulate_replay(n_prompts: int, *, seed: int = 0, ladder: Sequence[str] = ("
     length = np.where(passes | json_task, 40 + rng.integers(0, 200, shape), 0).astype(np.int64)
     base = (1 + 3 * np.arange(tiers))[None, :, None] * (chars / 10)[:, None, None]
     cost = base * np.exp(rng.normal(0, 0.3, shape))
+    if serial > 0:  # the same drift in cost: a server that slows down and recovers
+        cost *= np.exp(0.5 * noise)[:, None, None]
     return ReplayData(ladder=ladder, prompt_ids=tuple(f"sim-{i}" for i in range(n)), chars=chars, marks=marks,
                       heavy=heavy, task=task, present=np.ones(shape, bool), error=np.zeros(shape, bool),
                       json_ok=json_ok, length=length, refusal=np.zeros(shape, bool), quality=quality, cost_ms=cost,
