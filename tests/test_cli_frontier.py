@@ -30,16 +30,21 @@ def test_frontier_writes_tables_figure_and_points(tmp_path, capsys):
     assert cli.main(["frontier", str(tmp_path), "--grid", str(tmp_path / "grid.yaml"), "--resamples", "50",
                      "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "Frontier(15 configurations" in printed and "APGR" in printed and "Calibration(" in printed
+    assert "Frontier(15 configurations" in printed
+    assert "APGR" in printed
+    assert "Calibration(" in printed
     for name in ("frontier", "frontier_metrics", "calibration"):
         for suffix in (".tex", ".narrow.tex", ".md", ".html"):
             assert (out / "tables" / f"{name}{suffix}").stat().st_size > 0
     for fmt in ("pdf", "svg", "png"):
         assert (out / "figures" / f"frontier.{fmt}").stat().st_size > 0
     points = pd.read_csv(out / "points.csv")
-    assert len(points) == 12 + 3 and {"thr_std", "thr_enh", "json_floor", "on_frontier"} <= set(points)
+    assert len(points) == 12 + 3
+    assert {"thr_std", "thr_enh", "json_floor", "on_frontier"} <= set(points)
     markdown = (out / "tables" / "frontier.md").read_text()
-    assert "light alone" in markdown and "enh alone" in markdown and "B = 50" in markdown
+    assert "light alone" in markdown
+    assert "enh alone" in markdown
+    assert "B = 50" in markdown
 
 
 def test_frontier_errors(tmp_path, capsys):
@@ -62,7 +67,8 @@ def test_collect_runs_the_spec_prompts_on_every_tier(tmp_path, capsys):
     assert cli.main(["frontier", "collect", str(spec), "--out", str(out), "--limit", "4"]) == 0
     assert "replay data: 4 prompts x 3 tiers" in capsys.readouterr().out
     data = load_replay(out)
-    assert data.n_prompts == 4 and data.ladder == ("light", "std", "enh")
+    assert data.n_prompts == 4
+    assert data.ladder == ("light", "std", "enh")
     assert data.present[:, :, 0].all()
 
 

@@ -102,7 +102,8 @@ def test_pareto_set_equals_brute_force(result):
     dominated = [((cost <= c) & (quality >= q) & ((cost < c) | (quality > q))).any() for c, q in zip(cost, quality,
                                                                                                     strict=True)]
     assert set(points["outcome"][~np.array(dominated)]) == set(result.frontier["outcome"])
-    assert (np.diff(result.frontier["cost_ms"]) >= 0).all() and (np.diff(result.frontier["quality"]) > 0).all()
+    assert (np.diff(result.frontier["cost_ms"]) >= 0).all()
+    assert (np.diff(result.frontier["quality"]) > 0).all()
     assert result.points["on_frontier"].sum() == result.frontier["n_equivalent"].sum()
 
 
@@ -146,7 +147,8 @@ def test_metric_intervals_cover_their_estimates_and_repeat_with_the_seed(data, g
     for name in ("APGR", "AIQ"):
         assert metrics.loc[name, "ci_low"] <= metrics.loc[name, "estimate"] <= metrics.loc[name, "ci_high"]
     again = frontier(data, grid, n_resamples=200, seed=5)
-    assert again.band.equals(result.band) and again.metrics.equals(result.metrics)
+    assert again.band.equals(result.band)
+    assert again.metrics.equals(result.metrics)
     other = frontier(data, grid, n_resamples=200, seed=6)
     assert not other.band.equals(result.band)
     assert result.default["gap"].iloc[0] >= 0
@@ -183,12 +185,14 @@ def test_calibration_equals_brute_force(data, grid):
     assert result.quality_ci_low <= result.quality <= result.quality_ci_high
     assert result.n_heldout == held.sum()
     frame = result.to_frame()
-    assert frame.loc[0, "decision"] == expected.decision and frame.loc[0, "p_value"] == expected.p_value
+    assert frame.loc[0, "decision"] == expected.decision
+    assert frame.loc[0, "p_value"] == expected.p_value
 
 
 def test_cross_fitted_calibration_holds_out_every_prompt(data, grid):
     result = calibrate(data, grid, folds=4, seed=1, n_resamples=50)
-    assert result.n_heldout == data.n_prompts and "4-fold" in result.scheme
+    assert result.n_heldout == data.n_prompts
+    assert "4-fold" in result.scheme
     assert 0 <= result.under_escalation <= result.under_escalation_upper <= 1
 
 
