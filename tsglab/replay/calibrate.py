@@ -1,12 +1,12 @@
 """Threshold calibration on replay data: choose a configuration on some prompts, judge it on the others.
 
-:func:`calibrate` splits the prompts (stratified by task, seeded) into a calibration part and a held-out part.
-On the calibration prompts it picks, among the configurations whose mean quality is within ``select_margin`` of
-the top tier alone (the top tier alone included), the one that minimises the objective (mean cost, latency or
-top-tier share). On the held-out prompts — which played no part in the choice — it reports the chosen configuration's quality and cost with
-bootstrap intervals and the paired non-inferiority test against the top tier alone, by the same function the
-run report's Family A uses (:func:`tsglab.stats.quality_noninferiority`: exact for pass/fail scores, a betting
-e-value otherwise; valid at every n).
+:func:`calibrate` splits the prompts (stratified by task, seeded) into a calibration part and a held-out part. On
+the calibration prompts it picks, among the configurations whose mean quality is within ``select_margin`` of the
+top tier alone (the top tier alone included), the one that minimises the objective (mean cost, latency or top-tier
+share). On the held-out prompts — which played no part in the choice — it reports the chosen configuration's
+quality and cost with bootstrap intervals and the paired non-inferiority test against the top tier alone, by the
+same function the run report's Family A uses (:func:`tsglab.stats.quality_noninferiority`: exact for pass/fail
+scores, a betting e-value otherwise; valid at every n).
 
 With ``folds=k`` the choice is cross-fitted: each fold is judged by the configuration chosen on the other
 k − 1 folds, so every prompt is held out once; the test then concerns the *procedure* (choose on k − 1 folds),
