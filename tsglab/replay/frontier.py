@@ -389,7 +389,8 @@ def _pareto(cost: np.ndarray, quality: np.ndarray) -> np.ndarray:
 
 
 def frontier(data: ReplayData, grid: ConfigGrid, *, n_resamples: int = 1000, seed: int = 0,
-             resampling: str = "auto", confidence: float = 0.95) -> Frontier:
+             resampling: str = "auto", confidence: float = 0.95,
+             band_levels: Sequence[float] | None = None) -> Frontier:
     """The cost–quality frontier of ``grid`` on ``data`` with paired bootstrap intervals (module docstring).
 
     Parameters
@@ -405,6 +406,8 @@ def frontier(data: ReplayData, grid: ConfigGrid, *, n_resamples: int = 1000, see
         How prompts are resampled; ``"auto"``: iid for collected data, a Ljung–Box test on logged runs.
     confidence : float
         Level of every interval (percentile intervals, two-sided).
+    band_levels : sequence of float, optional
+        Cost levels (ms) of the band; default 60 levels from the cheapest to the dearest configuration.
 
     Returns
     -------
@@ -418,13 +421,17 @@ def frontier(data: ReplayData, grid: ConfigGrid, *, n_resamples: int = 1000, see
     default_series = out.default if out.default >= 0 else out.strong
     series = [out.quality[out.outcome_of[default_series]], out.cost_ms[out.outcome_of[default_series]]]
     plan, reason = resampling_plan(data, series, n_resamples=n_resamples, seed=seed, resampling=resampling)
-    levels = np.linspace(means["cost_ms"].min(), means["cost_ms"].max(), BAND_LEVELS)
+    levels = (np.linspace(means["cost_ms"].min(), means["cost_ms"].max(), BAND_LEVELS) if band_levels is None
+              else np.sort(np.asarray(band_levels, dtype=np.float64)))
+    if levels.ndim != 1 or levels.size == 0 or not np.isfinite(levels).all():
+        raise InvalidArgument(f"`band_levels` must be finite cost levels in ms; got {band_levels!r}. Leave it out for "
+                              "60 levels over the grid's cost range.")
     weak, strong = int(out.outcome_of[out.weak]), int(out.outcome_of[out.strong])
     default = int(out.outcome_of[out.default]) if out.default >= 0 else -1
     u = out.quality.shape[0]
     q_draws = np.empty((plan.n_resamples, u), dtype=np.float32)
     c_draws = np.empty((plan.n_resamples, u), dtype=np.float32)
-    band_draws = np.empty((plan.n_resamples, BAND_LEVELS))
+    band_draws = np.empty((plan.n_resamples, levels.size))
     metric_draws = np.empty((plan.n_resamples, len(METRICS)))
     done = 0
     for indices in resample_indices(plan):
