@@ -29,6 +29,7 @@ EXPECTED_PARAMETERS = {
     "enforcement": {"spec", "run_id", "runs_dir", "resume", "prompts_limit", "seed", "overrides"},
     "bootstrap": {"run_dir", "arm", "column", "n_resamples", "seed"},
     "sweep": {"sweep_file", "executor", "workers", "dask", "sweeps_dir", "retry_failed"},
+    "frontier": {"replay_dir", "n_resamples", "seed", "grid_file"},
 }
 CWDS = {"notebooks": NOTEBOOKS, "repo-root": REPO}
 

@@ -1,4 +1,5 @@
-"""Notebook integration: the ``%tsg`` magics, the live run and sweep monitors and the report explorer.
+"""Notebook integration: the ``%tsg`` magics, the live run and sweep monitors, the report explorer and the
+threshold explorer.
 
 Importing this package is cheap (ipywidgets loads when a widget is made) and registers the live monitors
 as what a run and a sweep show inside a Jupyter kernel (``%load_ext tsglab`` imports it).
@@ -12,7 +13,7 @@ from typing import Any
 from tsglab.load.session import set_notebook_progress
 from tsglab.sweep.driver import set_sweep_progress
 
-__all__ = ["explore", "monitor_factory", "sweep_monitor_factory"]
+__all__ = ["explore", "monitor_factory", "sweep_monitor_factory", "threshold_explorer"]
 
 
 def monitor_factory(run_dir: Any, total: int, initial: int) -> Any:
@@ -35,6 +36,14 @@ def explore(run_dir: str | os.PathLike, **options: Any) -> Any:
     from tsglab.jupyter.explorer import ReportExplorer
 
     return ReportExplorer(run_dir, **options)
+
+
+def threshold_explorer(data_or_path: Any, **options: Any) -> Any:
+    """A :class:`~tsglab.jupyter.threshold_explorer.ThresholdExplorer` of a replay data set, replay folder or run
+    directory (options: ``frontier``, ``grid``, ``n_resamples``, ``seed``, ``resampling``, ``base``)."""
+    from tsglab.jupyter.threshold_explorer import ThresholdExplorer
+
+    return ThresholdExplorer(data_or_path, **options)
 
 
 def _figure_png(figure: Any) -> bytes | None:

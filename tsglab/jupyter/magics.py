@@ -6,7 +6,8 @@ The magic parses its line with the command's own parser and calls the same dispa
 instead of printing. Errors become one-line IPython ``UsageError``s instead of tracebacks; Ctrl-C during a
 run ends with one line saying how to resume it. Inside a Jupyter kernel ``%tsg run`` shows the live run
 monitor (:mod:`tsglab.jupyter.monitor`, registered by importing this package) instead of tqdm's bar;
-``--quiet`` shows nothing.
+``--quiet`` shows nothing. ``%tsg frontier DIR`` computes and writes what ``tsglab frontier DIR`` does and
+returns the threshold explorer (:mod:`tsglab.jupyter.threshold_explorer`) over that frontier.
 """
 
 from __future__ import annotations
@@ -107,7 +108,10 @@ def tsg(line: str, cell: str | None = None) -> Any:
         return None
     before = _run_dirs(args.runs_dir) if args.command == "run" else set()
     try:
-        return COMMANDS[args.command].value(call(args), args)
+        result = COMMANDS[args.command].value(call(args), args)
+        if args.command == "frontier" and args.target != "collect":
+            return _frontier_explorer(result, args)
+        return result
     except TsglabError as exc:
         message = " ".join(str(exc).split("\n"))
         if cell is not None:
@@ -119,16 +123,28 @@ def tsg(line: str, cell: str | None = None) -> Any:
         raise UsageError(_interrupted(args, before, cell)) from None
 
 
+def _frontier_explorer(result: Any, args: argparse.Namespace) -> Any:
+    """``%tsg frontier DIR``: what ``tsglab frontier DIR`` computes and writes, shown as the threshold explorer
+    (:mod:`tsglab.jupyter.threshold_explorer`) over the same data, frontier and resamples."""
+    from tsglab.jupyter.threshold_explorer import ThresholdExplorer
+
+    return ThresholdExplorer(args.target, frontier=result.frontier)
+
+
 # what a positional argument or a flag's value names, per subcommand: a spec/comparison file, run dirs, a folder
+# ("replay": a replay folder or a run directory)
 _POSITIONAL = {"run": "yaml", "compare": "yaml", "sweep": "yaml", "report": "run", "ablation": "run",
-               "import-legacy": "dir"}
-_FLAG_VALUES = {"--resume": "run", "--vs": "run", "--runs-dir": "dir", "--sweeps-dir": "dir"}
+               "import-legacy": "dir", "frontier": "replay"}
+_FLAG_VALUES = {"--resume": "run", "--vs": "run", "--runs-dir": "dir", "--sweeps-dir": "dir", "--grid": "yaml",
+                "--out": "dir"}
+_REPLAY_FILES = ("run.json", "replay.npz", "replay.jsonl")
 
 
 def _complete_path(typed: str, want: str) -> list[str]:
     """Entries under the folder ``typed`` points into that start with its last part: folders (with a
     trailing ``/``, to go on typing), run directories (folders holding ``run.json``, without the slash)
-    when ``want`` is ``"run"``, and YAML files when ``want`` is ``"yaml"``."""
+    when ``want`` is ``"run"``, run directories and replay folders (``replay.npz`` or ``replay.jsonl``)
+    when ``want`` is ``"replay"``, and YAML files when ``want`` is ``"yaml"``."""
     folder, slash, stem = typed.rpartition("/")
     base = Path(folder + slash or ".").expanduser()
     if not base.is_dir():
@@ -139,7 +155,9 @@ def _complete_path(typed: str, want: str) -> list[str]:
             continue
         text = f"{folder}{slash}{entry.name}"
         if entry.is_dir():
-            out.append(text if want == "run" and (entry / "run.json").is_file() else text + "/")
+            done = (want == "run" and (entry / "run.json").is_file()) or (
+                want == "replay" and any((entry / name).is_file() for name in _REPLAY_FILES))
+            out.append(text if done else text + "/")
         elif want == "yaml" and entry.suffix in (".yaml", ".yml"):
             out.append(text)
     return out
@@ -147,8 +165,8 @@ def _complete_path(typed: str, want: str) -> list[str]:
 
 def complete(line: str) -> list[str]:
     """Tab completion after ``%tsg``: the subcommands; then, for the subcommand written, its flags (after
-    ``-``), spec and comparison files, run directories (``report``, ``ablation``, ``--resume``, ``--vs``)
-    and folders."""
+    ``-``), spec and comparison files, run directories (``report``, ``ablation``, ``--resume``, ``--vs``),
+    replay folders and run directories (``frontier``; or the word ``collect`` and then a spec) and folders."""
     from tsglab.cli import subcommand_parsers
 
     parsers = subcommand_parsers()
@@ -170,8 +188,11 @@ def complete(line: str) -> list[str]:
         return sorted(flag for flag in flags if flag.startswith(typed))
     given = [w for i, w in enumerate(done) if not w.startswith("-") and (i == 0 or done[i - 1] not in _FLAG_VALUES)]
     want = _POSITIONAL.get(words[0])
+    if words[0] == "frontier" and given == ["collect"]:  # `frontier collect SPEC`
+        return _complete_path(typed, "yaml")
     if want is not None and (not given or words[0] == "ablation"):
-        return _complete_path(typed, want)
+        extra = ["collect"] if words[0] == "frontier" and "collect".startswith(typed) and "/" not in typed else []
+        return extra + _complete_path(typed, want)
     return sorted(flag for flag in flags if flag.startswith(typed))
 
 

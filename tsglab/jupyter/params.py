@@ -58,6 +58,8 @@ class NotebookParams:
     dask: str | None = None
     sweeps_dir: Path | None = None
     retry_failed: bool | None = None
+    replay_dir: Path | None = None
+    grid_file: Path | None = None
 
     @property
     def overrides(self) -> dict[str, Any]:
@@ -177,6 +179,22 @@ def _dask_address(value: Any) -> str:
     return value
 
 
+def _replay_dir(value: Any) -> Path:
+    path = _path(value)
+    if not (path.is_file() and path.suffix == ".npz") and not any(
+            (path / name).is_file() for name in ("replay.npz", "replay.jsonl", MANIFEST_FILE)):
+        raise _Bad(f"a replay folder (replay.npz or replay.jsonl) or a run directory ({MANIFEST_FILE}); {path} is "
+                   "neither")
+    return path
+
+
+def _grid_file(value: Any) -> Path:
+    path = _path(value)
+    if not path.is_file():
+        raise _Bad(f"an existing grid file (YAML with base: and grid:; {path} is not a file)")
+    return path
+
+
 def _flag(value: Any) -> bool:
     if not isinstance(value, bool):
         raise _Bad("True or False")
@@ -210,6 +228,8 @@ _RULES: dict[str, _Rule] = {
     "dask": _Rule(_optional(_dask_address), "dask", "-p dask tcp://127.0.0.1:8786"),
     "sweeps_dir": _Rule(_path, "sweeps_dir", "-p sweeps_dir runs/sweeps"),
     "retry_failed": _Rule(_flag, "retry_failed", "-p retry_failed True"),
+    "replay_dir": _Rule(_optional(_replay_dir), "replay_dir", "-p replay_dir runs/replay"),
+    "grid_file": _Rule(_optional(_grid_file), "grid_file", "-p grid_file experiments/grid.yaml"),
 }
 # flat parameters that set a spec key; the same key in `overrides` would say two things at once
 _FLAT_OVERRIDES = {"prompts_limit": "prompts.limit", "seed": "seed"}
@@ -227,7 +247,7 @@ def notebook_params(*, required: Collection[str] = (), **params: Any) -> Noteboo
         The notebook's parameters by name: ``spec``, ``run_id``, ``runs_dir``, ``resume``,
         ``prompts_limit``, ``seed``, ``overrides`` (dotted spec keys), ``variants``, ``run_dir``, ``arm``,
         ``column``, ``n_resamples``, and a sweep's ``sweep_file``, ``executor``, ``workers``, ``dask``,
-        ``sweeps_dir``, ``retry_failed``.
+        ``sweeps_dir``, ``retry_failed``, and a frontier's ``replay_dir`` and ``grid_file``.
 
     Returns
     -------
