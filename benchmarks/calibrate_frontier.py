@@ -18,8 +18,8 @@ replication draws 273 prompts (the bundled suite's size) with a new seed and run
 Every rate is printed with its Monte-Carlo standard error. Last, the speed of a frontier of the default grid
 (11,016 configurations) × 273 prompts × 1000 resamples (median of 3 after a warm-up that compiles).
 
-    python benchmarks/calibrate_frontier.py            # 200 replications, B = 1000 (~5 min on 2 cores)
-    python benchmarks/calibrate_frontier.py --quick    # CI: 30 replications, B = 200 (< 60 s)
+    python benchmarks/calibrate_frontier.py            # 200 replications, B = 1000 (~3 min on 2 cores)
+    python benchmarks/calibrate_frontier.py --quick    # CI: 12 replications, B = 100 (~15 s)
 """
 
 from __future__ import annotations
@@ -63,9 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resamples", type=int, default=None)
     parser.add_argument("--population", type=int, default=None)
     args = parser.parse_args(argv)
-    reps = args.reps or (30 if args.quick else 200)
-    n_resamples = args.resamples or (200 if args.quick else 1000)
-    population = args.population or (50_000 if args.quick else 400_000)
+    reps = args.reps or (12 if args.quick else 200)
+    n_resamples = args.resamples or (100 if args.quick else 1000)
+    population = args.population or (20_000 if args.quick else 400_000)
     grid = grid_of(args.quick)
 
     started = time.perf_counter()
