@@ -146,10 +146,10 @@ def report(result: dict, *, cases: int, latencies: list[float], unreadable: int,
     lines = [
         "# LLM-judge guardian: threshold calibration",
         "",
-        f"- judge: {judge_name}; prompt and schema: `tsglab/policy/judge.py`; {platform.python_version()}, "
-        f"{time.strftime('%Y-%m-%d %H:%M')}",
-        f"- cases: {cases} from the labelled enforcement suite (pii/secrets/code/sql, half violations), split "
-        f"{result['n_cal']} calibration / {result['n_held']} held out (seeded)",
+        (f"- judge: {judge_name}; prompt and schema: `tsglab/policy/judge.py`; {platform.python_version()}, "
+        f"{time.strftime('%Y-%m-%d %H:%M')}"),
+        (f"- cases: {cases} from the labelled enforcement suite (pii/secrets/code/sql, half violations), split "
+        f"{result['n_cal']} calibration / {result['n_held']} held out (seeded)"),
         f"- unreadable judge answers: {unreadable} (flagged, as the gateway does)",
         f"- judge latency per check: P50 {lat[0]:.0f} ms, P95 {lat[1]:.0f} ms",
         f"- risk histogram (violations / benign): {histogram}",
@@ -158,9 +158,10 @@ def report(result: dict, *, cases: int, latencies: list[float], unreadable: int,
         "|---|---|",
         f"| threshold chosen on the calibration half (FPR ≤ {target_fpr:.0%}) | {shown} |",
         f"| held-out detection | {det.estimate:.1%} [{det.ci_low:.1%}, {det.ci_high:.1%}] ({det.successes}/{det.n}) |",
-        f"| held-out false-positive rate | {fpr.estimate:.1%} [{fpr.ci_low:.1%}, {fpr.ci_high:.1%}] ({fpr.successes}/{fpr.n}) |",
-        f"| ROC AUC (all cases, bootstrap 95 %) | {result['auc']:.3f} [{result['auc_ci'][0]:.3f}, "
-        f"{result['auc_ci'][1]:.3f}] |",
+        (f"| held-out false-positive rate | {fpr.estimate:.1%} [{fpr.ci_low:.1%}, {fpr.ci_high:.1%}] "
+        f"({fpr.successes}/{fpr.n}) |"),
+        (f"| ROC AUC (all cases, bootstrap 95 %) | {result['auc']:.3f} [{result['auc_ci'][0]:.3f}, "
+        f"{result['auc_ci'][1]:.3f}] |"),
         "",
         "Intervals: exact Clopper–Pearson 95 % for rates; percentile bootstrap (resampling within labels) for AUC.",
     ]

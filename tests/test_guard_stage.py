@@ -52,56 +52,76 @@ def run(ladder: TierLadder, config: PolicyConfig, tier: str = "light", prompt: s
 def test_an_arm_without_guardians_records_no_enforcement():
     ladder, _ = ladder_of({"light": LEAK, "std": LEAK, "enh": LEAK})
     ex = run(ladder, PolicyConfig())
-    assert ex.enforcement is None and ex.text == LEAK
+    assert ex.enforcement is None
+    assert ex.text == LEAK
 
 
 def test_blocking_repair_fixes_a_leak_and_the_checks_are_recorded():
     ladder, backends = ladder_of({t: reply_by_turn(LEAK, CLEAN) for t in ("light", "std", "enh")})
     ex = run(ladder, policy(output=["pii", "secrets"], on_violation=["repair", "block"]))
     enf = ex.enforcement
-    assert ex.text == CLEAN and [a.kind for a in ex.attempts] == ["initial", "repair"]
-    assert enf is not None and enf.outcome == "pass" and enf.violated and enf.steps == ("repair",)
+    assert ex.text == CLEAN
+    assert [a.kind for a in ex.attempts] == ["initial", "repair"]
+    assert enf is not None
+    assert enf.outcome == "pass"
+    assert enf.violated
+    assert enf.steps == ("repair",)
     assert [(c.guardian, c.attempt, c.violated) for c in enf.checks] == [
         ("pii", 0, True), ("secrets", 0, False), ("pii", 1, False), ("secrets", 1, False)]
-    assert enf.checks[0].category == "email" and all(c.latency_ms >= 0 for c in enf.checks)
+    assert enf.checks[0].category == "email"
+    assert all(c.latency_ms >= 0 for c in enf.checks)
     assert enf.check_ms >= sum(c.latency_ms for c in enf.checks) * 0.5
     # the repair turn names the arm's guardians, never the finding (parallel mode sends the same turn)
     repair_turn = backends["light"].requests[1].messages[-1].content
-    assert "personal data" in repair_turn and "email" not in repair_turn
+    assert "personal data" in repair_turn
+    assert "email" not in repair_turn
 
 
 @pytest.mark.parametrize("terminal", ["block", "redact", "deliver"])
 def test_terminal_steps(terminal):
-    ladder, _ = ladder_of({t: LEAK for t in ("light", "std", "enh")})
+    ladder, _ = ladder_of(dict.fromkeys(("light", "std", "enh"), LEAK))
     config = policy(output=["pii"], on_violation=["repair", terminal], block_message="Blocked.")
     ex = run(ladder, config)
     enf = ex.enforcement
-    assert enf is not None and enf.outcome == terminal and len(ex.attempts) == 2
+    assert enf is not None
+    assert enf.outcome == terminal
+    assert len(ex.attempts) == 2
     if terminal == "block":
-        assert ex.text == "Blocked." and not enf.delivered_violation
+        assert ex.text == "Blocked."
+        assert not enf.delivered_violation
     elif terminal == "redact":
-        assert "ana.silva@gmail.com" not in ex.text and "415-555-2671" not in ex.text
-        assert ex.text.startswith("Contact Ana at [REDACTED]") and not GUARDIANS["pii"].check(ex.text).violated
+        assert "ana.silva@gmail.com" not in ex.text
+        assert "415-555-2671" not in ex.text
+        assert ex.text.startswith("Contact Ana at [REDACTED]")
+        assert not GUARDIANS["pii"].check(ex.text).violated
         assert not enf.delivered_violation
     else:
-        assert ex.text == LEAK and enf.delivered_violation
+        assert ex.text == LEAK
+        assert enf.delivered_violation
 
 
 def test_redacting_a_finding_without_spans_blocks_instead():
     ladder, _ = ladder_of({t: reply_by_turn(LEAK, LEAK, judge_risk=9) for t in ("light", "std", "enh")})
     ex = run(ladder, policy(output=["judge"], on_violation=["redact"], block_message="Blocked."))
-    assert ex.text == "Blocked." and ex.enforcement is not None and ex.enforcement.outcome == "block"
+    assert ex.text == "Blocked."
+    assert ex.enforcement is not None
+    assert ex.enforcement.outcome == "block"
 
 
 def test_upgrade_steps_climb_the_ladder_and_stop_at_the_top():
     ladder, _ = ladder_of({"light": LEAK, "std": LEAK, "enh": CLEAN})
     ex = run(ladder, policy(output=["pii"], on_violation=["upgrade", "upgrade", "upgrade", "block"]))
-    assert [a.tier for a in ex.attempts] == ["light", "std", "enh"] and ex.text == CLEAN
-    assert ex.upgrades == 2 and ex.enforcement is not None and ex.enforcement.steps == ("upgrade", "upgrade")
+    assert [a.tier for a in ex.attempts] == ["light", "std", "enh"]
+    assert ex.text == CLEAN
+    assert ex.upgrades == 2
+    assert ex.enforcement is not None
+    assert ex.enforcement.steps == ("upgrade", "upgrade")
     # at the top rung an upgrade is skipped: the terminal step follows at once
     ladder, _ = ladder_of({"light": LEAK, "std": LEAK, "enh": LEAK})
     ex = run(ladder, policy(output=["pii"], on_violation=["upgrade", "block"]), tier="enh")
-    assert len(ex.attempts) == 1 and ex.enforcement is not None and ex.enforcement.outcome == "block"
+    assert len(ex.attempts) == 1
+    assert ex.enforcement is not None
+    assert ex.enforcement.outcome == "block"
 
 
 def test_max_upgrades_bounds_guard_upgrades_too():
@@ -109,16 +129,20 @@ def test_max_upgrades_bounds_guard_upgrades_too():
     config = PolicyConfig(max_upgrades=1, guard=GuardConfig.from_dict({"output": ["pii"],
                                                                       "on_violation": ["upgrade", "upgrade", "block"]}))
     ex = run(ladder, config)
-    assert [a.tier for a in ex.attempts] == ["light", "std"] and ex.enforcement.outcome == "block"
+    assert [a.tier for a in ex.attempts] == ["light", "std"]
+    assert ex.enforcement.outcome == "block"
 
 
 def test_input_guardians_block_before_any_generation():
-    ladder, backends = ladder_of({t: CLEAN for t in ("light", "std", "enh")})
+    ladder, backends = ladder_of(dict.fromkeys(("light", "std", "enh"), CLEAN))
     ex = run(ladder, policy(input=["pii"]), prompt=f"Please e-mail {LEAK}")
-    assert ex.attempts == () and ex.enforcement is not None and ex.enforcement.outcome == "input_block"
+    assert ex.attempts == ()
+    assert ex.enforcement is not None
+    assert ex.enforcement.outcome == "input_block"
     assert not any(b.requests for b in backends.values())
     ex = run(ladder, policy(input=["pii"]), prompt="What is the capital of France?")
-    assert ex.text == CLEAN and ex.enforcement.outcome == "pass"
+    assert ex.text == CLEAN
+    assert ex.enforcement.outcome == "pass"
 
 
 def test_parallel_mode_cancels_the_speculative_repair_when_the_answer_passes():
@@ -128,9 +152,14 @@ def test_parallel_mode_cancels_the_speculative_repair_when_the_answer_passes():
                                  sleep=True, ms_per_token=20.0)
     ex = run(ladder, policy(output=["pii"], mode="parallel"))
     enf = ex.enforcement
-    assert ex.text == CLEAN and enf is not None and enf.outcome == "pass"
-    assert enf.cancelled == 1 and len(enf.calls) == 1 and enf.calls[0].kind == "speculative"
-    assert enf.calls[0].check_reason == "cancelled" and enf.wasted_tokens == enf.calls[0].completion_tokens < 40
+    assert ex.text == CLEAN
+    assert enf is not None
+    assert enf.outcome == "pass"
+    assert enf.cancelled == 1
+    assert len(enf.calls) == 1
+    assert enf.calls[0].kind == "speculative"
+    assert enf.calls[0].check_reason == "cancelled"
+    assert enf.wasted_tokens == enf.calls[0].completion_tokens < 40
     assert enf.calls[0].cost_ms > 0
     assert len(backends["light"].requests) == 2  # the answer and the speculative repair
 
@@ -141,7 +170,8 @@ def test_parallel_mode_uses_the_speculative_repair_when_the_answer_fails():
     parallel = run(ladder, policy(output=["pii"], mode="parallel"))
     assert parallel.text == blocking.text == CLEAN
     assert [a.kind for a in parallel.attempts] == [a.kind for a in blocking.attempts] == ["initial", "repair"]
-    assert parallel.enforcement.cancelled == 0 and parallel.enforcement.steps == ("repair",)
+    assert parallel.enforcement.cancelled == 0
+    assert parallel.enforcement.steps == ("repair",)
     # the speculative repair sent exactly the request blocking mode sent
     sent = backends["light"].requests
     assert sent[1].messages == sent[3].messages
@@ -152,7 +182,9 @@ def test_parallel_input_check_cancels_the_answer_of_a_flagged_request():
                           ms_per_token=20.0)
     ex = run(ladder, policy(input=["pii"], mode="parallel"), prompt=f"Please e-mail {LEAK}")
     enf = ex.enforcement
-    assert enf.outcome == "input_block" and enf.cancelled == 1 and ex.attempts == ()
+    assert enf.outcome == "input_block"
+    assert enf.cancelled == 1
+    assert ex.attempts == ()
 
 
 def test_judge_flags_at_its_threshold_and_its_call_is_a_side_call():
@@ -160,9 +192,12 @@ def test_judge_flags_at_its_threshold_and_its_call_is_a_side_call():
         ladder, _ = ladder_of({t: reply_by_turn(CLEAN, CLEAN, judge_risk=risk) for t in ("light", "std", "enh")})
         ex = run(ladder, policy(output=["judge"], judge_threshold=threshold, on_violation=["deliver"]))
         check = ex.enforcement.checks[0]
-        assert check.violated is flagged and check.score == pytest.approx(risk / 9)
+        assert check.violated is flagged
+        assert check.score == pytest.approx(risk / 9)
         call = ex.enforcement.calls[0]
-        assert call.kind == "judge" and call.tier == "light" and call.cost_ms > 0
+        assert call.kind == "judge"
+        assert call.tier == "light"
+        assert call.cost_ms > 0
 
 
 def test_judge_cost_is_part_of_the_event_cost():
@@ -178,12 +213,16 @@ def test_judge_cost_is_part_of_the_event_cost():
 def test_an_unreadable_judge_answer_fails_closed():
     ladder, _ = ladder_of({t: reply_by_turn(CLEAN, CLEAN, judge_risk=None) for t in ("light", "std", "enh")})
     ex = run(ladder, policy(output=["judge"], on_violation=["block"]))
-    assert ex.enforcement.outcome == "block" and "no risk" in ex.enforcement.checks[0].error
+    assert ex.enforcement.outcome == "block"
+    assert "no risk" in ex.enforcement.checks[0].error
 
 
 def test_parse_risk():
-    assert parse_risk('{"risk": 7}') == 7 and parse_risk("risk 3 of 9") == 3 and parse_risk("none") is None
-    assert parse_risk('{"risk": 12}') is None and parse_risk('{"risk": true}') is None
+    assert parse_risk('{"risk": 7}') == 7
+    assert parse_risk("risk 3 of 9") == 3
+    assert parse_risk("none") is None
+    assert parse_risk('{"risk": 12}') is None
+    assert parse_risk('{"risk": true}') is None
 
 
 def test_json_decoding_overrides_the_tier_for_json_tasks():
@@ -212,10 +251,11 @@ def test_cancellation_of_a_scripted_call_reports_the_tokens_generated():
     started = time.perf_counter()
     with pytest.raises(BackendCancelled) as info:
         backend.complete(CompletionRequest(messages=(), max_tokens=64, cancel=cancel))
-    assert time.perf_counter() - started < 0.4 and 0 < info.value.completion_tokens < 50
+    assert time.perf_counter() - started < 0.4
+    assert 0 < info.value.completion_tokens < 50
 
 
-@pytest.mark.parametrize("guard, message", [
+@pytest.mark.parametrize(("guard", "message"), [
     ({"output": ["pi"]}, "unknown guardian"),
     ({"output": "pii", "on_violation": ["block", "repair"]}, "exactly one terminal"),
     ({"on_violation": []}, "ending in one of"),
@@ -227,7 +267,8 @@ def test_cancellation_of_a_scripted_call_reports_the_tokens_generated():
 def test_bad_guard_settings_name_the_arm_and_field(guard, message):
     with pytest.raises(SpecError) as info:
         spec_from_dict({"name": "x", "arms": {"g": {"guard": guard}}, "tiers": {"light": {}, "std": {}, "enh": {}}})
-    assert message in str(info.value) and "arms.g" in str(info.value)
+    assert message in str(info.value)
+    assert "arms.g" in str(info.value)
 
 
 def test_claims_are_checked_for_shape():
