@@ -312,7 +312,7 @@ def _identical_routing(point: _Point, ref: _Point, arm: str) -> str:
         return ""  # something besides the arm's policy differs: the runs differ whatever the routes
     # run.json keeps the resolved spec as plain data: the arm's PolicyConfig fields and the prompt selection
     try:
-        config, config_ref = PolicyConfig(**arms[arm]), PolicyConfig(**arms_ref[arm])
+        config, config_ref = PolicyConfig.from_dict(arms[arm]), PolicyConfig.from_dict(arms_ref[arm])
         prompts: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v
                                    for k, v in (raw.get("prompts") or {}).items()}
         selection = PromptSelection(**prompts)
